@@ -1,0 +1,37 @@
+# The two commands of the quickstart: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test check schema bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Serve http://127.0.0.1:8000/graphql, seeding the demo legacy databases when they are missing.
+run: $(STAMP)
+	HUB_DEMO=1 $(BIN)/hub run --demo
+
+## The whole test suite (SQLite always; PostgreSQL where a server answers).
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+## Lint, the committed schema against the code, and the contract.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hub export-schema | diff -u schema.graphql -
+	$(BIN)/python ../shared/tools/check_contract.py schema.graphql --roots Query
+
+schema: $(STAMP)
+	$(BIN)/hub export-schema > schema.graphql
+
+bench: $(STAMP)
+	$(BIN)/python bench/read_graph.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,46 @@
+"""The BEIJING PASS adapter: benefit payments on a person's cards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters.base import Group, SourceDataInvalid, SqlSource, fetch_all, paged_per_group, pages_from_rows
+from adapters.beijing_pass import mapping
+from adapters.beijing_pass.tables import BJT_DY, BJT_FF, metadata
+from adapters.records import Agency, BenefitPayment, Page
+
+
+class BeijingPass(SqlSource):
+    agency = Agency.BEIJING_PASS
+    metadata = metadata
+
+    async def payments_by_person(
+        self, groups: Sequence[Group], first: int, after: tuple[Any, ...] | None
+    ) -> list[Page[BenefitPayment | SourceDataInvalid]]:
+        """A page of the payments on each person's cards, newest first."""
+        statement, count = paged_per_group(
+            [BJT_FF, BJT_DY.c.DYMC],
+            BJT_FF.c.KH,
+            groups,
+            [BJT_FF.c.FFRQ, BJT_FF.c.DYDM, BJT_FF.c.KH],
+            first,
+            after,
+            source=BJT_FF.join(BJT_DY, BJT_DY.c.DYDM == BJT_FF.c.DYDM, isouter=True),
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return pages_from_rows(
+            count,
+            first,
+            rows,
+            lambda r: self.map_one(f"{r.KH}/{r.DYDM}/{r.FFRQ}", r, mapping.payment),
+            lambda r: (r.FFRQ, r.DYDM, r.KH),
+        )
+
+    async def card_numbers_with_payments(self) -> list[str]:
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(BJT_FF.c.KH).distinct().order_by(BJT_FF.c.KH))
+        return [r.KH.strip() for r in rows]

@@ -1,0 +1,81 @@
+"""The social-security-card service adapter: physical cards and electronic cards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import case, select
+
+from adapters.base import (
+    Group,
+    RecordList,
+    SourceDataInvalid,
+    SqlSource,
+    answer_by_key,
+    by_group,
+    fetch_all,
+    group_index,
+)
+from adapters.card_service import mapping
+from adapters.card_service.tables import SBK_DZK, SBK_KXX, metadata
+from adapters.records import Agency, ElectronicCard, SocialSecurityCard
+
+
+@dataclass(frozen=True, slots=True)
+class CardKeys:
+    """What identity linking reads of a card or e-card."""
+
+    record_type: str
+    key: str
+    social_security_number: str
+    work_permit_number: str | None
+
+
+def _precedence(column: object, order: tuple[str, ...]) -> object:
+    return case({value: rank for rank, value in enumerate(order)}, value=column, else_=len(order))
+
+
+class CardService(SqlSource):
+    agency = Agency.CARD_SERVICE
+    metadata = metadata
+
+    async def cards_by_person(self, groups: Sequence[Group]) -> list[RecordList[SocialSecurityCard]]:
+        """Each person's cards, the current one first (in use, pending, lost, cancelled; newest issue first)."""
+        group, keys = group_index(SBK_KXX.c.SHBZHM, groups)
+        statement = (
+            select(SBK_KXX, group.label("grp"))
+            .where(SBK_KXX.c.SHBZHM.in_(keys))
+            .order_by(_precedence(SBK_KXX.c.KZT, mapping.CARD_STATUS_PRECEDENCE), SBK_KXX.c.FKRQ.desc())
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return by_group(len(groups), ((r.grp, self.map_one(r.KH, r, mapping.card)) for r in rows))
+
+    async def electronic_cards_by_person(self, groups: Sequence[Group]) -> list[RecordList[ElectronicCard]]:
+        """Each person's e-cards, the current one first (signed, unsigned, revoked; newest signing first)."""
+        group, keys = group_index(SBK_DZK.c.SHBZHM, groups)
+        statement = (
+            select(SBK_DZK, group.label("grp"))
+            .where(SBK_DZK.c.SHBZHM.in_(keys))
+            .order_by(_precedence(SBK_DZK.c.QFZT, mapping.ELECTRONIC_STATUS_PRECEDENCE), SBK_DZK.c.QFSJ.desc())
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return by_group(len(groups), ((r.grp, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows))
+
+    async def electronic_cards_by_id(self, ids: Sequence[str]) -> list[ElectronicCard | SourceDataInvalid | None]:
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(SBK_DZK).where(SBK_DZK.c.DZKID.in_(list(ids))))
+        return answer_by_key(ids, ((r.DZKID, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows))
+
+    async def all_card_keys(self) -> list[CardKeys]:
+        """Every card and e-card with the numbers that link it to a person."""
+        async with self.connect() as conn:
+            cards = await fetch_all(conn, select(SBK_KXX.c.KH, SBK_KXX.c.SHBZHM).order_by(SBK_KXX.c.KH))
+            ecards = await fetch_all(
+                conn, select(SBK_DZK.c.DZKID, SBK_DZK.c.SHBZHM, SBK_DZK.c.XKZH).order_by(SBK_DZK.c.DZKID)
+            )
+        return [CardKeys("SBK_KXX", r.KH.strip(), r.SHBZHM.strip(), None) for r in cards] + [
+            CardKeys("SBK_DZK", r.DZKID.strip(), r.SHBZHM.strip(), (r.XKZH or "").strip() or None) for r in ecards
+        ]

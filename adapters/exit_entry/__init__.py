@@ -1,0 +1,106 @@
+"""The exit-entry administration adapter: travellers, visas, entries, residence permits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, case, select
+
+from adapters.base import (
+    Group,
+    RecordList,
+    SourceDataInvalid,
+    SqlSource,
+    by_group,
+    fetch_all,
+    group_index,
+    paged_per_group,
+    pages_from_rows,
+    split_mapped,
+)
+from adapters.exit_entry import mapping
+from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ, CRJ_RY, metadata
+from adapters.records import Agency, Entry, Page, ResidencePermit, Traveller, Visa
+
+
+@dataclass(frozen=True, slots=True)
+class TravellerDocuments:
+    """What identity linking reads beside a traveller: letters on visas, residence permits."""
+
+    traveller_key: str
+    notification_letters: tuple[str, ...]
+    residence_permits: tuple[str, ...]
+
+
+class ExitEntry(SqlSource):
+    agency = Agency.EXIT_ENTRY
+    metadata = metadata
+
+    async def visas_by_person(self, groups: Sequence[Group]) -> list[RecordList[Visa]]:
+        """Each person's visas, newest first."""
+        group, keys = group_index(CRJ_QZ.c.RYBH, groups)
+        statement = (
+            select(CRJ_QZ, group.label("grp"))
+            .where(CRJ_QZ.c.RYBH.in_(keys))
+            .order_by(CRJ_QZ.c.QFRQ.desc(), CRJ_QZ.c.QZH.desc())
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return by_group(len(groups), ((r.grp, self.map_one(r.QZH, r, mapping.visa)) for r in rows))
+
+    async def entries_by_person(
+        self, groups: Sequence[Group], first: int, after: tuple[Any, ...] | None
+    ) -> list[Page[Entry | SourceDataInvalid]]:
+        """A page of each person's entries, newest first."""
+        statement, count = paged_per_group(
+            [CRJ_RJ], CRJ_RJ.c.RYBH, groups, [CRJ_RJ.c.RJRQ, CRJ_RJ.c.KA, CRJ_RJ.c.RYBH], first, after
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return pages_from_rows(
+            count,
+            first,
+            rows,
+            lambda r: self.map_one(f"{r.RYBH}/{r.RJRQ}/{r.KA}", r, mapping.entry),
+            lambda r: (r.RJRQ, r.KA, r.RYBH),
+        )
+
+    async def residence_permits_by_person(
+        self, groups: Sequence[Group], today: date
+    ) -> list[RecordList[ResidencePermit]]:
+        """Each person's residence permits, the current one first: in force with the latest end, else the latest."""
+        group, keys = group_index(CRJ_JLXK.c.RYBH, groups)
+        in_force = and_(CRJ_JLXK.c.ZT == mapping.IN_FORCE, CRJ_JLXK.c.YXQZ >= mapping.slash_date(today))
+        statement = (
+            select(CRJ_JLXK, group.label("grp"))
+            .where(CRJ_JLXK.c.RYBH.in_(keys))
+            .order_by(case((in_force, 0), else_=1), CRJ_JLXK.c.YXQZ.desc(), CRJ_JLXK.c.JLXKZH.desc())
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return by_group(
+            len(groups),
+            ((r.grp, self.map_one(r.JLXKZH, r, lambda row: mapping.residence_permit(row, today))) for r in rows),
+        )
+
+    async def all_travellers(self) -> tuple[list[Traveller], list[SourceDataInvalid]]:
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(CRJ_RY).order_by(CRJ_RY.c.RYBH))
+        return split_mapped(self.map_one(r.RYBH, r, mapping.traveller) for r in rows)
+
+    async def all_traveller_documents(self) -> list[TravellerDocuments]:
+        async with self.connect() as conn:
+            visas = await fetch_all(conn, select(CRJ_QZ.c.RYBH, CRJ_QZ.c.TZSBH).order_by(CRJ_QZ.c.QZH))
+            permits = await fetch_all(conn, select(CRJ_JLXK.c.RYBH, CRJ_JLXK.c.JLXKZH).order_by(CRJ_JLXK.c.JLXKZH))
+        letters: dict[str, list[str]] = {}
+        residence: dict[str, list[str]] = {}
+        for row in visas:
+            if (row.TZSBH or "").strip():
+                letters.setdefault(row.RYBH.strip(), []).append(row.TZSBH.strip())
+        for row in permits:
+            residence.setdefault(row.RYBH.strip(), []).append(row.JLXKZH.strip())
+        keys = sorted(set(letters) | set(residence))
+        return [TravellerDocuments(k, tuple(letters.get(k, ())), tuple(residence.get(k, ()))) for k in keys]

@@ -1,0 +1,89 @@
+"""The social insurance agency adapter: insured persons, participations, employers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from adapters.base import (
+    Group,
+    RecordList,
+    SourceDataInvalid,
+    SqlSource,
+    answer_by_key,
+    by_group,
+    fetch_all,
+    first_of_group,
+    group_index,
+    split_mapped,
+)
+from adapters.records import Agency, Employer, InsuranceParticipation, InsuredPerson
+from adapters.social_insurance import mapping
+from adapters.social_insurance.tables import AB01, AC01, AC02, metadata
+
+
+class SocialInsurance(SqlSource):
+    agency = Agency.SOCIAL_INSURANCE
+    metadata = metadata
+
+    async def insured_by_person(self, groups: Sequence[Group]) -> list[InsuredPerson | SourceDataInvalid | None]:
+        """Each person's insured-person record (the newest where there are several)."""
+        group, keys = group_index(AC01.c.AAC001, groups, as_int=True)
+        statement = select(AC01, group.label("grp")).where(AC01.c.AAC001.in_(keys)).order_by(AC01.c.AAC001.desc())
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return first_of_group(len(groups), ((r.grp, self.map_one(r.AAC001, r, mapping.insured_person)) for r in rows))
+
+    async def participations_by_person(self, groups: Sequence[Group]) -> list[RecordList[InsuranceParticipation]]:
+        """Valid participation rows (AAE100 = 1) with their employer, newest first."""
+        group, keys = group_index(AC02.c.AAC001, groups, as_int=True)
+        statement = (
+            select(AC02, AB01.c.AAB004, AB01.c.AAB998, group.label("grp"))
+            .join(AB01, AB01.c.AAB001 == AC02.c.AAB001, isouter=True)
+            .where(and_(AC02.c.AAC001.in_(keys), AC02.c.AAE100 == mapping.VALID_ROW))
+            .order_by(AC02.c.AAE030.desc(), AC02.c.AAE140)
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+
+        def pair(row: Any) -> tuple[int, InsuranceParticipation | SourceDataInvalid]:
+            key = f"{row.AAC001}/{row.AAE140}/{row.AAE030}"
+            return row.grp, self.map_one(key, row, lambda r: mapping.participation(r, key))
+
+        return by_group(len(groups), (pair(r) for r in rows))
+
+    async def employers_by_credit_code(self, credit_codes: Sequence[str]) -> list[Employer | None]:
+        statement = select(AB01).where(AB01.c.AAB998.in_(list(credit_codes))).order_by(AB01.c.AAB001)
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return answer_by_key(credit_codes, ((r.AAB998, mapping.employer(r)) for r in rows))
+
+    async def insured_keys(self) -> list[str]:
+        """AAC001 of everyone with at least one valid, paying participation (evaluated here, in SQL)."""
+        statement = (
+            select(AC02.c.AAC001)
+            .where(and_(AC02.c.AAE100 == mapping.VALID_ROW, AC02.c.AAC008 == mapping.PAYING))
+            .distinct()
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return [str(r.AAC001) for r in rows]
+
+    async def insured_keys_of_employer(self, credit_code: str) -> list[str]:
+        """AAC001 of everyone with a valid participation at the employer."""
+        statement = (
+            select(AC02.c.AAC001)
+            .join(AB01, AB01.c.AAB001 == AC02.c.AAB001)
+            .where(and_(AC02.c.AAE100 == mapping.VALID_ROW, AB01.c.AAB998 == credit_code))
+            .distinct()
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return [str(r.AAC001) for r in rows]
+
+    async def all_insured(self) -> tuple[list[InsuredPerson], list[SourceDataInvalid]]:
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(AC01).order_by(AC01.c.AAC001))
+        return split_mapped(self.map_one(r.AAC001, r, mapping.insured_person) for r in rows)

@@ -1,0 +1,332 @@
+"""The work-permit system adapter: applicants, permit periods, business records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_
+from sqlalchemy.sql import Subquery
+
+from adapters.base import (
+    Group,
+    RecordList,
+    SourceDataInvalid,
+    SqlSource,
+    UnmappableValue,
+    answer_by_key,
+    blank_to_none,
+    by_group,
+    code,
+    fetch_all,
+    first_of_group,
+    group_by_key,
+    group_index,
+    paged_per_group,
+    pages_from_rows,
+    parse_compact_date,
+    required,
+    split_mapped,
+)
+from adapters.records import (
+    Agency,
+    Applicant,
+    Employer,
+    Page,
+    PassportPeriod,
+    PermitEvent,
+    TalentCategory,
+    WorkPermit,
+    WorkPermitStatus,
+)
+from adapters.work_permit import mapping
+from adapters.work_permit.tables import WP_HZLS, WP_SQR, WP_XKZ, WP_YWJL, metadata
+
+
+@dataclass(frozen=True, slots=True)
+class PermitCriteria:
+    """Filters on a person's current permit period, evaluated in this system's SQL."""
+
+    status: WorkPermitStatus | None = None
+    category: TalentCategory | None = None
+    employer_credit_code: str | None = None
+    work_district: str | None = None
+
+    def __bool__(self) -> bool:
+        return any(v is not None for v in (self.status, self.category, self.employer_credit_code, self.work_district))
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentPermitSummary:
+    """What the person index keeps of a current period (for statistics)."""
+
+    applicant_key: str
+    category: TalentCategory | None
+    raw_status: WorkPermitStatus | None
+    valid_to: date | None
+    work_district: str | None
+    employer_credit_code: str | None
+
+
+def _current_periods(
+    partition: ColumnElement[Any], where: ColumnElement[bool] | None = None, extra: Sequence[Any] = ()
+) -> Subquery:
+    """Periods ranked by DOMAIN.md's rule: the latest YXQQ not cancelled or rejected, else the
+    latest period; ties by highest XKID. Rank 1 is the current one."""
+    rank = func.row_number().over(
+        partition_by=partition,
+        order_by=(
+            case((WP_XKZ.c.ZT.in_(mapping.ENDED_CODES), 1), else_=0),
+            WP_XKZ.c.YXQQ.desc(),
+            WP_XKZ.c.XKID.desc(),
+        ),
+    )
+    statement = select(WP_XKZ, rank.label("rank"), *extra)
+    if where is not None:
+        statement = statement.where(where)
+    return statement.subquery("periods")
+
+
+def _status_condition(periods: Subquery, status: WorkPermitStatus, today: date) -> ColumnElement[bool]:
+    zt, valid_to = periods.c.ZT, periods.c.YXQZ
+    today_text = mapping.compact_date(today)
+    if status is WorkPermitStatus.VALID:
+        return and_(zt == "30", or_(valid_to == "", valid_to >= today_text))
+    if status is WorkPermitStatus.EXPIRED:
+        return or_(zt == "50", and_(zt == "30", valid_to != "", valid_to < today_text))
+    return zt == mapping.STATUS_CODE[status]
+
+
+class WorkPermitSystem(SqlSource):
+    agency = Agency.WORK_PERMIT_SYSTEM
+    metadata = metadata
+
+    def _permit(self, row: Any, today: date) -> WorkPermit | SourceDataInvalid:
+        return self.map_one(row.XKID, row, lambda r: mapping.work_permit(r, today))
+
+    async def permits_by_applicant(self, groups: Sequence[Group], today: date) -> list[RecordList[WorkPermit]]:
+        """Every period of each person's applicant records, newest first."""
+        group, keys = group_index(WP_XKZ.c.SQRID, groups, as_int=True)
+        statement = (
+            select(WP_XKZ, group.label("grp")).where(WP_XKZ.c.SQRID.in_(keys)).order_by(WP_XKZ.c.XKID.desc())
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return by_group(len(groups), ((r.grp, self._permit(r, today)) for r in rows))
+
+    async def current_permit_by_applicant(
+        self, groups: Sequence[Group], today: date
+    ) -> list[WorkPermit | SourceDataInvalid | None]:
+        """Each person's current period (DOMAIN.md's rule, decided in SQL)."""
+        group, keys = group_index(WP_XKZ.c.SQRID, groups, as_int=True)
+        periods = _current_periods(group, WP_XKZ.c.SQRID.in_(keys), extra=[group.label("grp")])
+        statement = select(periods).where(periods.c.rank == 1)
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return first_of_group(len(groups), ((r.grp, self._permit(r, today)) for r in rows))
+
+    async def current_permit_by_number(
+        self, numbers: Sequence[str], today: date
+    ) -> list[WorkPermit | SourceDataInvalid | None]:
+        periods = _current_periods(WP_XKZ.c.XKZH, WP_XKZ.c.XKZH.in_(list(numbers)))
+        statement = select(periods).where(periods.c.rank == 1)
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return answer_by_key(numbers, ((r.XKZH, self._permit(r, today)) for r in rows))
+
+    async def current_permit_by_letter(
+        self, letter_numbers: Sequence[str], today: date
+    ) -> list[WorkPermit | SourceDataInvalid | None]:
+        """The period a Notification Letter was issued for."""
+        statement = select(WP_XKZ).where(WP_XKZ.c.TZSBH.in_(list(letter_numbers)))
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return answer_by_key(letter_numbers, ((r.TZSBH, self._permit(r, today)) for r in rows))
+
+    async def permits_by_id(self, permit_keys: Sequence[str], today: date) -> list[WorkPermit | SourceDataInvalid | None]:
+        ids = [int(k) for k in permit_keys if k.isdigit()]
+        statement = select(WP_XKZ).where(WP_XKZ.c.XKID.in_(ids))
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        return answer_by_key(permit_keys, ((str(r.XKID), self._permit(r, today)) for r in rows))
+
+    async def events_by_permit(self, permit_keys: Sequence[str]) -> list[RecordList[PermitEvent]]:
+        """The business records of each period, oldest first."""
+        ids = [int(k) for k in permit_keys]
+        statement = (
+            select(WP_YWJL).where(WP_YWJL.c.XKID.in_(ids)).order_by(WP_YWJL.c.XKID, WP_YWJL.c.SQRQ, WP_YWJL.c.BJRQ)
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+
+        def pair(row: Any) -> tuple[str, PermitEvent | SourceDataInvalid]:
+            key = f"{row.XKID}/{row.YWLX}/{row.SQRQ}"
+            return str(row.XKID), self.map_one(key, row, lambda r: mapping.permit_event(r, key))
+
+        return group_by_key(permit_keys, (pair(r) for r in rows))
+
+    async def employers_by_credit_code(self, credit_codes: Sequence[str]) -> list[Employer | None]:
+        """The employer as its newest permit period names it."""
+        ranked = (
+            select(
+                WP_XKZ.c.TYSHXYDM,
+                WP_XKZ.c.DWMC,
+                func.row_number()
+                .over(partition_by=WP_XKZ.c.TYSHXYDM, order_by=WP_XKZ.c.XKID.desc())
+                .label("rank"),
+            )
+            .where(WP_XKZ.c.TYSHXYDM.in_(list(credit_codes)))
+            .subquery()
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(ranked).where(ranked.c.rank == 1))
+        return answer_by_key(
+            credit_codes, ((r.TYSHXYDM, mapping.employer(r.TYSHXYDM, r.DWMC, r.TYSHXYDM)) for r in rows)
+        )
+
+    async def permits_of_employers(
+        self, credit_codes: Sequence[str], first: int, after: tuple[Any, ...] | None, today: date
+    ) -> list[Page[WorkPermit | SourceDataInvalid]]:
+        """A page of every period naming each employer, newest first, with each total."""
+        groups = [(credit_code,) for credit_code in credit_codes]
+        statement, count = paged_per_group([WP_XKZ], WP_XKZ.c.TYSHXYDM, groups, [WP_XKZ.c.XKID], first, after)
+        totals_statement = (
+            select(WP_XKZ.c.TYSHXYDM, func.count().label("n"))
+            .where(WP_XKZ.c.TYSHXYDM.in_(list(credit_codes)))
+            .group_by(WP_XKZ.c.TYSHXYDM)
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+            totals = {r.TYSHXYDM: r.n for r in await fetch_all(conn, totals_statement)}
+        pages = pages_from_rows(count, first, rows, lambda r: self._permit(r, today), lambda r: (r.XKID,))
+        return [
+            Page(page.items, page.positions, page.has_next, totals.get(credit_code, 0))
+            for page, credit_code in zip(pages, credit_codes, strict=True)
+        ]
+
+    async def expiring_permits(
+        self, today: date, until: date, first: int, after: tuple[Any, ...] | None
+    ) -> Page[WorkPermit | SourceDataInvalid]:
+        """Current periods, valid, ending from today to `until` inclusive; by end date, then number."""
+        periods = _current_periods(WP_XKZ.c.XKZH)
+        where = and_(
+            periods.c.rank == 1,
+            periods.c.ZT == "30",
+            periods.c.YXQZ >= mapping.compact_date(today),
+            periods.c.YXQZ <= mapping.compact_date(until),
+        )
+        statement = select(periods).where(where)
+        if after is not None:
+            statement = statement.where(tuple_(periods.c.YXQZ, periods.c.XKZH) > tuple_(str(after[0]), str(after[1])))
+        statement = statement.order_by(periods.c.YXQZ, periods.c.XKZH).limit(first + 1)
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+            total = (await conn.execute(select(func.count()).select_from(periods).where(where))).scalar_one()
+        return Page(
+            items=[self._permit(r, today) for r in rows[:first]],
+            positions=[(r.YXQZ, r.XKZH) for r in rows[:first]],
+            has_next=len(rows) > first,
+            total=total,
+        )
+
+    async def applicant_keys_matching(self, criteria: PermitCriteria, today: date) -> list[str]:
+        """SQRIDs whose current period meets every criterion (evaluated here, in SQL)."""
+        periods = _current_periods(WP_XKZ.c.SQRID)
+        conditions: list[ColumnElement[bool]] = [periods.c.rank == 1]
+        if criteria.status is not None:
+            conditions.append(_status_condition(periods, criteria.status, today))
+        if criteria.category is not None:
+            conditions.append(periods.c.RCLB == criteria.category.value)
+        if criteria.employer_credit_code is not None:
+            conditions.append(periods.c.TYSHXYDM == criteria.employer_credit_code)
+        if criteria.work_district is not None:
+            conditions.append(periods.c.GZDD == criteria.work_district)
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(periods.c.SQRID).where(and_(*conditions)))
+        return [str(r.SQRID) for r in rows]
+
+    async def current_permit_summaries(self) -> list[CurrentPermitSummary]:
+        """Every applicant's current period, for the hub's person index."""
+        periods = _current_periods(WP_XKZ.c.SQRID)
+        statement = select(
+            periods.c.SQRID, periods.c.RCLB, periods.c.ZT, periods.c.YXQZ, periods.c.GZDD, periods.c.TYSHXYDM
+        ).where(periods.c.rank == 1)
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        summaries = []
+        for row in rows:
+            try:
+                valid_to = parse_compact_date(row.YXQZ, "YXQZ")
+                status = code(mapping.STATUS, row.ZT, "ZT")
+                category = code(mapping.CATEGORY, row.RCLB, "RCLB")
+            except UnmappableValue:
+                valid_to, status, category = None, None, None
+            summaries.append(
+                CurrentPermitSummary(
+                    applicant_key=str(row.SQRID),
+                    category=category,
+                    raw_status=status,
+                    valid_to=valid_to,
+                    work_district=blank_to_none(row.GZDD),
+                    employer_credit_code=blank_to_none(row.TYSHXYDM),
+                )
+            )
+        return summaries
+
+    async def all_applicants(self) -> tuple[list[Applicant], list[SourceDataInvalid]]:
+        """Every applicant with passports, permit numbers and letters: what identity linking reads."""
+        async with self.connect() as conn:
+            applicants = await fetch_all(conn, select(WP_SQR).order_by(WP_SQR.c.SQRID))
+            passports = await fetch_all(conn, select(WP_HZLS).order_by(WP_HZLS.c.SQRID, WP_HZLS.c.QSRQ))
+            permits = await fetch_all(
+                conn, select(WP_XKZ.c.SQRID, WP_XKZ.c.XKZH, WP_XKZ.c.TZSBH).order_by(WP_XKZ.c.XKID)
+            )
+        history: dict[int, list[Any]] = {}
+        for row in passports:
+            history.setdefault(row.SQRID, []).append(row)
+        numbers: dict[int, dict[str, None]] = {}
+        letters: dict[int, dict[str, None]] = {}
+        for row in permits:
+            numbers.setdefault(row.SQRID, {})[row.XKZH.strip()] = None
+            if blank_to_none(row.TZSBH):
+                letters.setdefault(row.SQRID, {})[row.TZSBH.strip()] = None
+        return split_mapped(
+            self.map_one(
+                row.SQRID,
+                row,
+                lambda r: _applicant(
+                    r, history.get(r.SQRID, []), list(numbers.get(r.SQRID, {})), list(letters.get(r.SQRID, {}))
+                ),
+            )
+            for row in applicants
+        )
+
+
+def _applicant(row: Any, history: list[Any], permit_numbers: list[str], letters: list[str]) -> Applicant:
+    nationality = mapping.nationality(row.GJ)
+    current_number = required(blank_to_none(row.HZHM), "HZHM")
+    passports = [
+        PassportPeriod(
+            number=p.HZHM.strip(),
+            nationality=nationality,
+            valid_from=parse_compact_date(p.QSRQ, "QSRQ"),
+            valid_to=parse_compact_date(p.ZZRQ, "ZZRQ"),
+            current=p.HZHM.strip() == current_number,
+        )
+        for p in history
+    ]
+    if not any(p.current for p in passports):
+        passports.append(PassportPeriod(current_number, nationality, None, None, True))
+    return Applicant(
+        key=str(row.SQRID),
+        name_upper=required(blank_to_none(row.XM), "XM"),
+        sex=code(mapping.SEX, row.XB, "XB"),
+        birth_date=required(parse_compact_date(row.CSRQ, "CSRQ"), "CSRQ"),
+        nationality=nationality,
+        passport_number=current_number,
+        passports=tuple(passports),
+        permit_numbers=tuple(permit_numbers),
+        notification_letters=tuple(letters),
+    )

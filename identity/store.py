@@ -1,0 +1,484 @@
+"""Reads and writes of the hub's own store (see identity/tables.py for what it holds)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy import update as sql_update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import SQLModel
+
+from adapters.base import Group, open_engine
+from adapters.records import Agency, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
+from identity.tables import (
+    HubPerson,
+    IdentityLink,
+    LinkRun,
+    Notification,
+    PersonIdentifier,
+    PersonIndexRow,
+    PersonPassport,
+)
+
+PERSON = HubPerson.__table__  # type: ignore[attr-defined]
+PASSPORT = PersonPassport.__table__  # type: ignore[attr-defined]
+LINK = IdentityLink.__table__  # type: ignore[attr-defined]
+IDENTIFIER = PersonIdentifier.__table__  # type: ignore[attr-defined]
+INDEX = PersonIndexRow.__table__  # type: ignore[attr-defined]
+NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
+LINK_RUN = LinkRun.__table__  # type: ignore[attr-defined]
+
+NO_VALUE = "NONE"  # a statistics key for persons without a value in that dimension
+
+
+class IdentifierKind(str, Enum):
+    WORK_PERMIT_NUMBER = "WORK_PERMIT_NUMBER"
+    SOCIAL_SECURITY_NUMBER = "SOCIAL_SECURITY_NUMBER"
+    CARD_NUMBER = "CARD_NUMBER"
+    PASSPORT = "PASSPORT"
+    RESIDENCE_PERMIT_NUMBER = "RESIDENCE_PERMIT_NUMBER"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonCore:
+    """A person as the hub's store knows them: the identity core."""
+
+    id: int
+    surname: str
+    given_names: str | None
+    sex: Sex
+    birth_date: date
+    nationality: str
+
+
+@dataclass(frozen=True, slots=True)
+class PersonCoreRow:
+    """A person's identity core as linking writes it."""
+
+    id: int
+    surname: str
+    given_names: str | None
+    sex: str
+    birth_date: date
+    nationality: str
+    anchor_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Passport:
+    number: str
+    nationality: str
+    valid_from: date | None
+    valid_to: date | None
+    current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PersonLink:
+    agency: Agency
+    record_type: str
+    record_key: str
+    owner_key: str
+    confidence: LinkConfidence
+
+
+@dataclass(frozen=True, slots=True)
+class PersonLinks:
+    """A person's links; the owner keys per agency are what person-grouped source reads take."""
+
+    links: tuple[PersonLink, ...]
+
+    def owners(self, agency: Agency) -> Group:
+        seen: dict[str, None] = {}
+        for link in self.links:
+            if link.agency is agency and link.confidence is LinkConfidence.CONFIRMED:
+                seen[link.owner_key] = None
+        return tuple(seen)
+
+    def card_numbers(self) -> Group:
+        return tuple(
+            link.record_key
+            for link in self.links
+            if link.record_type == "SBK_KXX" and link.confidence is LinkConfidence.CONFIRMED
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationRecord:
+    key: int
+    person_id: int
+    kind: str
+    at: datetime
+    message: str
+    subject_type: str | None
+    subject_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    max_person_id: int
+    person_of_anchor: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFilter:
+    """Persons who have (or, with include=False, have not) a confirmed link of this record type
+    whose owner key is among `keys`: a source's SQL answer joined through the link table."""
+
+    record_type: str
+    keys: Sequence[str]
+    include: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticsFilter:
+    nationality: str | None = None
+    permit_status: WorkPermitStatus | None = None
+    category: str | None = None
+    employer_credit_code: str | None = None
+    work_district: str | None = None
+    insured: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticsCount:
+    keys: tuple[tuple[StatisticsDimension, str], ...]
+    count: int
+
+
+def _index_status(today: date) -> ColumnElement[Any]:
+    """The permit status as of today: a valid period past its end is EXPIRED."""
+    return case(
+        (
+            and_(INDEX.c.permit_status == WorkPermitStatus.VALID.value, INDEX.c.permit_valid_to < today),
+            WorkPermitStatus.EXPIRED.value,
+        ),
+        else_=func.coalesce(INDEX.c.permit_status, NO_VALUE),
+    )
+
+
+def _dimension(dimension: StatisticsDimension, today: date) -> ColumnElement[Any]:
+    match dimension:
+        case StatisticsDimension.NATIONALITY:
+            return INDEX.c.nationality
+        case StatisticsDimension.TALENT_CATEGORY:
+            return func.coalesce(INDEX.c.talent_category, NO_VALUE)
+        case StatisticsDimension.PERMIT_STATUS:
+            return _index_status(today)
+        case StatisticsDimension.WORK_DISTRICT:
+            return func.coalesce(INDEX.c.work_district, NO_VALUE)
+        case StatisticsDimension.EMPLOYER:
+            return func.coalesce(INDEX.c.employer_credit_code, NO_VALUE)
+        case StatisticsDimension.INSURED:
+            return case((INDEX.c.insured, "true"), else_="false")
+
+
+class HubStore:
+    """The hub's own database."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> HubStore:
+        return cls(open_engine(url))
+
+    async def create_tables(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+
+    async def drop_tables(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.drop_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # ------------------------------------------------------------ linking
+
+    async def snapshot(self) -> StoreSnapshot:
+        async with self.engine.connect() as conn:
+            max_id = (await conn.execute(select(func.coalesce(func.max(PERSON.c.id), 0)))).scalar_one()
+            anchors = (await conn.execute(select(PERSON.c.anchor_key, PERSON.c.id))).all()
+        return StoreSnapshot(max_person_id=int(max_id), person_of_anchor={a: i for a, i in anchors})
+
+    async def replace_links(
+        self,
+        *,
+        cores: list[PersonCoreRow],
+        passports: list[tuple[int, str, str, date | None, date | None, bool]],
+        links: list[tuple[int, str, str, str, str, str, str]],
+        identifiers: list[tuple[str, str, int]],
+        index: list[dict[str, object]],
+        report: tuple[int, int, int, int],
+        finished_at: datetime,
+    ) -> None:
+        """Replace everything linking derives, in one transaction; persons keep their ids."""
+        async with self.engine.begin() as conn:
+            known = {row[0] for row in (await conn.execute(select(PERSON.c.id))).all()}
+            fresh = [c for c in cores if c.id not in known]
+            existing = [c for c in cores if c.id in known]
+            for table in (INDEX, IDENTIFIER, LINK, PASSPORT):
+                await conn.execute(delete(table))
+            await _insert_many(conn, PERSON, [_core_values(c) for c in fresh])
+            if existing:
+                await conn.execute(
+                    sql_update(PERSON).where(PERSON.c.id == bindparam("b_id")).values(
+                        surname=bindparam("b_surname"),
+                        given_names=bindparam("b_given_names"),
+                        sex=bindparam("b_sex"),
+                        birth_date=bindparam("b_birth_date"),
+                        nationality=bindparam("b_nationality"),
+                    ),
+                    [{f"b_{k}": v for k, v in _core_values(c).items()} for c in existing],
+                )
+            await _insert_many(
+                conn,
+                PASSPORT,
+                [
+                    dict(zip(("person_id", "number", "nationality", "valid_from", "valid_to", "current"), p, strict=True))
+                    for p in passports
+                ],
+            )
+            await _insert_many(
+                conn,
+                LINK,
+                [
+                    dict(
+                        zip(
+                            ("person_id", "agency", "record_type", "record_key", "owner_key", "confidence", "evidence"),
+                            ln,
+                            strict=True,
+                        )
+                    )
+                    for ln in links
+                ],
+            )
+            await _insert_many(
+                conn, IDENTIFIER, [{"kind": k, "value": v, "person_id": p} for k, v, p in identifiers]
+            )
+            await _insert_many(conn, INDEX, index)
+            linked, flagged, left_alone, unmappable = report
+            await conn.execute(
+                insert(LINK_RUN).values(
+                    finished_at=finished_at, linked=linked, flagged=flagged, left_alone=left_alone, unmappable=unmappable
+                )
+            )
+
+    # ------------------------------------------------------------ reads for the graph
+
+    async def persons_by_id(self, ids: Sequence[int]) -> list[PersonCore | None]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(PERSON).where(PERSON.c.id.in_(list(ids))))).all()
+        found = {r.id: _person(r) for r in rows}
+        return [found.get(i) for i in ids]
+
+    async def passports_by_person(self, ids: Sequence[int]) -> list[list[Passport]]:
+        statement = (
+            select(PASSPORT)
+            .where(PASSPORT.c.person_id.in_(list(ids)))
+            .order_by(PASSPORT.c.person_id, PASSPORT.c.current.desc(), PASSPORT.c.valid_from.desc())
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        grouped: dict[int, list[Passport]] = {i: [] for i in ids}
+        for r in rows:
+            grouped[r.person_id].append(Passport(r.number, r.nationality, r.valid_from, r.valid_to, bool(r.current)))
+        return [grouped[i] for i in ids]
+
+    async def links_by_person(self, ids: Sequence[int]) -> list[PersonLinks]:
+        statement = select(LINK).where(LINK.c.person_id.in_(list(ids))).order_by(LINK.c.person_id, LINK.c.id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        grouped: dict[int, list[PersonLink]] = {i: [] for i in ids}
+        for r in rows:
+            grouped[r.person_id].append(
+                PersonLink(Agency(r.agency), r.record_type, r.record_key, r.owner_key, LinkConfidence(r.confidence))
+            )
+        return [PersonLinks(tuple(grouped[i])) for i in ids]
+
+    async def person_ids_by_identifier(self, keys: Sequence[tuple[str, str]]) -> list[int | None]:
+        """(kind, value) -> person id, for every `PersonLookup` identifier."""
+        values = [value for _kind, value in keys]
+        statement = select(IDENTIFIER).where(IDENTIFIER.c.value.in_(values))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        found = {(r.kind, r.value): r.person_id for r in rows}
+        return [found.get(key) for key in keys]
+
+    async def person_ids_by_owner(self, keys: Sequence[tuple[str, str]]) -> list[int | None]:
+        """(record type, owner key) of a confirmed link -> person id: who a record belongs to."""
+        owners = [owner for _type, owner in keys]
+        statement = select(LINK.c.record_type, LINK.c.owner_key, LINK.c.person_id).where(
+            and_(LINK.c.owner_key.in_(owners), LINK.c.confidence == LinkConfidence.CONFIRMED.value)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        found = {(r.record_type, r.owner_key): r.person_id for r in rows}
+        return [found.get(key) for key in keys]
+
+    async def page_persons(
+        self,
+        *,
+        nationality: str | None,
+        key_filters: Sequence[KeyFilter],
+        first: int,
+        after: int | None,
+    ) -> Page[int]:
+        """Person ids in id order after a keyset position, with the total, each source's
+        answer combined through the link table in SQL (never person by person in Python)."""
+        async with self.engine.connect() as conn:
+            conditions: list[ColumnElement[bool]] = []
+            if nationality is not None:
+                conditions.append(PERSON.c.nationality == nationality)
+            temporary: list[Table] = []
+            for number, key_filter in enumerate(key_filters):
+                keys_table = await _temporary_keys(conn, f"filter_keys_{number}", key_filter.keys)
+                temporary.append(keys_table)
+                linked = exists().where(
+                    and_(
+                        LINK.c.person_id == PERSON.c.id,
+                        LINK.c.record_type == key_filter.record_type,
+                        LINK.c.confidence == LinkConfidence.CONFIRMED.value,
+                        LINK.c.owner_key.in_(select(keys_table.c.k)),
+                    )
+                )
+                conditions.append(linked if key_filter.include else ~linked)
+            where = and_(*conditions) if conditions else None
+            statement = select(PERSON.c.id)
+            count = select(func.count()).select_from(PERSON)
+            if where is not None:
+                statement = statement.where(where)
+                count = count.where(where)
+            if after is not None:
+                statement = statement.where(PERSON.c.id > after)
+            ids = [r[0] for r in (await conn.execute(statement.order_by(PERSON.c.id).limit(first + 1))).all()]
+            total = (await conn.execute(count)).scalar_one()
+            for keys_table in temporary:
+                await conn.run_sync(lambda sync, t=keys_table: t.drop(sync))
+            await conn.rollback()
+        return Page(items=ids[:first], positions=[(i,) for i in ids[:first]], has_next=len(ids) > first, total=total)
+
+    async def statistics(
+        self, group_by: Sequence[StatisticsDimension], where: StatisticsFilter, today: date
+    ) -> list[StatisticsCount]:
+        """Persons counted by GROUP BY over the person index."""
+        dims = [_dimension(d, today).label(f"d{i}") for i, d in enumerate(group_by)]
+        statement = select(*dims, func.count().label("n")).select_from(INDEX)
+        conditions = _statistics_conditions(where, today)
+        if conditions:
+            statement = statement.where(and_(*conditions))
+        if dims:
+            statement = statement.group_by(*dims).order_by(*dims)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [
+            StatisticsCount(tuple((d, str(row[i])) for i, d in enumerate(group_by)), int(row.n))
+            for row in rows
+            if row.n > 0
+        ]
+
+    async def notifications_by_person(
+        self, ids: Sequence[int], first: int, after: int | None
+    ) -> list[Page[NotificationRecord]]:
+        ranked = (
+            select(
+                NOTIFICATION,
+                func.row_number()
+                .over(partition_by=NOTIFICATION.c.person_id, order_by=NOTIFICATION.c.id.desc())
+                .label("pos"),
+            )
+            .where(NOTIFICATION.c.person_id.in_(list(ids)))
+            .where(NOTIFICATION.c.id < after if after is not None else NOTIFICATION.c.id.isnot(None))
+            .subquery()
+        )
+        statement = select(ranked).where(ranked.c.pos <= first + 1).order_by(ranked.c.person_id, ranked.c.pos)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        grouped: dict[int, list[NotificationRecord]] = {i: [] for i in ids}
+        for r in rows:
+            grouped[r.person_id].append(_notification(r))
+        return [
+            Page(
+                items=grouped[i][:first],
+                positions=[(n.key,) for n in grouped[i][:first]],
+                has_next=len(grouped[i]) > first,
+            )
+            for i in ids
+        ]
+
+    async def notifications_by_id(self, ids: Sequence[int]) -> list[NotificationRecord | None]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(NOTIFICATION).where(NOTIFICATION.c.id.in_(list(ids))))).all()
+        found = {r.id: _notification(r) for r in rows}
+        return [found.get(i) for i in ids]
+
+
+def _statistics_conditions(where: StatisticsFilter, today: date) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if where.nationality is not None:
+        conditions.append(INDEX.c.nationality == where.nationality)
+    if where.permit_status is not None:
+        conditions.append(_index_status(today) == where.permit_status.value)
+    if where.category is not None:
+        conditions.append(INDEX.c.talent_category == where.category)
+    if where.employer_credit_code is not None:
+        conditions.append(INDEX.c.employer_credit_code == where.employer_credit_code)
+    if where.work_district is not None:
+        conditions.append(INDEX.c.work_district == where.work_district)
+    if where.insured is not None:
+        conditions.append(INDEX.c.insured == where.insured)
+    return conditions
+
+
+def _person(row: Any) -> PersonCore:
+    return PersonCore(row.id, row.surname, row.given_names, Sex(row.sex), row.birth_date, row.nationality)
+
+
+def _notification(row: Any) -> NotificationRecord:
+    return NotificationRecord(row.id, row.person_id, row.kind, row.at, row.message, row.subject_type, row.subject_key)
+
+
+def _core_values(core: PersonCoreRow) -> dict[str, object]:
+    return {
+        "id": core.id,
+        "surname": core.surname,
+        "given_names": core.given_names,
+        "sex": core.sex,
+        "birth_date": core.birth_date,
+        "nationality": core.nationality,
+        "anchor_key": core.anchor_key,
+    }
+
+
+async def _insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, object]], chunk: int = 20_000) -> None:
+    for start in range(0, len(rows), chunk):
+        await conn.execute(insert(table), rows[start : start + chunk])
+
+
+async def _temporary_keys(conn: AsyncConnection, name: str, keys: Sequence[str]) -> Table:
+    """A temporary table of keys on this connection: a source's answer, joinable in SQL."""
+    table = Table(name, MetaData(), Column("k", String, primary_key=True), prefixes=["TEMPORARY"])
+    await conn.run_sync(lambda sync: table.create(sync, checkfirst=False))
+    unique = list(dict.fromkeys(keys))
+    await _insert_many(conn, table, [{"k": k} for k in unique])
+    return table

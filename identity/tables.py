@@ -1,0 +1,105 @@
+"""The hub's own store: persons' identity cores, links to agency records, identifiers to find
+them by, and the person index that statistics count over. Refreshed by linking; person ids
+are never renumbered."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class HubPerson(SQLModel, table=True):
+    """A person's identity core, kept so the person is named even while a source is down."""
+
+    __tablename__ = "person"
+
+    id: int = Field(primary_key=True)
+    surname: str
+    given_names: str | None = None
+    sex: str
+    birth_date: date
+    nationality: str = Field(index=True)
+    # The WP_SQR record a person was created for; a person is never created twice for one.
+    anchor_key: str = Field(unique=True)
+
+
+class PersonPassport(SQLModel, table=True):
+    __tablename__ = "person_passport"
+
+    person_id: int = Field(primary_key=True, foreign_key="person.id")
+    number: str = Field(primary_key=True)
+    nationality: str = Field(primary_key=True)
+    valid_from: date | None = None
+    valid_to: date | None = None
+    current: bool = False
+
+
+class IdentityLink(SQLModel, table=True):
+    """One agency record belonging to (CONFIRMED) or resembling (WEAK) a person.
+
+    `owner_key` is the key the agency files the person's records under (SQRID, AAC001,
+    SHBZHM, RYBH, KH): what the person-grouped batch reads take."""
+
+    __tablename__ = "identity_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(index=True, foreign_key="person.id")
+    agency: str
+    record_type: str
+    record_key: str
+    owner_key: str
+    confidence: str
+    evidence: str
+
+
+class PersonIdentifier(SQLModel, table=True):
+    """Every identifier a `PersonLookup` can name, pointing at its person (confirmed links only)."""
+
+    __tablename__ = "person_identifier"
+
+    kind: str = Field(primary_key=True)
+    value: str = Field(primary_key=True)
+    person_id: int = Field(index=True, foreign_key="person.id")
+
+
+class PersonIndexRow(SQLModel, table=True):
+    """The dimensions statistics group by, per person, as linking last saw them."""
+
+    __tablename__ = "person_index"
+
+    person_id: int = Field(primary_key=True, foreign_key="person.id")
+    nationality: str
+    talent_category: str | None = None
+    permit_status: str | None = None
+    permit_valid_to: date | None = None
+    work_district: str | None = None
+    employer_credit_code: str | None = None
+    insured: bool = False
+
+
+class Notification(SQLModel, table=True):
+    """Events for a person, kept so a client can read what it missed (written by the workflows)."""
+
+    __tablename__ = "notification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(index=True, foreign_key="person.id")
+    kind: str
+    at: datetime
+    message: str
+    subject_type: str | None = None
+    subject_key: str | None = None
+
+
+class LinkRun(SQLModel, table=True):
+    """When linking last ran and what it found."""
+
+    __tablename__ = "link_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    finished_at: datetime
+    linked: int
+    flagged: int
+    left_alone: int
+    unmappable: int

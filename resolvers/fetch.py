@@ -1,0 +1,78 @@
+"""The few moves every resolver makes: follow a declared relationship, page it, and hand
+back values together with the problems found in them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.base import RecordList, SourceDataInvalid
+from adapters.records import Page
+from resolvers.context import Info
+from resolvers.paging import decode_cursor, page_size
+from resolvers.relationships import PagedPersonRelationship, PersonRelationship
+
+
+def deliver(info: Info, value: Any) -> Any:
+    """Report what came with the value (unreadable rows of a list, failed check characters),
+    then return it: the value still answers, with an error at this path."""
+    path = tuple(info.path.as_list())
+    problems = getattr(value, "problems", None)
+    if problems:
+        for problem in problems:
+            info.context.report(path, problem)
+    return value
+
+
+async def person_related(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
+    """The records a person has in one agency, through the person's identity links."""
+    loaders = info.context.loaders
+    links = await loaders.links_by_person.load(person_id)
+    group = links.owners(relationship.agency)
+    if not group:
+        return RecordList() if relationship.many else None
+    return deliver(info, await loaders.person_relation(relationship).load(group))
+
+
+async def person_current(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
+    """The person's current record: decided by the read itself, or the first of the
+    relationship's order."""
+    records = await person_related(info, relationship, person_id)
+    if not relationship.many:
+        return records
+    if records:
+        return deliver(info, records[0])
+    if records.problems:
+        # The only rows there are cannot be read: which one is current is unknown.
+        raise SourceDataInvalid(records.problems[0])
+    return None
+
+
+async def person_page(
+    info: Info,
+    relationship: PagedPersonRelationship,
+    person_id: int,
+    first: int | None,
+    after: str | None,
+) -> tuple[Page[Any], str]:
+    """One keyset page of a person's records in one agency."""
+    size = page_size(first)
+    position = decode_cursor(relationship.name, after)
+    links = await info.context.loaders.links_by_person.load(person_id)
+    group = links.owners(relationship.agency)
+    if not group:
+        return Page([], [], False), relationship.name
+    page = await info.context.loaders.paged_relation(relationship).load((group, size, position))
+    return page, relationship.name
+
+
+def edges(info: Info, page: Page[Any]) -> list[tuple[tuple[Any, ...], Any]]:
+    """The page's readable items with their positions; an unreadable row is reported at this path."""
+    path = tuple(info.path.as_list())
+    kept = []
+    for position, item in zip(page.positions, page.items, strict=True):
+        if isinstance(item, SourceDataInvalid):
+            info.context.report(path, item.problem)
+        else:
+            deliver(info, item)
+            kept.append((position, item))
+    return kept

@@ -1,0 +1,53 @@
+"""Resolvers of work permits, their history, holder and employer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.records import Employer, Page, WorkPermit
+from identity.store import PersonCore
+from resolvers import relationships as rel
+from resolvers.context import Info
+from resolvers.errors import NotAvailable
+from resolvers.fetch import deliver
+from resolvers.paging import decode_cursor, page_size
+
+EMPLOYER_PERMITS = "employer_permits"
+
+
+async def by_number(info: Info, number: str) -> WorkPermit | None:
+    return deliver(info, await info.context.loaders.keyed(rel.PERMIT_BY_NUMBER).load(number.strip()))
+
+
+async def history(info: Info, permit: WorkPermit) -> Any:
+    return deliver(info, await info.context.loaders.keyed(rel.PERMIT_EVENTS).load(permit.key))
+
+
+async def holder(info: Info, permit: WorkPermit) -> PersonCore | None:
+    loaders = info.context.loaders
+    person_id = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
+    return await loaders.person_by_id.load(person_id) if person_id is not None else None
+
+
+def employer(info: Info, permit: WorkPermit) -> Employer | None:
+    return deliver(info, permit.employer)
+
+
+async def qr_code(info: Info, permit: WorkPermit) -> str | None:
+    raise NotAvailable("QR codes are signed once the hub's signing keys and the workflows are in place")
+
+
+async def employer_by_credit_code(info: Info, credit_code: str) -> Employer | None:
+    """The employer as its newest permit names it, else as social insurance registers it."""
+    code = credit_code.strip()
+    found = await info.context.loaders.keyed(rel.EMPLOYER_BY_CREDIT_CODE).load(code)
+    if found is None:
+        found = await info.context.loaders.keyed(rel.INSURED_EMPLOYER_BY_CREDIT_CODE).load(code)
+    return deliver(info, found)
+
+
+async def employer_permits(info: Info, employer: Employer, first: int | None, after: str | None) -> tuple[Page[Any], str]:
+    size = page_size(first)
+    position = decode_cursor(EMPLOYER_PERMITS, after)
+    page = await info.context.loaders.employer_permits.load((employer.credit_code, size, position))
+    return page, EMPLOYER_PERMITS

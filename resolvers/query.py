@@ -1,0 +1,162 @@
+"""Resolvers of the root query fields."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from adapters.identifiers import DISTRICT_CODE
+from adapters.records import Page, StatisticsDimension, TalentCategory, WorkPermitStatus
+from adapters.work_permit import PermitCriteria
+from identity.linking import passport_identifier
+from identity.store import IdentifierKind, KeyFilter, PersonCore, StatisticsCount, StatisticsFilter
+from resolvers import relationships as rel
+from resolvers.context import Info
+from resolvers.errors import ClientError
+from resolvers.fetch import deliver
+from resolvers.global_ids import from_global_id
+from resolvers.paging import decode_cursor, page_size
+from resolvers.permit import employer_by_credit_code
+
+PERSONS = "persons"
+EXPIRING = "expiring"
+MAX_WITHIN_DAYS = 365
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One identifier of `PersonLookup` (exactly one is given)."""
+
+    id: str | None = None
+    work_permit_number: str | None = None
+    social_security_number: str | None = None
+    card_number: str | None = None
+    passport: tuple[str, str] | None = None
+    residence_permit_number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PersonCriteria:
+    nationality: str | None = None
+    permit_status: WorkPermitStatus | None = None
+    category: TalentCategory | None = None
+    employer_credit_code: str | None = None
+    work_district: str | None = None
+    insured: bool | None = None
+
+
+async def node(info: Info, global_id: str) -> Any:
+    type_name, key = from_global_id(global_id)
+    return await node_by_key(info, type_name, key)
+
+
+async def node_by_key(info: Info, type_name: str, key: str) -> Any:
+    loaders = info.context.loaders
+    match type_name:
+        case "Person":
+            return await loaders.person_by_id.load(int(key)) if key.isdigit() else None
+        case "WorkPermit":
+            return deliver(info, await loaders.keyed(rel.PERMIT_BY_ID).load(key))
+        case "ElectronicCard":
+            return await loaders.keyed(rel.ELECTRONIC_CARD_BY_ID).load(key)
+        case "Employer":
+            return await employer_by_credit_code(info, key)
+        case "Notification":
+            return await loaders.notification_by_id.load(int(key)) if key.isdigit() else None
+    return None
+
+
+async def person(info: Info, lookup: Lookup) -> PersonCore | None:
+    loaders = info.context.loaders
+    if lookup.id is not None:
+        type_name, key = from_global_id(lookup.id, "lookup.id")
+        if type_name != "Person" or not key.isdigit():
+            raise ClientError("lookup.id", f"is the id of a {type_name}, not of a Person")
+        return await loaders.person_by_id.load(int(key))
+    identifier = _identifier(lookup)
+    person_id = await loaders.person_id_by_identifier.load(identifier)
+    return await loaders.person_by_id.load(person_id) if person_id is not None else None
+
+
+def _identifier(lookup: Lookup) -> tuple[str, str]:
+    if lookup.work_permit_number is not None:
+        return IdentifierKind.WORK_PERMIT_NUMBER.value, lookup.work_permit_number.strip()
+    if lookup.social_security_number is not None:
+        return IdentifierKind.SOCIAL_SECURITY_NUMBER.value, lookup.social_security_number.strip().upper()
+    if lookup.card_number is not None:
+        return IdentifierKind.CARD_NUMBER.value, lookup.card_number.strip().upper()
+    if lookup.passport is not None:
+        number, nationality = lookup.passport
+        return IdentifierKind.PASSPORT.value, passport_identifier(number, nationality.strip().upper())
+    if lookup.residence_permit_number is not None:
+        return IdentifierKind.RESIDENCE_PERMIT_NUMBER.value, lookup.residence_permit_number.strip().upper()
+    raise ClientError("lookup", "needs exactly one identifier")
+
+
+async def persons(
+    info: Info, criteria: PersonCriteria, first: int | None, after: str | None
+) -> tuple[Page[PersonCore], str]:
+    """A page of persons in id order; each filter is answered by its source's SQL and the
+    answers are joined to persons through the link table, in the hub store's SQL."""
+    size = page_size(first)
+    position = decode_cursor(PERSONS, after)
+    context = info.context
+    _check_criteria(criteria)
+    key_filters: list[KeyFilter] = []
+    permit_criteria = PermitCriteria(
+        criteria.permit_status, criteria.category, criteria.employer_credit_code, criteria.work_district
+    )
+    if permit_criteria:
+        keys = await context.sources.work_permits.applicant_keys_matching(permit_criteria, context.today)
+        key_filters.append(KeyFilter("WP_SQR", keys))
+    if criteria.insured is not None:
+        keys = await context.sources.insurance.insured_keys()
+        key_filters.append(KeyFilter("AC01", keys, include=criteria.insured))
+    ids = await context.store.page_persons(
+        nationality=criteria.nationality,
+        key_filters=key_filters,
+        first=size,
+        after=int(position[0]) if position else None,
+    )
+    people = await context.loaders.person_by_id.load_many(ids.items)
+    return Page([p for p in people if p is not None], ids.positions, ids.has_next, ids.total), PERSONS
+
+
+def _check_criteria(criteria: PersonCriteria) -> None:
+    if criteria.nationality is not None and len(criteria.nationality) != 3:
+        raise ClientError("filter.nationality", "must be an ISO 3166-1 alpha-3 code")
+    if criteria.work_district is not None and not DISTRICT_CODE.match(criteria.work_district):
+        raise ClientError("filter.workDistrict", "must be a 6-digit GB/T 2260 division code")
+
+
+async def expiring_work_permits(
+    info: Info, within_days: int, first: int | None, after: str | None
+) -> tuple[Page[Any], str]:
+    if not 1 <= within_days <= MAX_WITHIN_DAYS:
+        raise ClientError("withinDays", f"must be from 1 to {MAX_WITHIN_DAYS}")
+    size = page_size(first)
+    position = decode_cursor(EXPIRING, after)
+    today = info.context.today
+    page = await info.context.sources.work_permits.expiring_permits(
+        today, today + timedelta(days=within_days), size, position
+    )
+    return page, EXPIRING
+
+
+async def workforce_statistics(
+    info: Info, group_by: Sequence[StatisticsDimension], criteria: PersonCriteria
+) -> list[StatisticsCount]:
+    if len(set(group_by)) != len(group_by):
+        raise ClientError("groupBy", "names a dimension twice")
+    _check_criteria(criteria)
+    where = StatisticsFilter(
+        nationality=criteria.nationality,
+        permit_status=criteria.permit_status,
+        category=criteria.category.value if criteria.category else None,
+        employer_credit_code=criteria.employer_credit_code,
+        work_district=criteria.work_district,
+        insured=criteria.insured,
+    )
+    return await info.context.store.statistics(group_by, where, info.context.today)

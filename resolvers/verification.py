@@ -1,0 +1,94 @@
+"""Verifying a work permit: by its number in the system, or by the e-card that carries it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from adapters.records import (
+    ElectronicCardStatus,
+    PermitVerificationFailure,
+    VerificationChannel,
+    WorkPermit,
+    WorkPermitStatus,
+)
+from resolvers import relationships as rel
+from resolvers.context import Info
+from resolvers.errors import ClientError, NotAvailable
+from resolvers.global_ids import from_global_id
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    valid: bool
+    failure: PermitVerificationFailure | None
+    channel: VerificationChannel
+    permit_number: str | None = None
+    holder_name: str | None = None
+    employer_name: str | None = None
+    valid_to: date | None = None
+
+
+async def verify(
+    info: Info, work_permit_number: str | None, qr_code: str | None, electronic_card_id: str | None
+) -> Verification:
+    if qr_code is not None:
+        raise NotAvailable("QR codes are verified once the hub signs them")
+    loaders = info.context.loaders
+    if work_permit_number is not None:
+        permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(work_permit_number.strip())
+        return await _outcome(info, permit, VerificationChannel.SYSTEM)
+    if electronic_card_id is None:
+        raise ClientError("input", "needs exactly one of workPermitNumber, qrCode, electronicCardId")
+    card_key = _electronic_card_key(electronic_card_id)
+    card = await loaders.keyed(rel.ELECTRONIC_CARD_BY_ID).load(card_key)
+    channel = VerificationChannel.ELECTRONIC_CARD
+    if card is None or card.work_permit_number is None:
+        return Verification(False, PermitVerificationFailure.NOT_FOUND, channel)
+    permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(card.work_permit_number)
+    if card.status is ElectronicCardStatus.REVOKED:
+        return Verification(False, PermitVerificationFailure.NOT_VALID, channel, card.work_permit_number)
+    if permit is not None:
+        card_holder = await loaders.person_id_by_owner.load(("SBK_DZK", card.owner))
+        permit_holder = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
+        if card_holder != permit_holder:
+            return Verification(False, PermitVerificationFailure.HOLDER_MISMATCH, channel, permit.number)
+    return await _outcome(info, permit, channel)
+
+
+def _electronic_card_key(value: str) -> str:
+    """An e-card's global id, or the card service's own DZKID as printed in the app."""
+    if value.strip().upper().startswith("DZK"):
+        return value.strip().upper()
+    type_name, key = from_global_id(value, "input.electronicCardId")
+    if type_name != "ElectronicCard":
+        raise ClientError("input.electronicCardId", f"is the id of a {type_name}, not of an ElectronicCard")
+    return key
+
+
+async def _outcome(info: Info, permit: WorkPermit | None, channel: VerificationChannel) -> Verification:
+    if permit is None:
+        return Verification(False, PermitVerificationFailure.NOT_FOUND, channel)
+    failure = None
+    if permit.status is WorkPermitStatus.EXPIRED:
+        failure = PermitVerificationFailure.EXPIRED
+    elif permit.status is not WorkPermitStatus.VALID:
+        failure = PermitVerificationFailure.NOT_VALID
+    loaders = info.context.loaders
+    person_id = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
+    holder = await loaders.person_by_id.load(person_id) if person_id is not None else None
+    return Verification(
+        valid=failure is None,
+        failure=failure,
+        channel=channel,
+        permit_number=permit.number,
+        holder_name=full_name(holder.surname, holder.given_names) if holder else None,
+        employer_name=permit.employer.name if permit.employer else None,
+        valid_to=permit.valid_to,
+    )
+
+
+def full_name(surname: str, given_names: str | None) -> str:
+    """`Surname, Given Names` (surname alone for single-name persons): which part is the
+    surname stays unambiguous."""
+    return f"{surname}, {given_names}" if given_names else surname

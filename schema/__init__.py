@@ -1,0 +1,38 @@
+"""The hub's schema, composed from the per-domain types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.types import ExecutionContext
+
+from schema.card import ElectronicCard
+from schema.errors import ShapeErrors, SourceTraceReport
+from schema.notifications import Notification
+from schema.permit import Employer, WorkPermit
+from schema.person import Person
+from schema.query import Query
+
+
+class HubSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        # ShapeErrors logs what it masks, by code and path; messages may carry personal data.
+        return None
+
+
+def build_schema() -> HubSchema:
+    return HubSchema(
+        query=Query,
+        types=[Person, WorkPermit, Employer, ElectronicCard, Notification],
+        extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256), ShapeErrors, SourceTraceReport],
+    )
+
+
+def export_sdl() -> str:
+    return build_schema().as_str() + "\n"
+
+
+__all__: list[Any] = ["build_schema", "export_sdl", "HubSchema"]

@@ -1,0 +1,81 @@
+"""Every error leaves the hub with an `extensions.code`; nothing unexpected leaves it unmasked.
+
+Client mistakes name the argument and the rule; unreadable legacy rows name the agency and
+the record; anything else is masked (no stack trace, SQL or legacy message reaches a client)
+and logged by code and path only, never with personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from adapters.base import AdapterError, SourceDataInvalid
+from adapters.records import DataProblem
+from resolvers.errors import ClientError, NotAvailable
+
+log = logging.getLogger("hub.errors")
+
+MASKED_MESSAGE = "Unexpected error; it has been logged."
+
+
+def problem_extensions(problem: DataProblem) -> dict[str, Any]:
+    return {
+        "code": "SOURCE_DATA_INVALID",
+        "agency": problem.agency.value,
+        "recordKey": problem.record_key,
+        "field": problem.field,
+    }
+
+
+def shaped(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if original is None:
+        extensions = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
+        return _with(error, error.message, extensions)
+    if isinstance(original, GraphQLError):
+        # graphql-core's own rejection of an argument value (a @oneOf violation, a bad enum).
+        return _with(error, error.message, {"code": "BAD_USER_INPUT"})
+    if isinstance(original, ClientError):
+        return _with(error, str(original), {"code": original.code, "field": original.field})
+    if isinstance(original, SourceDataInvalid):
+        return _with(error, str(original), problem_extensions(original.problem))
+    if isinstance(original, NotAvailable):
+        return _with(error, str(original), {"code": original.code})
+    if isinstance(original, AdapterError):
+        message = f"The {original.agency.value} source could not answer."
+        return _with(error, message, {"code": "SOURCE_UNAVAILABLE", "agency": original.agency.value})
+    log.error("unexpected %s at %s", type(original).__name__, error.path, exc_info=original)
+    return _with(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})
+
+
+def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
+    return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
+                        path=error.path, extensions=extensions)
+
+
+class ShapeErrors(SchemaExtension):
+    """Gives every error its code, and adds the problems found in values that still answered."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None:
+            return
+        errors = [shaped(e) for e in (result.errors or [])]
+        context = self.execution_context.context
+        for path, problem in getattr(context, "problems", ()):
+            errors.append(GraphQLError(problem.describe(), path=list(path), extensions=problem_extensions(problem)))
+        result.errors = errors or None
+
+
+class SourceTraceReport(SchemaExtension):
+    """`extensions.sources` with each source's statement count and time, when the request asked."""
+
+    def get_results(self) -> dict[str, Any]:
+        trace = getattr(self.execution_context.context, "trace", None)
+        return {"sources": trace.report()} if trace is not None else {}

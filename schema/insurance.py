@@ -1,0 +1,24 @@
+"""The social insurance agency's part of the graph."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from schema.common import InsuranceStatus, InsuranceType
+
+if TYPE_CHECKING:
+    from schema.permit import Employer
+
+
+@strawberry.type(description="The person's participation in one insurance type.")
+class InsuranceParticipation:
+    type: InsuranceType = strawberry.field(description="The insurance type.")
+    status: InsuranceStatus = strawberry.field(description="Whether contributions are being paid.")
+    started_on: date = strawberry.field(description="When the participation began.")
+    ended_on: date | None = strawberry.field(description="When it ended; null while open.")
+    employer: Annotated[Employer, strawberry.lazy("schema.permit")] | None = strawberry.field(
+        description="The employer paying in."
+    )

@@ -1,0 +1,49 @@
+"""Notifications kept for a person, so that a client can read what it missed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from identity.store import NotificationRecord
+from resolvers import query
+from resolvers.context import Info
+from resolvers.global_ids import to_global_id
+from schema.common import Node, NotificationKind, PageInfo
+
+
+@strawberry.type(description="An event for the person: a permit change, an expiry notice, a card issued, news.")
+class Notification(Node):
+    at: datetime = strawberry.field(description="When the event happened.")
+    message: str = strawberry.field(description="What happened, in words.")
+
+    @strawberry.field(description="The notification's opaque global id.")
+    def id(root: NotificationRecord) -> strawberry.ID:  # noqa: N805
+        return strawberry.ID(to_global_id("Notification", root.key))
+
+    @strawberry.field(description="What the notification is about.")
+    def kind(root: NotificationRecord) -> NotificationKind:  # noqa: N805
+        return NotificationKind(root.kind)
+
+    @strawberry.field(description="The object the event concerns (a permit, a card, ...), where it has one.")
+    async def subject(root: NotificationRecord, info: Info) -> Node | None:  # noqa: N805
+        if root.subject_type is None or root.subject_key is None:
+            return None
+        return await query.node_by_key(info, root.subject_type, root.subject_key)  # type: ignore[no-any-return]
+
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return isinstance(obj, NotificationRecord)
+
+
+@strawberry.type(description="A notification with its cursor.")
+class NotificationEdge:
+    cursor: str = strawberry.field(description="The cursor of this notification; pass it as `after` to resume.")
+    node: Notification = strawberry.field(description="The notification.")
+
+
+@strawberry.type(description="A page of notifications, newest first.")
+class NotificationConnection:
+    edges: list[NotificationEdge] = strawberry.field(description="The notifications of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends.")

@@ -1,0 +1,171 @@
+"""The person: one identity joined across the five agencies."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+
+from identity.store import PersonCore
+from resolvers import person
+from resolvers.context import Info
+from resolvers.global_ids import to_global_id
+from resolvers.verification import full_name
+from schema.benefits import BenefitPaymentConnection, BenefitPaymentEdge
+from schema.card import ElectronicCard, SocialSecurityCard
+from schema.common import Agency, CallerRole, LinkConfidence, Node, PageInfo, Sex, connection_parts
+from schema.insurance import InsuranceParticipation
+from schema.notifications import NotificationConnection, NotificationEdge
+from schema.permit import WorkPermit
+from schema.residence import EntryConnection, EntryEdge, ResidencePermit, Visa
+
+
+@strawberry.type(description="A person's name: surname and given names told apart where a source does.")
+class PersonName:
+    surname: str = strawberry.field(description="The surname.")
+    given_names: str | None = strawberry.field(description="The given names; null for single-name persons.")
+    full: str = strawberry.field(description="`Surname, Given Names`, or the surname alone.")
+
+
+@strawberry.type(description="A passport the person holds or held.")
+class Passport:
+    number: str = strawberry.field(description="The passport number.")
+    nationality: str = strawberry.field(description="The issuing country (ISO 3166-1 alpha-3).")
+    valid_from: date | None = strawberry.field(description="The first valid day.")
+    valid_to: date | None = strawberry.field(description="The last valid day.")
+    current: bool = strawberry.field(description="Whether this is the passport the person holds now.")
+
+
+@strawberry.type(description="An agency record linked to the person, and how sure the link is.")
+class IdentityLink:
+    agency: Agency = strawberry.field(description="The agency holding the record.")
+    record_key: str = strawberry.field(description="The record's key in that agency's system.")
+    confidence: LinkConfidence = strawberry.field(description="CONFIRMED (merged) or WEAK (shown, never merged).")
+
+
+@strawberry.type(description="A role's look at the person's data, as the person may read it.")
+class AccessEvent:
+    at: datetime = strawberry.field(description="When the data was read.")
+    role: CallerRole = strawberry.field(description="The role of the caller (never the individual).")
+    purpose: str = strawberry.field(description="The declared purpose.")
+    fields: list[str] = strawberry.field(description="The field paths returned (never the values).")
+
+
+@strawberry.type(description="An access event with its cursor.")
+class AccessEventEdge:
+    cursor: str = strawberry.field(description="The cursor of this event.")
+    node: AccessEvent = strawberry.field(description="The access event.")
+
+
+@strawberry.type(description="A page of access events, newest first.")
+class AccessEventConnection:
+    edges: list[AccessEventEdge] = strawberry.field(description="The events of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends.")
+
+
+@strawberry.type(description="A foreigner working in China, joined from every agency that knows them.")
+class Person(Node):
+    sex: Sex = strawberry.field(description="Sex, as the work-permit system records it.")
+    birth_date: date = strawberry.field(description="Date of birth.")
+    nationality: str = strawberry.field(description="Nationality (ISO 3166-1 alpha-3).")
+
+    @strawberry.field(description="The person's opaque global id; it never changes.")
+    def id(root: PersonCore) -> strawberry.ID:  # noqa: N805
+        return strawberry.ID(to_global_id("Person", root.id))
+
+    @strawberry.field(description="The name: from exit-entry where known, else from the work-permit system.")
+    def name(root: PersonCore) -> PersonName:  # noqa: N805
+        return PersonName(surname=root.surname, given_names=root.given_names, full=full_name(root.surname, root.given_names))
+
+    @strawberry.field(description="Every passport known, the current one first.")
+    async def passports(root: PersonCore, info: Info) -> list[Passport]:  # noqa: N805
+        return await person.passports(info, root)  # type: ignore[return-value]
+
+    @strawberry.field(description="The agency records linked to this person.")
+    async def identity_links(root: PersonCore, info: Info) -> list[IdentityLink] | None:  # noqa: N805
+        return (await person.links(info, root)).links  # type: ignore[return-value]
+
+    @strawberry.field(description="The current permit period: the latest not cancelled or rejected, else the latest.")
+    async def work_permit(root: PersonCore, info: Info) -> WorkPermit | None:  # noqa: N805
+        return await person.work_permit(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Every permit period, newest first.")
+    async def work_permits(root: PersonCore, info: Info) -> list[WorkPermit] | None:  # noqa: N805
+        return await person.work_permits(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The social security number given at insurance enrollment.")
+    async def social_security_number(root: PersonCore, info: Info) -> str | None:  # noqa: N805
+        return await person.social_security_number(info, root)
+
+    @strawberry.field(description="The current physical card: in use, else pending, lost, cancelled.")
+    async def social_security_card(root: PersonCore, info: Info) -> SocialSecurityCard | None:  # noqa: N805
+        return await person.social_security_card(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The current electronic card: signed, else unsigned, revoked.")
+    async def electronic_card(root: PersonCore, info: Info) -> ElectronicCard | None:  # noqa: N805
+        return await person.electronic_card(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Valid insurance participations, newest first.")
+    async def insurance_participations(root: PersonCore, info: Info) -> list[InsuranceParticipation] | None:  # noqa: N805
+        return await person.insurance_participations(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Visas issued, newest first.")
+    async def visas(root: PersonCore, info: Info) -> list[Visa] | None:  # noqa: N805
+        return await person.visas(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Entries into China, newest first.")
+    async def entries(
+        root: PersonCore,  # noqa: N805
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> EntryConnection | None:
+        page, kind = await person.entries(info, root, first, after)
+        pairs, page_info = connection_parts(info, page, kind)
+        return EntryConnection(edges=[EntryEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info)
+
+    @strawberry.field(description="The current residence permit: in force with the latest end, else the latest.")
+    async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:  # noqa: N805
+        return await person.residence_permit(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Every residence permit, the current one first.")
+    async def residence_permits(root: PersonCore, info: Info) -> list[ResidencePermit] | None:  # noqa: N805
+        return await person.residence_permits(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Benefits paid on the person's cards, newest first.")
+    async def benefit_payments(
+        root: PersonCore,  # noqa: N805
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> BenefitPaymentConnection | None:
+        page, kind = await person.benefit_payments(info, root, first, after)
+        pairs, page_info = connection_parts(info, page, kind)
+        return BenefitPaymentConnection(edges=[BenefitPaymentEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info)
+
+    @strawberry.field(description="Notifications for the person, newest first.")
+    async def notifications(
+        root: PersonCore,  # noqa: N805
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> NotificationConnection | None:
+        page, kind = await person.notifications(info, root, first, after)
+        pairs, page_info = connection_parts(info, page, kind)
+        return NotificationConnection(
+            edges=[NotificationEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info
+        )
+
+    @strawberry.field(description="Which roles read the person's data, when, why and which fields.")
+    async def access_log(
+        root: PersonCore,  # noqa: N805
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> AccessEventConnection | None:
+        return await person.access_log(info, root)
+
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return isinstance(obj, PersonCore)
+

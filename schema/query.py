@@ -1,0 +1,105 @@
+"""The root query type."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import permit, query, verification
+from resolvers.context import Info
+from schema.common import Node, PageInfo, StatisticsDimension, connection_parts
+from schema.inputs import PermitVerificationInput, PersonFilter, PersonLookup
+from schema.permit import Employer, PermitVerification, WorkPermit, WorkPermitConnection, WorkPermitEdge
+from schema.person import Person
+from schema.statistics import StatisticsRow, statistics_row
+
+
+@strawberry.type(description="A person with its cursor.")
+class PersonEdge:
+    cursor: str = strawberry.field(description="The cursor of this person.")
+    node: Person = strawberry.field(description="The person.")
+
+
+@strawberry.type(description="A page of persons, in id order.")
+class PersonConnection:
+    edges: list[PersonEdge] = strawberry.field(description="The persons of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends.")
+    total_count: int = strawberry.field(description="How many persons match in all.")
+
+
+def _unset_to_none(value: object) -> object:
+    return None if value is strawberry.UNSET else value
+
+
+@strawberry.type(description="What can be read from the hub.")
+class Query:
+    @strawberry.field(description="Any object by its global id.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
+        return await query.node(info, id)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="A person, by any identifier an agency knows them by.")
+    async def person(self, info: Info, lookup: PersonLookup) -> Person | None:
+        return await query.person(info, lookup.to_lookup())  # type: ignore[return-value]
+
+    @strawberry.field(description="Persons in id order, filtered; `first` defaults to 20, at most 100.")
+    async def persons(
+        self,
+        info: Info,
+        filter: PersonFilter | None = None,  # noqa: A002
+        first: int | None = None,
+        after: str | None = None,
+    ) -> PersonConnection:
+        criteria = (filter or PersonFilter()).to_criteria()
+        page, kind = await query.persons(info, criteria, first, after)
+        pairs, page_info = connection_parts(info, page, kind)
+        return PersonConnection(
+            edges=[PersonEdge(cursor=c, node=n) for c, n in pairs],
+            page_info=page_info,
+            total_count=page.total or 0,
+        )
+
+    @strawberry.field(description="A person's current permit period, by the permit number.")
+    async def work_permit(self, info: Info, number: str) -> WorkPermit | None:
+        return await permit.by_number(info, number)  # type: ignore[return-value]
+
+    @strawberry.field(description="An employer by its Unified Social Credit Code.")
+    async def employer(self, info: Info, credit_code: str) -> Employer | None:
+        return await permit.employer_by_credit_code(info, credit_code)  # type: ignore[return-value]
+
+    @strawberry.field(description="Whether a work permit is valid today, checked by number or e-card.")
+    async def verify_work_permit(self, info: Info, input: PermitVerificationInput) -> PermitVerification:  # noqa: A002
+        return await verification.verify(  # type: ignore[return-value]
+            info,
+            _unset_to_none(input.work_permit_number),  # type: ignore[arg-type]
+            _unset_to_none(input.qr_code),  # type: ignore[arg-type]
+            _unset_to_none(input.electronic_card_id),  # type: ignore[arg-type]
+        )
+
+    @strawberry.field(description="The caller's own person (cardholders); null until the caller is a cardholder.")
+    async def me(self, info: Info) -> Person | None:
+        return None
+
+    @strawberry.field(description="Persons counted by any combination of dimensions (GROUP BY in SQL).")
+    async def workforce_statistics(
+        self,
+        info: Info,
+        group_by: list[StatisticsDimension],
+        filter: PersonFilter | None = None,  # noqa: A002
+    ) -> list[StatisticsRow]:
+        criteria = (filter or PersonFilter()).to_criteria()
+        return [statistics_row(c) for c in await query.workforce_statistics(info, group_by, criteria)]
+
+    @strawberry.field(description="Current valid permits ending within the given days (1-365), by end date then number.")
+    async def expiring_work_permits(
+        self,
+        info: Info,
+        within_days: int,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> WorkPermitConnection:
+        page, kind = await query.expiring_work_permits(info, within_days, first, after)
+        pairs, page_info = connection_parts(info, page, kind)
+        return WorkPermitConnection(
+            edges=[WorkPermitEdge(cursor=c, node=n) for c, n in pairs],  # type: ignore[arg-type]
+            page_info=page_info,
+            total_count=page.total or 0,
+        )

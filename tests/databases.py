@@ -1,0 +1,60 @@
+"""Real databases for the tests: SQLite files in a temporary directory, and PostgreSQL
+databases (one per agency and one for the hub store) on the server of this machine."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from adapters.records import Agency
+from settings import Settings
+
+POSTGRES_ADMIN_DSN = os.environ.get("HUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL_BASE = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+
+
+@dataclass
+class PostgresDatabases:
+    names: list[str]
+
+    async def drop(self) -> None:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            for name in self.names:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def postgres_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used here, or None when a server answers."""
+    try:
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError) as error:
+        return f"no PostgreSQL server answers at {POSTGRES_ADMIN_DSN} ({type(error).__name__})"
+    await conn.close()
+    return None
+
+
+async def postgres_settings(data_dir: Path, today: object) -> tuple[Settings, PostgresDatabases]:
+    """One fresh database per agency and one for the hub store."""
+    tag = uuid.uuid4().hex[:8]
+    names = {agency: f"hubtest_{tag}_{agency.value.lower()}" for agency in Agency}
+    store_name = f"hubtest_{tag}_store"
+    conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        for name in [*names.values(), store_name]:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    settings = Settings(
+        data_dir=data_dir,
+        source_urls={agency: f"{POSTGRES_URL_BASE}/{name}" for agency, name in names.items()},
+        store_url=f"{POSTGRES_URL_BASE}/{store_name}",
+        fixed_today=today,  # type: ignore[arg-type]
+    )
+    return settings, PostgresDatabases([*names.values(), store_name])
