@@ -50,11 +50,13 @@ class UnmappableValue(ValueError):
 
 
 class RecordList(list[R], Generic[R]):
-    """The records of one key that could be mapped, and the rows that could not."""
+    """The records of one key that could be mapped, and the rows that could not; `head_problem`
+    is set when the first row in the statement's order (the current one) could not be read."""
 
     def __init__(self, items: Iterable[R] = (), problems: Iterable[DataProblem] = ()) -> None:
         super().__init__(items)
         self.problems: list[DataProblem] = list(problems)
+        self.head_problem: DataProblem | None = None
 
 
 def open_engine(url: str) -> AsyncEngine:
@@ -241,10 +243,13 @@ def by_group(count: int, pairs: Iterable[tuple[int, R | SourceDataInvalid]]) -> 
     grouped: list[RecordList[R]] = [RecordList() for _ in range(count)]
     for index, item in pairs:
         if 0 <= index < count:
+            bucket = grouped[index]
             if isinstance(item, SourceDataInvalid):
-                grouped[index].problems.append(item.problem)
+                if not bucket and not bucket.problems:
+                    bucket.head_problem = item.problem
+                bucket.problems.append(item.problem)
             else:
-                grouped[index].append(item)
+                bucket.append(item)
     return grouped
 
 

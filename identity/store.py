@@ -347,35 +347,36 @@ class HubStore:
         """Person ids in id order after a keyset position, with the total, each source's
         answer combined through the link table in SQL (never person by person in Python)."""
         async with self.engine.connect() as conn:
-            conditions: list[ColumnElement[bool]] = []
-            if nationality is not None:
-                conditions.append(PERSON.c.nationality == nationality)
             temporary: list[Table] = []
-            for number, key_filter in enumerate(key_filters):
-                keys_table = await _temporary_keys(conn, f"filter_keys_{number}", key_filter.keys)
-                temporary.append(keys_table)
-                linked = exists().where(
-                    and_(
-                        LINK.c.person_id == PERSON.c.id,
-                        LINK.c.record_type == key_filter.record_type,
-                        LINK.c.confidence == LinkConfidence.CONFIRMED.value,
-                        LINK.c.owner_key.in_(select(keys_table.c.k)),
+            try:
+                conditions: list[ColumnElement[bool]] = []
+                if nationality is not None:
+                    conditions.append(PERSON.c.nationality == nationality)
+                for number, key_filter in enumerate(key_filters):
+                    keys_table = await _temporary_keys(conn, f"filter_keys_{number}", key_filter.keys)
+                    temporary.append(keys_table)
+                    linked = exists().where(
+                        and_(
+                            LINK.c.person_id == PERSON.c.id,
+                            LINK.c.record_type == key_filter.record_type,
+                            LINK.c.confidence == LinkConfidence.CONFIRMED.value,
+                            LINK.c.owner_key.in_(select(keys_table.c.k)),
+                        )
                     )
-                )
-                conditions.append(linked if key_filter.include else ~linked)
-            where = and_(*conditions) if conditions else None
-            statement = select(PERSON.c.id)
-            count = select(func.count()).select_from(PERSON)
-            if where is not None:
-                statement = statement.where(where)
-                count = count.where(where)
-            if after is not None:
-                statement = statement.where(PERSON.c.id > after)
-            ids = [r[0] for r in (await conn.execute(statement.order_by(PERSON.c.id).limit(first + 1))).all()]
-            total = (await conn.execute(count)).scalar_one()
-            for keys_table in temporary:
-                await conn.run_sync(lambda sync, t=keys_table: t.drop(sync))
-            await conn.rollback()
+                    conditions.append(linked if key_filter.include else ~linked)
+                statement = select(PERSON.c.id)
+                count = select(func.count()).select_from(PERSON)
+                if conditions:
+                    statement = statement.where(and_(*conditions))
+                    count = count.where(and_(*conditions))
+                if after is not None:
+                    statement = statement.where(PERSON.c.id > after)
+                ids = [r[0] for r in (await conn.execute(statement.order_by(PERSON.c.id).limit(first + 1))).all()]
+                total = (await conn.execute(count)).scalar_one()
+            finally:
+                for keys_table in temporary:
+                    await conn.run_sync(lambda sync, t=keys_table: t.drop(sync, checkfirst=True))
+                await conn.commit()
         return Page(items=ids[:first], positions=[(i,) for i in ids[:first]], has_next=len(ids) > first, total=total)
 
     async def statistics(

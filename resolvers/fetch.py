@@ -23,28 +23,30 @@ def deliver(info: Info, value: Any) -> Any:
     return value
 
 
-async def person_related(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
-    """The records a person has in one agency, through the person's identity links."""
+async def _read_related(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
     loaders = info.context.loaders
     links = await loaders.links_by_person.load(person_id)
     group = links.owners(relationship.agency)
     if not group:
         return RecordList() if relationship.many else None
-    return deliver(info, await loaders.person_relation(relationship).load(group))
+    return await loaders.person_relation(relationship).load(group)
+
+
+async def person_related(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
+    """The records a person has in one agency, through the person's identity links."""
+    return deliver(info, await _read_related(info, relationship, person_id))
 
 
 async def person_current(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
     """The person's current record: decided by the read itself, or the first of the
     relationship's order."""
-    records = await person_related(info, relationship, person_id)
+    records = await _read_related(info, relationship, person_id)
     if not relationship.many:
-        return records
-    if records:
-        return deliver(info, records[0])
-    if records.problems:
-        # The only rows there are cannot be read: which one is current is unknown.
-        raise SourceDataInvalid(records.problems[0])
-    return None
+        return deliver(info, records)
+    if records.head_problem is not None:
+        # The row that comes first in the current-record order cannot be read.
+        raise SourceDataInvalid(records.head_problem)
+    return deliver(info, records[0]) if records else None
 
 
 async def person_page(

@@ -27,7 +27,7 @@ def build_schema() -> HubSchema:
     return HubSchema(
         query=Query,
         types=[Person, WorkPermit, Employer, ElectronicCard, Notification],
-        extensions=[ParserCache(maxsize=256), ValidationCache(maxsize=256), ShapeErrors, SourceTraceReport],
+        extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256), ShapeErrors, SourceTraceReport],
     )
 
 

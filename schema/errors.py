@@ -35,8 +35,10 @@ def problem_extensions(problem: DataProblem) -> dict[str, Any]:
 def shaped(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None:
-        extensions = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
-        return _with(error, error.message, extensions)
+        # graphql-core's own findings: the document's, or the variables' values.
+        about_variables = error.message.startswith("Variable '$") or not error.locations
+        code = "BAD_USER_INPUT" if about_variables else "GRAPHQL_VALIDATION_FAILED"
+        return _with(error, error.message, {**(error.extensions or {}), "code": code})
     if isinstance(original, GraphQLError):
         # graphql-core's own rejection of an argument value (a @oneOf violation, a bad enum).
         return _with(error, error.message, {"code": "BAD_USER_INPUT"})
