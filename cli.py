@@ -46,7 +46,11 @@ async def _seed(settings: Settings, persons: int, seed: int, as_of: date, replac
         started = time.monotonic()
         print(f"seeding {persons} persons (seed {seed}, as of {as_of.isoformat()})", file=sys.stderr)
         summary = await generate_estate(
-            {s.agency: s.engine for s in sources.all()}, persons, seed, as_of, progress_printer()  # type: ignore[arg-type]
+            {s.agency: s.engine for s in sources.all()},
+            persons,
+            seed,
+            as_of,
+            progress_printer(),  # type: ignore[arg-type]
         )
         print(f"seeded {summary.total_rows} rows in {time.monotonic() - started:.1f} s", file=sys.stderr)
     finally:
@@ -86,6 +90,17 @@ async def _estate_exists(settings: Settings) -> bool:
         await sources.close()
 
 
+async def _sample_permit_number(settings: Settings) -> str | None:
+    from identity.store import HubStore
+
+    store = HubStore.open(settings.store_url)
+    try:
+        await store.create_tables()
+        return await store.sample_permit_number()
+    finally:
+        await store.close()
+
+
 def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
     import uvicorn
 
@@ -95,6 +110,13 @@ def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
         print("no legacy databases yet: seeding the demo estate", file=sys.stderr)
         asyncio.run(_seed(settings, DEMO_PERSONS, DEMO_SEED, settings.today(), replace=False))
     print(f"GraphiQL at http://{host}:{port}/graphql", file=sys.stderr)
+    sample = asyncio.run(_sample_permit_number(settings))
+    if sample:
+        print(
+            "try docs/examples/agency-desk.graphql with the variables "
+            f'{{"lookup": {{"workPermitNumber": "{sample}"}}}}',
+            file=sys.stderr,
+        )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
@@ -111,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--persons", type=int, required=True)
     seed.add_argument("--seed", type=int, required=True)
     seed.add_argument("--as-of", type=date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
-    seed.add_argument("--replace", action="store_true", help="drop existing legacy tables and the hub store first")
+    seed.add_argument(
+        "--replace", action="store_true", help="drop existing legacy tables and the hub store first"
+    )
 
     commands.add_parser("link", help="link agency records to persons in the hub store")
     commands.add_parser("export-schema", help="print the schema's SDL")
@@ -124,7 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         case "seed":
             if args.persons < 1:
                 parser.error("--persons must be at least 1")
-            asyncio.run(_seed(settings, args.persons, args.seed, args.as_of or settings.today(), args.replace))
+            if not args.replace and asyncio.run(_estate_exists(settings)):
+                parser.error(
+                    f"the legacy databases in {settings.data_dir} already hold an estate; add --replace"
+                )
+            asyncio.run(
+                _seed(settings, args.persons, args.seed, args.as_of or settings.today(), args.replace)
+            )
         case "link":
             asyncio.run(_link(settings))
         case "export-schema":

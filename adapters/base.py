@@ -210,7 +210,9 @@ record makes more). Person relationships are read per group so that ordering, "c
 and paging are decided per person in SQL, for many persons in one statement."""
 
 
-def group_index(owner: ColumnElement[Any], groups: Sequence[Group], as_int: bool = False) -> tuple[Any, list[Any]]:
+def group_index(
+    owner: ColumnElement[Any], groups: Sequence[Group], as_int: bool = False
+) -> tuple[Any, list[Any]]:
     """A SQL expression giving each row the index of the group its owner key is in, and the
     flat list of keys for the IN clause."""
     flat: list[Any] = []
@@ -253,7 +255,9 @@ def by_group(count: int, pairs: Iterable[tuple[int, R | SourceDataInvalid]]) -> 
     return grouped
 
 
-def first_of_group(count: int, pairs: Iterable[tuple[int, R | SourceDataInvalid]]) -> list[R | SourceDataInvalid | None]:
+def first_of_group(
+    count: int, pairs: Iterable[tuple[int, R | SourceDataInvalid]]
+) -> list[R | SourceDataInvalid | None]:
     """Rows ranked per group; the first row of each group is its answer."""
     answers: list[R | SourceDataInvalid | None] = [None] * count
     for index, item in pairs:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class Agency(str, Enum):
+class Agency(StrEnum):
     WORK_PERMIT_SYSTEM = "WORK_PERMIT_SYSTEM"
     SOCIAL_INSURANCE = "SOCIAL_INSURANCE"
     CARD_SERVICE = "CARD_SERVICE"
@@ -25,20 +25,20 @@ class Agency(str, Enum):
     BEIJING_PASS = "BEIJING_PASS"
 
 
-class Sex(str, Enum):
+class Sex(StrEnum):
     MALE = "MALE"
     FEMALE = "FEMALE"
     UNSTATED = "UNSTATED"
     UNKNOWN = "UNKNOWN"
 
 
-class TalentCategory(str, Enum):
+class TalentCategory(StrEnum):
     A = "A"
     B = "B"
     C = "C"
 
 
-class WorkPermitStatus(str, Enum):
+class WorkPermitStatus(StrEnum):
     UNDER_REVIEW = "UNDER_REVIEW"
     NOTICE_ISSUED = "NOTICE_ISSUED"
     VALID = "VALID"
@@ -47,12 +47,12 @@ class WorkPermitStatus(str, Enum):
     EXPIRED = "EXPIRED"
 
 
-class PermitProcedure(str, Enum):
+class PermitProcedure(StrEnum):
     LEGACY_PHYSICAL_CARD = "LEGACY_PHYSICAL_CARD"
     INTEGRATED = "INTEGRATED"
 
 
-class PermitEventKind(str, Enum):
+class PermitEventKind(StrEnum):
     APPLICATION = "APPLICATION"
     NOTICE = "NOTICE"
     ACTIVATION = "ACTIVATION"
@@ -62,37 +62,37 @@ class PermitEventKind(str, Enum):
     REJECTION = "REJECTION"
 
 
-class PermitEventOutcome(str, Enum):
+class PermitEventOutcome(StrEnum):
     PENDING = "PENDING"
     APPROVED = "APPROVED"
     REJECTED = "REJECTED"
 
 
-class CardStatus(str, Enum):
+class CardStatus(StrEnum):
     PENDING_PRODUCTION = "PENDING_PRODUCTION"
     IN_USE = "IN_USE"
     REPORTED_LOST = "REPORTED_LOST"
     CANCELLED = "CANCELLED"
 
 
-class ElectronicCardStatus(str, Enum):
+class ElectronicCardStatus(StrEnum):
     UNSIGNED = "UNSIGNED"
     SIGNED = "SIGNED"
     REVOKED = "REVOKED"
 
 
-class ElectronicCardServiceLevel(str, Enum):
+class ElectronicCardServiceLevel(StrEnum):
     BASIC = "BASIC"
     STANDARD = "STANDARD"
 
 
-class VerificationMethod(str, Enum):
+class VerificationMethod(StrEnum):
     FACE = "FACE"
     BANK = "BANK"
     COUNTER = "COUNTER"
 
 
-class InsuranceType(str, Enum):
+class InsuranceType(StrEnum):
     PENSION = "PENSION"
     UNEMPLOYMENT = "UNEMPLOYMENT"
     MEDICAL = "MEDICAL"
@@ -100,31 +100,31 @@ class InsuranceType(str, Enum):
     MATERNITY = "MATERNITY"
 
 
-class InsuranceStatus(str, Enum):
+class InsuranceStatus(StrEnum):
     PAYING = "PAYING"
     SUSPENDED = "SUSPENDED"
     TERMINATED = "TERMINATED"
 
 
-class ResidencePurpose(str, Enum):
+class ResidencePurpose(StrEnum):
     WORK = "WORK"
     STUDY = "STUDY"
     FAMILY = "FAMILY"
 
 
-class ResidencePermitStatus(str, Enum):
+class ResidencePermitStatus(StrEnum):
     VALID = "VALID"
     EXPIRED = "EXPIRED"
     VOID = "VOID"
 
 
-class VerificationChannel(str, Enum):
+class VerificationChannel(StrEnum):
     SYSTEM = "SYSTEM"
     ELECTRONIC_CARD = "ELECTRONIC_CARD"
     QR_CODE = "QR_CODE"
 
 
-class PermitVerificationFailure(str, Enum):
+class PermitVerificationFailure(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     NOT_VALID = "NOT_VALID"
     EXPIRED = "EXPIRED"
@@ -132,18 +132,18 @@ class PermitVerificationFailure(str, Enum):
     HOLDER_MISMATCH = "HOLDER_MISMATCH"
 
 
-class BenefitPaymentStatus(str, Enum):
+class BenefitPaymentStatus(StrEnum):
     PENDING = "PENDING"
     PAID = "PAID"
     REJECTED = "REJECTED"
 
 
-class LinkConfidence(str, Enum):
+class LinkConfidence(StrEnum):
     CONFIRMED = "CONFIRMED"
     WEAK = "WEAK"
 
 
-class NotificationKind(str, Enum):
+class NotificationKind(StrEnum):
     PERMIT_EXPIRING = "PERMIT_EXPIRING"
     PERMIT_CHANGED = "PERMIT_CHANGED"
     PERMIT_CANCELLED = "PERMIT_CANCELLED"
@@ -154,7 +154,7 @@ class NotificationKind(str, Enum):
     NEWS = "NEWS"
 
 
-class CallerRole(str, Enum):
+class CallerRole(StrEnum):
     WORK_PERMIT_AUTHORITY = "WORK_PERMIT_AUTHORITY"
     SOCIAL_INSURANCE_AGENCY = "SOCIAL_INSURANCE_AGENCY"
     CARD_SERVICE = "CARD_SERVICE"
@@ -167,7 +167,7 @@ class CallerRole(str, Enum):
     DATA_PROTECTION_OFFICER = "DATA_PROTECTION_OFFICER"
 
 
-class StatisticsDimension(str, Enum):
+class StatisticsDimension(StrEnum):
     NATIONALITY = "NATIONALITY"
     TALENT_CATEGORY = "TALENT_CATEGORY"
     PERMIT_STATUS = "PERMIT_STATUS"

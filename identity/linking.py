@@ -114,7 +114,15 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
     person_of = _assign_person_ids(applicants, snapshot, report)
     evidence = _Evidence(applicants, person_of)
     links: list[_Link] = [
-        _Link(person_of[a.key], Agency.WORK_PERMIT_SYSTEM, "WP_SQR", a.key, a.key, LinkConfidence.CONFIRMED, "applicant")
+        _Link(
+            person_of[a.key],
+            Agency.WORK_PERMIT_SYSTEM,
+            "WP_SQR",
+            a.key,
+            a.key,
+            LinkConfidence.CONFIRMED,
+            "applicant",
+        )
         for a in applicants
     ]
     identifiers: dict[tuple[str, str], int] = {}
@@ -123,7 +131,9 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
         for number in applicant.permit_numbers:
             identifiers[(IdentifierKind.WORK_PERMIT_NUMBER, number)] = pid
         for passport in applicant.passports:
-            identifiers[(IdentifierKind.PASSPORT, passport_identifier(passport.number, passport.nationality))] = pid
+            identifiers[
+                (IdentifierKind.PASSPORT, passport_identifier(passport.number, passport.nationality))
+            ] = pid
 
     say("linking insurance", 0, len(insured))
     person_of_ssn = _link_insured(insured, evidence, links, identifiers)
@@ -138,8 +148,15 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
         if pid is None:
             continue
         links.append(
-            _Link(pid, Agency.CARD_SERVICE, card.record_type, card.key, card.social_security_number,
-                  LinkConfidence.CONFIRMED, evidence_text)
+            _Link(
+                pid,
+                Agency.CARD_SERVICE,
+                card.record_type,
+                card.key,
+                card.social_security_number,
+                LinkConfidence.CONFIRMED,
+                evidence_text,
+            )
         )
         if card.record_type == "SBK_KXX":
             person_of_card[card.key] = pid
@@ -161,14 +178,27 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
         links.append(_Link(pid, Agency.EXIT_ENTRY, "CRJ_RY", traveller.key, traveller.key, confidence, why))
         if confidence is LinkConfidence.CONFIRMED:
             names.setdefault(pid, traveller)
-            identifiers[(IdentifierKind.PASSPORT, passport_identifier(traveller.passport_number, traveller.nationality))] = pid
+            identifiers[
+                (
+                    IdentifierKind.PASSPORT,
+                    passport_identifier(traveller.passport_number, traveller.nationality),
+                )
+            ] = pid
             for number in documents.residence_permits if documents else ():
                 identifiers[(IdentifierKind.RESIDENCE_PERMIT_NUMBER, number)] = pid
     for card_number in cards_paid_on:
         pid = person_of_card.get(card_number)
         if pid is not None:
             links.append(
-                _Link(pid, Agency.BEIJING_PASS, "BJT_FF", card_number, card_number, LinkConfidence.CONFIRMED, "card number")
+                _Link(
+                    pid,
+                    Agency.BEIJING_PASS,
+                    "BJT_FF",
+                    card_number,
+                    card_number,
+                    LinkConfidence.CONFIRMED,
+                    "card number",
+                )
             )
 
     report.persons = len(applicants)
@@ -186,7 +216,15 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
             for p in a.passports
         ],
         links=[
-            (ln.person_id, ln.agency.value, ln.record_type, ln.record_key, ln.owner_key, ln.confidence.value, ln.evidence)
+            (
+                ln.person_id,
+                ln.agency.value,
+                ln.record_type,
+                ln.record_key,
+                ln.owner_key,
+                ln.confidence.value,
+                ln.evidence,
+            )
             for ln in links
         ],
         identifiers=[(kind, value, pid) for (kind, value), pid in identifiers.items()],
@@ -202,7 +240,9 @@ def passport_identifier(number: str, nationality: str) -> str:
     return f"{nationality}:{normalise_passport(number)}"
 
 
-def _assign_person_ids(applicants: list[Applicant], snapshot: StoreSnapshot, report: LinkReport) -> dict[str, int]:
+def _assign_person_ids(
+    applicants: list[Applicant], snapshot: StoreSnapshot, report: LinkReport
+) -> dict[str, int]:
     person_of: dict[str, int] = {}
     next_id = snapshot.max_person_id + 1
     for applicant in applicants:

@@ -6,8 +6,20 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SPELLED_OUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ø": "oe",
-                              "Ä": "AE", "Ö": "OE", "Ü": "UE", "ẞ": "SS", "Ø": "OE"})
+_SPELLED_OUT = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "ß": "ss",
+        "ø": "oe",
+        "Ä": "AE",
+        "Ö": "OE",
+        "Ü": "UE",
+        "ẞ": "SS",
+        "Ø": "OE",
+    }
+)
 _NOT_A_LETTER = re.compile(r"[^A-Z0-9]+")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -50,7 +50,7 @@ LINK_RUN = LinkRun.__table__  # type: ignore[attr-defined]
 NO_VALUE = "NONE"  # a statistics key for persons without a value in that dimension
 
 
-class IdentifierKind(str, Enum):
+class IdentifierKind(StrEnum):
     WORK_PERMIT_NUMBER = "WORK_PERMIT_NUMBER"
     SOCIAL_SECURITY_NUMBER = "SOCIAL_SECURITY_NUMBER"
     CARD_NUMBER = "CARD_NUMBER"
@@ -219,7 +219,7 @@ class HubStore:
         async with self.engine.connect() as conn:
             max_id = (await conn.execute(select(func.coalesce(func.max(PERSON.c.id), 0)))).scalar_one()
             anchors = (await conn.execute(select(PERSON.c.anchor_key, PERSON.c.id))).all()
-        return StoreSnapshot(max_person_id=int(max_id), person_of_anchor={a: i for a, i in anchors})
+        return StoreSnapshot(max_person_id=int(max_id), person_of_anchor=dict(anchors))
 
     async def replace_links(
         self,
@@ -242,7 +242,9 @@ class HubStore:
             await _insert_many(conn, PERSON, [_core_values(c) for c in fresh])
             if existing:
                 await conn.execute(
-                    sql_update(PERSON).where(PERSON.c.id == bindparam("b_id")).values(
+                    sql_update(PERSON)
+                    .where(PERSON.c.id == bindparam("b_id"))
+                    .values(
                         surname=bindparam("b_surname"),
                         given_names=bindparam("b_given_names"),
                         sex=bindparam("b_sex"),
@@ -255,7 +257,13 @@ class HubStore:
                 conn,
                 PASSPORT,
                 [
-                    dict(zip(("person_id", "number", "nationality", "valid_from", "valid_to", "current"), p, strict=True))
+                    dict(
+                        zip(
+                            ("person_id", "number", "nationality", "valid_from", "valid_to", "current"),
+                            p,
+                            strict=True,
+                        )
+                    )
                     for p in passports
                 ],
             )
@@ -265,7 +273,15 @@ class HubStore:
                 [
                     dict(
                         zip(
-                            ("person_id", "agency", "record_type", "record_key", "owner_key", "confidence", "evidence"),
+                            (
+                                "person_id",
+                                "agency",
+                                "record_type",
+                                "record_key",
+                                "owner_key",
+                                "confidence",
+                                "evidence",
+                            ),
                             ln,
                             strict=True,
                         )
@@ -280,9 +296,33 @@ class HubStore:
             linked, flagged, left_alone, unmappable = report
             await conn.execute(
                 insert(LINK_RUN).values(
-                    finished_at=finished_at, linked=linked, flagged=flagged, left_alone=left_alone, unmappable=unmappable
+                    finished_at=finished_at,
+                    linked=linked,
+                    flagged=flagged,
+                    left_alone=left_alone,
+                    unmappable=unmappable,
                 )
             )
+
+    async def sample_permit_number(self) -> str | None:
+        """The permit number of the first person every agency knows: a lookup to try first."""
+        known_to_all = (
+            select(LINK.c.person_id)
+            .where(LINK.c.confidence == LinkConfidence.CONFIRMED.value)
+            .group_by(LINK.c.person_id)
+            .having(func.count(LINK.c.agency.distinct()) == len(Agency))
+            .order_by(LINK.c.person_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        statement = select(IDENTIFIER.c.value).where(
+            and_(
+                IDENTIFIER.c.person_id == known_to_all,
+                IDENTIFIER.c.kind == IdentifierKind.WORK_PERMIT_NUMBER.value,
+            )
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement)).scalars().first()
 
     # ------------------------------------------------------------ reads for the graph
 
@@ -302,7 +342,9 @@ class HubStore:
             rows = (await conn.execute(statement)).all()
         grouped: dict[int, list[Passport]] = {i: [] for i in ids}
         for r in rows:
-            grouped[r.person_id].append(Passport(r.number, r.nationality, r.valid_from, r.valid_to, bool(r.current)))
+            grouped[r.person_id].append(
+                Passport(r.number, r.nationality, r.valid_from, r.valid_to, bool(r.current))
+            )
         return [grouped[i] for i in ids]
 
     async def links_by_person(self, ids: Sequence[int]) -> list[PersonLinks]:
@@ -312,7 +354,9 @@ class HubStore:
         grouped: dict[int, list[PersonLink]] = {i: [] for i in ids}
         for r in rows:
             grouped[r.person_id].append(
-                PersonLink(Agency(r.agency), r.record_type, r.record_key, r.owner_key, LinkConfidence(r.confidence))
+                PersonLink(
+                    Agency(r.agency), r.record_type, r.record_key, r.owner_key, LinkConfidence(r.confidence)
+                )
             )
         return [PersonLinks(tuple(grouped[i])) for i in ids]
 
@@ -371,13 +415,17 @@ class HubStore:
                     count = count.where(and_(*conditions))
                 if after is not None:
                     statement = statement.where(PERSON.c.id > after)
-                ids = [r[0] for r in (await conn.execute(statement.order_by(PERSON.c.id).limit(first + 1))).all()]
+                ids = [
+                    r[0] for r in (await conn.execute(statement.order_by(PERSON.c.id).limit(first + 1))).all()
+                ]
                 total = (await conn.execute(count)).scalar_one()
             finally:
                 for keys_table in temporary:
                     await conn.run_sync(lambda sync, t=keys_table: t.drop(sync, checkfirst=True))
                 await conn.commit()
-        return Page(items=ids[:first], positions=[(i,) for i in ids[:first]], has_next=len(ids) > first, total=total)
+        return Page(
+            items=ids[:first], positions=[(i,) for i in ids[:first]], has_next=len(ids) > first, total=total
+        )
 
     async def statistics(
         self, group_by: Sequence[StatisticsDimension], where: StatisticsFilter, today: date
@@ -456,7 +504,9 @@ def _person(row: Any) -> PersonCore:
 
 
 def _notification(row: Any) -> NotificationRecord:
-    return NotificationRecord(row.id, row.person_id, row.kind, row.at, row.message, row.subject_type, row.subject_key)
+    return NotificationRecord(
+        row.id, row.person_id, row.kind, row.at, row.message, row.subject_type, row.subject_key
+    )
 
 
 def _core_values(core: PersonCoreRow) -> dict[str, object]:
@@ -471,7 +521,9 @@ def _core_values(core: PersonCoreRow) -> dict[str, object]:
     }
 
 
-async def _insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, object]], chunk: int = 20_000) -> None:
+async def _insert_many(
+    conn: AsyncConnection, table: Table, rows: list[dict[str, object]], chunk: int = 20_000
+) -> None:
     for start in range(0, len(rows), chunk):
         await conn.execute(insert(table), rows[start : start + chunk])
 

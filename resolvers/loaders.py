@@ -79,7 +79,9 @@ class Loaders:
     @cached_property
     def employer_permits(self) -> DataLoader[tuple[str, int, Any], Any]:
         async def read(credit_codes: list[str], first: int, after: Any) -> Sequence[Any]:
-            return await self.sources.work_permits.permits_of_employers(credit_codes, first, after, self.today)
+            return await self.sources.work_permits.permits_of_employers(
+                credit_codes, first, after, self.today
+            )
 
         return DataLoader(load_fn=lambda keys: _pages_by_arguments(keys, read))
 

@@ -46,7 +46,9 @@ async def employer_by_credit_code(info: Info, credit_code: str) -> Employer | No
     return deliver(info, found)
 
 
-async def employer_permits(info: Info, employer: Employer, first: int | None, after: str | None) -> tuple[Page[Any], str]:
+async def employer_permits(
+    info: Info, employer: Employer, first: int | None, after: str | None
+) -> tuple[Page[Any], str]:
     size = page_size(first)
     position = decode_cursor(EMPLOYER_PERMITS, after)
     page = await info.context.loaders.employer_permits.load((employer.credit_code, size, position))

@@ -58,7 +58,9 @@ async def residence_permits(info: Info, person: PersonCore) -> Any:
     return await person_related(info, rel.RESIDENCE_PERMITS, person.id)
 
 
-async def entries(info: Info, person: PersonCore, first: int | None, after: str | None) -> tuple[Page[Any], str]:
+async def entries(
+    info: Info, person: PersonCore, first: int | None, after: str | None
+) -> tuple[Page[Any], str]:
     return await person_page(info, rel.ENTRIES, person.id, first, after)
 
 
@@ -71,7 +73,9 @@ async def benefit_payments(
 NOTIFICATIONS = "notifications"
 
 
-async def notifications(info: Info, person: PersonCore, first: int | None, after: str | None) -> tuple[Page[Any], str]:
+async def notifications(
+    info: Info, person: PersonCore, first: int | None, after: str | None
+) -> tuple[Page[Any], str]:
     size = page_size(first)
     position = decode_cursor(NOTIFICATIONS, after)
     key = (person.id, size, int(position[0]) if position else None)

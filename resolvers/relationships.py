@@ -40,7 +40,9 @@ class PagedPersonRelationship:
 
 
 WORK_PERMITS = PersonRelationship(
-    "work_permits", Agency.WORK_PERMIT_SYSTEM, lambda s, today: lambda g: s.work_permits.permits_by_applicant(g, today)
+    "work_permits",
+    Agency.WORK_PERMIT_SYSTEM,
+    lambda s, today: lambda g: s.work_permits.permits_by_applicant(g, today),
 )
 CURRENT_WORK_PERMIT = PersonRelationship(
     "current_work_permit",
@@ -52,7 +54,9 @@ INSURED_PERSON = PersonRelationship(
     "insured_person", Agency.SOCIAL_INSURANCE, lambda s, _today: s.insurance.insured_by_person, many=False
 )
 INSURANCE_PARTICIPATIONS = PersonRelationship(
-    "insurance_participations", Agency.SOCIAL_INSURANCE, lambda s, _today: s.insurance.participations_by_person
+    "insurance_participations",
+    Agency.SOCIAL_INSURANCE,
+    lambda s, _today: s.insurance.participations_by_person,
 )
 SOCIAL_SECURITY_CARDS = PersonRelationship(
     "social_security_cards", Agency.CARD_SERVICE, lambda s, _today: s.cards.cards_by_person
@@ -67,7 +71,9 @@ RESIDENCE_PERMITS = PersonRelationship(
     lambda s, today: lambda g: s.exit_entry.residence_permits_by_person(g, today),
 )
 ENTRIES = PagedPersonRelationship(
-    "entries", Agency.EXIT_ENTRY, lambda s, groups, first, after, _today: s.exit_entry.entries_by_person(groups, first, after)
+    "entries",
+    Agency.EXIT_ENTRY,
+    lambda s, groups, first, after, _today: s.exit_entry.entries_by_person(groups, first, after),
 )
 BENEFIT_PAYMENTS = PagedPersonRelationship(
     "benefit_payments",
@@ -91,19 +97,27 @@ PERMIT_BY_NUMBER = KeyedRead(
     lambda s, today: lambda keys: s.work_permits.current_permit_by_number(keys, today),
 )
 PERMIT_BY_ID = KeyedRead(
-    "permit_by_id", Agency.WORK_PERMIT_SYSTEM, lambda s, today: lambda keys: s.work_permits.permits_by_id(keys, today)
+    "permit_by_id",
+    Agency.WORK_PERMIT_SYSTEM,
+    lambda s, today: lambda keys: s.work_permits.permits_by_id(keys, today),
 )
 PERMIT_BY_LETTER = KeyedRead(
     "permit_by_letter",
     Agency.WORK_PERMIT_SYSTEM,
     lambda s, today: lambda keys: s.work_permits.current_permit_by_letter(keys, today),
 )
-PERMIT_EVENTS = KeyedRead("permit_events", Agency.WORK_PERMIT_SYSTEM, lambda s, _today: s.work_permits.events_by_permit)
+PERMIT_EVENTS = KeyedRead(
+    "permit_events", Agency.WORK_PERMIT_SYSTEM, lambda s, _today: s.work_permits.events_by_permit
+)
 EMPLOYER_BY_CREDIT_CODE = KeyedRead(
-    "employer_by_credit_code", Agency.WORK_PERMIT_SYSTEM, lambda s, _today: s.work_permits.employers_by_credit_code
+    "employer_by_credit_code",
+    Agency.WORK_PERMIT_SYSTEM,
+    lambda s, _today: s.work_permits.employers_by_credit_code,
 )
 INSURED_EMPLOYER_BY_CREDIT_CODE = KeyedRead(
-    "insured_employer_by_credit_code", Agency.SOCIAL_INSURANCE, lambda s, _today: s.insurance.employers_by_credit_code
+    "insured_employer_by_credit_code",
+    Agency.SOCIAL_INSURANCE,
+    lambda s, _today: s.insurance.employers_by_credit_code,
 )
 ELECTRONIC_CARD_BY_ID = KeyedRead(
     "electronic_card_by_id", Agency.CARD_SERVICE, lambda s, _today: s.cards.electronic_cards_by_id

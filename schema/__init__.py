@@ -18,7 +18,9 @@ from schema.query import Query
 
 
 class HubSchema(strawberry.Schema):
-    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
         # ShapeErrors logs what it masks, by code and path; messages may carry personal data.
         return None
 
@@ -27,7 +29,12 @@ def build_schema() -> HubSchema:
     return HubSchema(
         query=Query,
         types=[Person, WorkPermit, Employer, ElectronicCard, Notification],
-        extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256), ShapeErrors, SourceTraceReport],
+        extensions=[
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+            ShapeErrors,
+            SourceTraceReport,
+        ],
     )
 
 

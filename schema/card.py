@@ -8,17 +8,31 @@ import strawberry
 
 from adapters.records import ElectronicCard as ElectronicCardRecord
 from resolvers.global_ids import to_global_id
-from schema.common import CardStatus, ElectronicCardServiceLevel, ElectronicCardStatus, Node, VerificationMethod
+from schema.common import (
+    CardStatus,
+    ElectronicCardServiceLevel,
+    ElectronicCardStatus,
+    Node,
+    VerificationMethod,
+)
 
 
-@strawberry.type(description="A physical social security card and the work-permit information loaded onto it.")
+@strawberry.type(
+    description="A physical social security card and the work-permit information loaded onto it."
+)
 class SocialSecurityCard:
     number: str = strawberry.field(description="The card number (a letter and 8 digits).")
     status: CardStatus = strawberry.field(description="The card's state.")
-    issued_on: date | None = strawberry.field(description="When the card was issued; null while pending production.")
+    issued_on: date | None = strawberry.field(
+        description="When the card was issued; null while pending production."
+    )
     valid_to: date | None = strawberry.field(description="The last day the card is valid.")
-    carries_work_permit: bool = strawberry.field(description="Whether work-permit information is loaded onto the card.")
-    work_permit_number: str | None = strawberry.field(description="The number of the permit loaded onto the card.")
+    carries_work_permit: bool = strawberry.field(
+        description="Whether work-permit information is loaded onto the card."
+    )
+    work_permit_number: str | None = strawberry.field(
+        description="The number of the permit loaded onto the card."
+    )
 
 
 @strawberry.type(description="An electronic social security card, registered in the e-card app.")
@@ -31,7 +45,9 @@ class ElectronicCard(Node):
     verification_method: VerificationMethod | None = strawberry.field(
         description="How the real person was verified at registration."
     )
-    card_number: str | None = strawberry.field(description="The physical card it is linked to, once one is in use.")
+    card_number: str | None = strawberry.field(
+        description="The physical card it is linked to, once one is in use."
+    )
     work_permit_number: str | None = strawberry.field(description="The permit number the card carries.")
 
     @strawberry.field(description="The e-card's opaque global id.")

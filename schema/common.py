@@ -15,26 +15,61 @@ from resolvers.paging import encode_cursor
 # The adapters' enums, exposed as the graph's enums (one definition, no copies).
 Agency = strawberry.enum(records.Agency, description="The five agencies whose systems the hub joins.")
 Sex = strawberry.enum(records.Sex, description="Sex as the agencies record it (GB/T 2261.1).")
-TalentCategory = strawberry.enum(records.TalentCategory, description="The permit's talent category: A high-end, B professional, C other.")
-WorkPermitStatus = strawberry.enum(records.WorkPermitStatus, description="Where a permit period stands; EXPIRED once its end date has passed.")
-PermitProcedure = strawberry.enum(records.PermitProcedure, description="Whether a physical permit card was issued under the old procedure or the permit is integrated into the social security card.")
-PermitEventKind = strawberry.enum(records.PermitEventKind, description="The kind of a permit step in the work-permit system's business records.")
+TalentCategory = strawberry.enum(
+    records.TalentCategory, description="The permit's talent category: A high-end, B professional, C other."
+)
+WorkPermitStatus = strawberry.enum(
+    records.WorkPermitStatus,
+    description="Where a permit period stands; EXPIRED once its end date has passed.",
+)
+PermitProcedure = strawberry.enum(
+    records.PermitProcedure,
+    description="A physical permit card of the old procedure, or integrated into the social security card.",
+)
+PermitEventKind = strawberry.enum(
+    records.PermitEventKind,
+    description="The kind of a permit step in the work-permit system's business records.",
+)
 PermitEventOutcome = strawberry.enum(records.PermitEventOutcome, description="How a permit step was decided.")
 CardStatus = strawberry.enum(records.CardStatus, description="The state of a physical social security card.")
-ElectronicCardStatus = strawberry.enum(records.ElectronicCardStatus, description="The signing state of an electronic social security card.")
-ElectronicCardServiceLevel = strawberry.enum(records.ElectronicCardServiceLevel, description="BASIC until a physical card is in use, STANDARD after.")
-VerificationMethod = strawberry.enum(records.VerificationMethod, description="How the card service verified the real person.")
+ElectronicCardStatus = strawberry.enum(
+    records.ElectronicCardStatus, description="The signing state of an electronic social security card."
+)
+ElectronicCardServiceLevel = strawberry.enum(
+    records.ElectronicCardServiceLevel, description="BASIC until a physical card is in use, STANDARD after."
+)
+VerificationMethod = strawberry.enum(
+    records.VerificationMethod, description="How the card service verified the real person."
+)
 InsuranceType = strawberry.enum(records.InsuranceType, description="The five social insurance types.")
-InsuranceStatus = strawberry.enum(records.InsuranceStatus, description="Whether contributions are being paid.")
-ResidencePurpose = strawberry.enum(records.ResidencePurpose, description="What a residence permit was issued for.")
-ResidencePermitStatus = strawberry.enum(records.ResidencePermitStatus, description="VALID in force, EXPIRED past its end, VOID withdrawn.")
-VerificationChannel = strawberry.enum(records.VerificationChannel, description="How a work permit was verified: in the system, by e-card, or by QR code.")
-PermitVerificationFailure = strawberry.enum(records.PermitVerificationFailure, description="Why a permit verification failed.")
-BenefitPaymentStatus = strawberry.enum(records.BenefitPaymentStatus, description="The state of a benefit payment.")
-LinkConfidence = strawberry.enum(records.LinkConfidence, description="CONFIRMED links are merged into the person; WEAK ones are shown, never merged.")
+InsuranceStatus = strawberry.enum(
+    records.InsuranceStatus, description="Whether contributions are being paid."
+)
+ResidencePurpose = strawberry.enum(
+    records.ResidencePurpose, description="What a residence permit was issued for."
+)
+ResidencePermitStatus = strawberry.enum(
+    records.ResidencePermitStatus, description="VALID in force, EXPIRED past its end, VOID withdrawn."
+)
+VerificationChannel = strawberry.enum(
+    records.VerificationChannel,
+    description="How a work permit was verified: in the system, by e-card, or by QR code.",
+)
+PermitVerificationFailure = strawberry.enum(
+    records.PermitVerificationFailure, description="Why a permit verification failed."
+)
+BenefitPaymentStatus = strawberry.enum(
+    records.BenefitPaymentStatus, description="The state of a benefit payment."
+)
+LinkConfidence = strawberry.enum(
+    records.LinkConfidence,
+    description="CONFIRMED links are merged into the person; WEAK ones are shown, never merged.",
+)
 NotificationKind = strawberry.enum(records.NotificationKind, description="What a notification is about.")
 CallerRole = strawberry.enum(records.CallerRole, description="The roles that call the graph.")
-StatisticsDimension = strawberry.enum(records.StatisticsDimension, description="What workforce statistics can be grouped and filtered by.")
+StatisticsDimension = strawberry.enum(
+    records.StatisticsDimension, description="What workforce statistics can be grouped and filtered by."
+)
 
 
 @strawberry.interface(description="An object with a global id, fetchable again through `node`.")

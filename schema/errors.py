@@ -56,8 +56,14 @@ def shaped(error: GraphQLError) -> GraphQLError:
 
 
 def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
-    return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
-                        path=error.path, extensions=extensions)
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
 
 
 class ShapeErrors(SchemaExtension):
@@ -71,7 +77,9 @@ class ShapeErrors(SchemaExtension):
         errors = [shaped(e) for e in (result.errors or [])]
         context = self.execution_context.context
         for path, problem in getattr(context, "problems", ()):
-            errors.append(GraphQLError(problem.describe(), path=list(path), extensions=problem_extensions(problem)))
+            errors.append(
+                GraphQLError(problem.describe(), path=list(path), extensions=problem_extensions(problem))
+            )
         result.errors = errors or None
 
 

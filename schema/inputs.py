@@ -20,12 +20,22 @@ class PersonNameInput:
     given_names: str | None = strawberry.field(default=None, description="The given names, if any.")
 
 
-@strawberry.input(one_of=True, description="Find a person by exactly one identifier any agency knows them by.")
+@strawberry.input(
+    one_of=True, description="Find a person by exactly one identifier any agency knows them by."
+)
 class PersonLookup:
-    id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="The person's global id.")
-    work_permit_number: str | None = strawberry.field(default=strawberry.UNSET, description="A work permit number.")
-    social_security_number: str | None = strawberry.field(default=strawberry.UNSET, description="A social security number.")
-    card_number: str | None = strawberry.field(default=strawberry.UNSET, description="A social security card number.")
+    id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The person's global id."
+    )
+    work_permit_number: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A work permit number."
+    )
+    social_security_number: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A social security number."
+    )
+    card_number: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A social security card number."
+    )
     passport: PassportInput | None = strawberry.field(
         default=strawberry.UNSET, description="A passport, current or earlier."
     )
@@ -51,10 +61,18 @@ class PersonLookup:
 @strawberry.input(description="Narrows persons (and statistics); every given condition must hold.")
 class PersonFilter:
     nationality: str | None = strawberry.field(default=None, description="Nationality (ISO 3166-1 alpha-3).")
-    permit_status: WorkPermitStatus | None = strawberry.field(default=None, description="The current permit's status.")
-    category: TalentCategory | None = strawberry.field(default=None, description="The current permit's category.")
-    employer_credit_code: str | None = strawberry.field(default=None, description="The current permit's employer.")
-    work_district: str | None = strawberry.field(default=None, description="The current permit's work district.")
+    permit_status: WorkPermitStatus | None = strawberry.field(
+        default=None, description="The current permit's status."
+    )
+    category: TalentCategory | None = strawberry.field(
+        default=None, description="The current permit's category."
+    )
+    employer_credit_code: str | None = strawberry.field(
+        default=None, description="The current permit's employer."
+    )
+    work_district: str | None = strawberry.field(
+        default=None, description="The current permit's work district."
+    )
     insured: bool | None = strawberry.field(
         default=None, description="Whether the person pays into at least one insurance."
     )
@@ -64,7 +82,9 @@ class PersonFilter:
             nationality=self.nationality.strip().upper() if self.nationality else None,
             permit_status=self.permit_status,
             category=self.category,
-            employer_credit_code=self.employer_credit_code.strip().upper() if self.employer_credit_code else None,
+            employer_credit_code=self.employer_credit_code.strip().upper()
+            if self.employer_credit_code
+            else None,
             work_district=self.work_district.strip() if self.work_district else None,
             insured=self.insured,
         )
@@ -75,7 +95,9 @@ class PermitVerificationInput:
     work_permit_number: str | None = strawberry.field(
         default=strawberry.UNSET, description="Verify by number, in the system."
     )
-    qr_code: str | None = strawberry.field(default=strawberry.UNSET, description="Verify the permit's QR code.")
+    qr_code: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Verify the permit's QR code."
+    )
     electronic_card_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="Verify by the e-card carrying the permit."
     )

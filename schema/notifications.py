@@ -13,7 +13,9 @@ from resolvers.global_ids import to_global_id
 from schema.common import Node, NotificationKind, PageInfo
 
 
-@strawberry.type(description="An event for the person: a permit change, an expiry notice, a card issued, news.")
+@strawberry.type(
+    description="An event for the person: a permit change, an expiry notice, a card issued, news."
+)
 class Notification(Node):
     at: datetime = strawberry.field(description="When the event happened.")
     message: str = strawberry.field(description="What happened, in words.")
@@ -39,7 +41,9 @@ class Notification(Node):
 
 @strawberry.type(description="A notification with its cursor.")
 class NotificationEdge:
-    cursor: str = strawberry.field(description="The cursor of this notification; pass it as `after` to resume.")
+    cursor: str = strawberry.field(
+        description="The cursor of this notification; pass it as `after` to resume."
+    )
     node: Notification = strawberry.field(description="The notification.")
 
 

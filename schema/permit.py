@@ -92,10 +92,14 @@ class WorkPermit(Node):
         return permit.employer(info, root)  # type: ignore[return-value]
 
     @strawberry.field(description="The person holding the permit.")
-    async def holder(root: WorkPermitRecord, info: Info) -> Annotated[Person, strawberry.lazy("schema.person")] | None:  # noqa: N805
+    async def holder(
+        root: WorkPermitRecord, info: Info
+    ) -> Annotated[Person, strawberry.lazy("schema.person")] | None:  # noqa: N805
         return await permit.holder(info, root)  # type: ignore[return-value]
 
-    @strawberry.field(description="The permit's QR code: a compact JWS verifiable offline with the hub's published keys.")
+    @strawberry.field(
+        description="The permit's QR code: a compact JWS verifiable offline with the hub's published keys."
+    )
     async def qr_code(root: WorkPermitRecord, info: Info) -> str | None:  # noqa: N805
         return await permit.qr_code(info, root)
 

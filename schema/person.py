@@ -40,7 +40,9 @@ class Passport:
 class IdentityLink:
     agency: Agency = strawberry.field(description="The agency holding the record.")
     record_key: str = strawberry.field(description="The record's key in that agency's system.")
-    confidence: LinkConfidence = strawberry.field(description="CONFIRMED (merged) or WEAK (shown, never merged).")
+    confidence: LinkConfidence = strawberry.field(
+        description="CONFIRMED (merged) or WEAK (shown, never merged)."
+    )
 
 
 @strawberry.type(description="A role's look at the person's data, as the person may read it.")
@@ -75,7 +77,9 @@ class Person(Node):
 
     @strawberry.field(description="The name: from exit-entry where known, else from the work-permit system.")
     def name(root: PersonCore) -> PersonName:  # noqa: N805
-        return PersonName(surname=root.surname, given_names=root.given_names, full=full_name(root.surname, root.given_names))
+        return PersonName(
+            surname=root.surname, given_names=root.given_names, full=full_name(root.surname, root.given_names)
+        )
 
     @strawberry.field(description="Every passport known, the current one first.")
     async def passports(root: PersonCore, info: Info) -> list[Passport]:  # noqa: N805
@@ -85,7 +89,9 @@ class Person(Node):
     async def identity_links(root: PersonCore, info: Info) -> list[IdentityLink] | None:  # noqa: N805
         return (await person.links(info, root)).links  # type: ignore[return-value]
 
-    @strawberry.field(description="The current permit period: the latest not cancelled or rejected, else the latest.")
+    @strawberry.field(
+        description="The current permit period: the latest not cancelled or rejected, else the latest."
+    )
     async def work_permit(root: PersonCore, info: Info) -> WorkPermit | None:  # noqa: N805
         return await person.work_permit(info, root)  # type: ignore[no-any-return]
 
@@ -124,7 +130,9 @@ class Person(Node):
         pairs, page_info = connection_parts(info, page, kind)
         return EntryConnection(edges=[EntryEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info)
 
-    @strawberry.field(description="The current residence permit: in force with the latest end, else the latest.")
+    @strawberry.field(
+        description="The current residence permit: in force with the latest end, else the latest."
+    )
     async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:  # noqa: N805
         return await person.residence_permit(info, root)  # type: ignore[no-any-return]
 
@@ -141,7 +149,9 @@ class Person(Node):
     ) -> BenefitPaymentConnection | None:
         page, kind = await person.benefit_payments(info, root, first, after)
         pairs, page_info = connection_parts(info, page, kind)
-        return BenefitPaymentConnection(edges=[BenefitPaymentEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info)
+        return BenefitPaymentConnection(
+            edges=[BenefitPaymentEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info
+        )
 
     @strawberry.field(description="Notifications for the person, newest first.")
     async def notifications(
@@ -168,4 +178,3 @@ class Person(Node):
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:
         return isinstance(obj, PersonCore)
-

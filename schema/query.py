@@ -74,7 +74,9 @@ class Query:
             _unset_to_none(input.electronic_card_id),  # type: ignore[arg-type]
         )
 
-    @strawberry.field(description="The caller's own person (cardholders); null until the caller is a cardholder.")
+    @strawberry.field(
+        description="The caller's own person (cardholders); null until the caller is a cardholder."
+    )
     async def me(self, info: Info) -> Person | None:
         return None
 
@@ -88,7 +90,9 @@ class Query:
         criteria = (filter or PersonFilter()).to_criteria()
         return [statistics_row(c) for c in await query.workforce_statistics(info, group_by, criteria)]
 
-    @strawberry.field(description="Current valid permits ending within the given days (1-365), by end date then number.")
+    @strawberry.field(
+        description="Current valid permits ending within the given days (1-365), by end date then number."
+    )
     async def expiring_work_permits(
         self,
         info: Info,

@@ -46,7 +46,9 @@ async def seed_estate(settings: Settings, persons: int = PERSONS, seed: int = SE
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-async def estate(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Estate]:
+async def estate(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Estate]:
     data_dir = tmp_path_factory.mktemp(f"estate-{request.param}")
     if request.param == "sqlite":
         settings = Settings.for_directory(data_dir, fixed_today=AS_OF)
@@ -87,7 +89,9 @@ async def graphql(
     headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """POST a GraphQL document; the HTTP answer must be 200 and JSON."""
-    response = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

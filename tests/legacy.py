@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from adapters.records import Agency
 from settings import Settings
 
-STATUS = {"10": "UNDER_REVIEW", "20": "NOTICE_ISSUED", "30": "VALID", "40": "CANCELLED", "50": "EXPIRED", "60": "REJECTED"}
+STATUS = {
+    "10": "UNDER_REVIEW",
+    "20": "NOTICE_ISSUED",
+    "30": "VALID",
+    "40": "CANCELLED",
+    "50": "EXPIRED",
+    "60": "REJECTED",
+}
 
 
 async def rows(url: str, sql: str) -> list[Any]:
@@ -91,13 +98,14 @@ async def insured_applicants(settings: Settings) -> set[int]:
 
     wp_url = settings.source_urls[Agency.WORK_PERMIT_SYSTEM]
     passports = await rows(
-        wp_url, 'SELECT h."SQRID", h."HZHM", s."GJ", s."CSRQ" FROM "WP_HZLS" h JOIN "WP_SQR" s ON s."SQRID" = h."SQRID"'
+        wp_url,
+        'SELECT h."SQRID", h."HZHM", s."GJ", s."CSRQ" FROM "WP_HZLS" h JOIN "WP_SQR" s ON s."SQRID" = h."SQRID"',
     )
     by_passport = {(r.HZHM.strip(), r.GJ.strip()): (r.SQRID, r.CSRQ) for r in passports}
     insured = await rows(
         settings.source_urls[Agency.SOCIAL_INSURANCE],
         'SELECT DISTINCT p."AAE135", p."AAC161", p."AAC006" FROM "AC01" p JOIN "AC02" c ON c."AAC001" = p."AAC001" '
-        'WHERE c."AAE100" = \'1\' AND c."AAC008" = \'1\'',
+        "WHERE c.\"AAE100\" = '1' AND c.\"AAC008\" = '1'",
     )
     found = set()
     for row in insured:

@@ -44,7 +44,9 @@ async def execute(url: str, sql: str) -> list[Any]:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-async def damaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Settings]:
+async def damaged(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Settings]:
     """A fresh small estate whose rows the tests may break."""
     data_dir = tmp_path_factory.mktemp(f"damaged-{request.param}")
     if request.param == "sqlite":
@@ -108,7 +110,9 @@ async def test_unmappable_rows_null_their_field_and_name_the_record(
 ) -> None:
     person_id, keys = await _full_person(damaged)
     wp = damaged.source_urls[Agency.WORK_PERMIT_SYSTEM]
-    periods = await execute(wp, f'SELECT "XKID" FROM "WP_XKZ" WHERE "SQRID" = {keys["WP_SQR"]} ORDER BY "XKID"')
+    periods = await execute(
+        wp, f'SELECT "XKID" FROM "WP_XKZ" WHERE "SQRID" = {keys["WP_SQR"]} ORDER BY "XKID"'
+    )
     before = await graphql(damaged_client, QUERY, {"l": {"id": person_id}})
     assert "errors" not in before
     current = before["data"]["person"]["workPermit"]["number"]
@@ -118,8 +122,14 @@ async def test_unmappable_rows_null_their_field_and_name_the_record(
     holder = f'(SELECT "SHBZHM" FROM "SBK_KXX" WHERE "KH" = \'{keys["SBK_KXX"]}\')'
     card_keys = {r.KH for r in await execute(cards, f'SELECT "KH" FROM "SBK_KXX" WHERE "SHBZHM" = {holder}')}
     await execute(cards, f'UPDATE "SBK_KXX" SET "GZXKXX" = \'{{broken\' WHERE "SHBZHM" = {holder}')
-    await execute(damaged.source_urls[Agency.EXIT_ENTRY], f'UPDATE "CRJ_QZ" SET "QFRQ" = \'2025/02/30\' WHERE "RYBH" = \'{keys["CRJ_RY"]}\'')
-    await execute(damaged.source_urls[Agency.BEIJING_PASS], f'UPDATE "BJT_FF" SET "ZT" = \'X\' WHERE "KH" = \'{keys["BJT_FF"]}\'')
+    await execute(
+        damaged.source_urls[Agency.EXIT_ENTRY],
+        f'UPDATE "CRJ_QZ" SET "QFRQ" = \'2025/02/30\' WHERE "RYBH" = \'{keys["CRJ_RY"]}\'',
+    )
+    await execute(
+        damaged.source_urls[Agency.BEIJING_PASS],
+        f'UPDATE "BJT_FF" SET "ZT" = \'X\' WHERE "KH" = \'{keys["BJT_FF"]}\'',
+    )
     try:
         body = await graphql(damaged_client, QUERY, {"l": {"id": person_id}})
     finally:
@@ -135,12 +145,17 @@ async def test_unmappable_rows_null_their_field_and_name_the_record(
     assert error["extensions"]["field"] == "YXQZ"
     # The list keeps what it can read and names each period it cannot.
     assert person["workPermits"] == []
-    assert {e["extensions"]["recordKey"] for e in errors[("person", "workPermits")]} == {str(p.XKID) for p in periods}
+    assert {e["extensions"]["recordKey"] for e in errors[("person", "workPermits")]} == {
+        str(p.XKID) for p in periods
+    }
     assert person["socialSecurityCard"] is None
     (card_error,) = errors[("person", "socialSecurityCard")]
     assert card_error["extensions"]["recordKey"] in card_keys
     assert card_error["extensions"] | {"recordKey": None} == {
-        "code": "SOURCE_DATA_INVALID", "agency": "CARD_SERVICE", "recordKey": None, "field": "GZXKXX",
+        "code": "SOURCE_DATA_INVALID",
+        "agency": "CARD_SERVICE",
+        "recordKey": None,
+        "field": "GZXKXX",
     }
     assert {e["extensions"]["agency"] for e in errors[("person", "visas")]} == {"EXIT_ENTRY"}
     assert {e["extensions"]["field"] for e in errors[("person", "benefitPayments")]} == {"ZT"}

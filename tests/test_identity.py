@@ -29,10 +29,16 @@ async def _person(client: httpx.AsyncClient, lookup: dict[str, Any]) -> dict[str
 
 
 def _links(person: dict[str, Any], agency: str, confidence: str = "CONFIRMED") -> set[str]:
-    return {ln["recordKey"] for ln in person["identityLinks"] if ln["agency"] == agency and ln["confidence"] == confidence}
+    return {
+        ln["recordKey"]
+        for ln in person["identityLinks"]
+        if ln["agency"] == agency and ln["confidence"] == confidence
+    }
 
 
-async def test_exit_entry_knows_a_renewed_passport_by_its_old_number(client: httpx.AsyncClient, estate: Estate) -> None:
+async def test_exit_entry_knows_a_renewed_passport_by_its_old_number(
+    client: httpx.AsyncClient, estate: Estate
+) -> None:
     wp = estate.settings.source_urls[Agency.WORK_PERMIT_SYSTEM]
     renewed = await rows(
         wp,
@@ -41,7 +47,9 @@ async def test_exit_entry_knows_a_renewed_passport_by_its_old_number(client: htt
     )
     travellers = {
         r.ZJHM.strip(): r.RYBH
-        for r in await rows(estate.settings.source_urls[Agency.EXIT_ENTRY], 'SELECT "RYBH", "ZJHM" FROM "CRJ_RY"')
+        for r in await rows(
+            estate.settings.source_urls[Agency.EXIT_ENTRY], 'SELECT "RYBH", "ZJHM" FROM "CRJ_RY"'
+        )
     }
     known_by_old = [r for r in renewed if r.old.strip() in travellers]
     assert known_by_old, "the estate should hold a traveller known by an old passport"
@@ -54,12 +62,16 @@ async def test_exit_entry_knows_a_renewed_passport_by_its_old_number(client: htt
     assert {p["number"] for p in by_new["passports"]} >= {case.old.strip(), case.new.strip()}
 
 
-async def test_folded_diacritics_and_another_name_order_still_link(client: httpx.AsyncClient, estate: Estate) -> None:
+async def test_folded_diacritics_and_another_name_order_still_link(
+    client: httpx.AsyncClient, estate: Estate
+) -> None:
     applicants = await rows(
-        estate.settings.source_urls[Agency.WORK_PERMIT_SYSTEM], 'SELECT "SQRID", "XM", "HZHM", "GJ" FROM "WP_SQR"'
+        estate.settings.source_urls[Agency.WORK_PERMIT_SYSTEM],
+        'SELECT "SQRID", "XM", "HZHM", "GJ" FROM "WP_SQR"',
     )
     insured = await rows(
-        estate.settings.source_urls[Agency.SOCIAL_INSURANCE], 'SELECT "AAC001", "AAC003", "AAE135" FROM "AC01"'
+        estate.settings.source_urls[Agency.SOCIAL_INSURANCE],
+        'SELECT "AAC001", "AAC003", "AAE135" FROM "AC01"',
     )
     by_passport = {r.AAE135.strip(): r for r in insured}
     folded = [
@@ -71,18 +83,24 @@ async def test_folded_diacritics_and_another_name_order_still_link(client: httpx
     applicant, insured_row = folded[0]
     assert insured_row.AAC003.isascii() and insured_row.AAC003 != applicant.XM.strip()
     assert name_words(insured_row.AAC003) == name_words(applicant.XM)
-    person = await _person(client, {"passport": {"number": applicant.HZHM.strip(), "nationality": applicant.GJ}})
+    person = await _person(
+        client, {"passport": {"number": applicant.HZHM.strip(), "nationality": applicant.GJ}}
+    )
     assert _links(person, "SOCIAL_INSURANCE") == {str(insured_row.AAC001)}
 
 
-async def test_look_alikes_are_flagged_weak_and_never_merged(client: httpx.AsyncClient, estate: Estate) -> None:
+async def test_look_alikes_are_flagged_weak_and_never_merged(
+    client: httpx.AsyncClient, estate: Estate
+) -> None:
     assert estate.report.flagged > 0
     store = HubStore.open(estate.settings.store_url)
     try:
         async with store.engine.connect() as conn:
             weak = (
                 await conn.execute(
-                    text("SELECT person_id, record_key FROM identity_link WHERE confidence = 'WEAK' AND agency = 'EXIT_ENTRY'")
+                    text(
+                        "SELECT person_id, record_key FROM identity_link WHERE confidence = 'WEAK' AND agency = 'EXIT_ENTRY'"
+                    )
                 )
             ).all()
     finally:
@@ -95,7 +113,8 @@ async def test_look_alikes_are_flagged_weak_and_never_merged(client: httpx.Async
     look_alike_visas = {
         r.QZH
         for r in await rows(
-            estate.settings.source_urls[Agency.EXIT_ENTRY], f"SELECT \"QZH\" FROM \"CRJ_QZ\" WHERE \"RYBH\" = '{traveller_key}'"
+            estate.settings.source_urls[Agency.EXIT_ENTRY],
+            f'SELECT "QZH" FROM "CRJ_QZ" WHERE "RYBH" = \'{traveller_key}\'',
         )
     }
     assert not look_alike_visas & {v["number"] for v in person["visas"]}
@@ -103,18 +122,29 @@ async def test_look_alikes_are_flagged_weak_and_never_merged(client: httpx.Async
 
 async def test_records_of_non_workers_are_left_alone(estate: Estate) -> None:
     assert estate.report.left_alone > 0
-    travellers = await rows(estate.settings.source_urls[Agency.EXIT_ENTRY], 'SELECT "RYBH", "GJ" FROM "CRJ_RY"')
+    travellers = await rows(
+        estate.settings.source_urls[Agency.EXIT_ENTRY], 'SELECT "RYBH", "GJ" FROM "CRJ_RY"'
+    )
     assert all(r.GJ in ALPHA3_BY_CHINESE for r in travellers)
     store = HubStore.open(estate.settings.store_url)
     try:
         async with store.engine.connect() as conn:
-            linked = {r[0] for r in (await conn.execute(text("SELECT record_key FROM identity_link WHERE agency = 'EXIT_ENTRY'"))).all()}
+            linked = {
+                r[0]
+                for r in (
+                    await conn.execute(
+                        text("SELECT record_key FROM identity_link WHERE agency = 'EXIT_ENTRY'")
+                    )
+                ).all()
+            }
     finally:
         await store.close()
     assert len({r.RYBH for r in travellers} - linked) > 0
 
 
-async def test_applicants_not_yet_entered_are_known_to_the_permit_system_only(client: httpx.AsyncClient) -> None:
+async def test_applicants_not_yet_entered_are_known_to_the_permit_system_only(
+    client: httpx.AsyncClient,
+) -> None:
     body = await graphql(
         client,
         "{ persons(first: 5, filter: {permitStatus: UNDER_REVIEW}) { edges { node { identityLinks { agency } visas { number } socialSecurityCard { number } workPermit { status validFrom } } } } }",
@@ -129,11 +159,14 @@ async def test_applicants_not_yet_entered_are_known_to_the_permit_system_only(cl
 async def test_names_come_from_exit_entry_trimmed_and_single_names_have_no_given_names(
     client: httpx.AsyncClient, estate: Estate
 ) -> None:
-    travellers = await rows(estate.settings.source_urls[Agency.EXIT_ENTRY], 'SELECT "YWXM", "ZJHM", "GJ" FROM "CRJ_RY"')
+    travellers = await rows(
+        estate.settings.source_urls[Agency.EXIT_ENTRY], 'SELECT "YWXM", "ZJHM", "GJ" FROM "CRJ_RY"'
+    )
     checked = Counter()
     for traveller in travellers:
         person = await _person(
-            client, {"passport": {"number": traveller.ZJHM.strip(), "nationality": ALPHA3_BY_CHINESE[traveller.GJ]}}
+            client,
+            {"passport": {"number": traveller.ZJHM.strip(), "nationality": ALPHA3_BY_CHINESE[traveller.GJ]}},
         )
         if person is None:
             continue  # a non-worker: not a person of the hub

@@ -85,7 +85,10 @@ CODE_TABLES = [
             "510": InsuranceType.MATERNITY,
         },
     ),
-    (si.INSURANCE_STATUS, {"1": InsuranceStatus.PAYING, "2": InsuranceStatus.SUSPENDED, "4": InsuranceStatus.TERMINATED}),
+    (
+        si.INSURANCE_STATUS,
+        {"1": InsuranceStatus.PAYING, "2": InsuranceStatus.SUSPENDED, "4": InsuranceStatus.TERMINATED},
+    ),
     # card service
     (
         sbk.CARD_STATUS,
@@ -98,32 +101,66 @@ CODE_TABLES = [
     ),
     (
         sbk.ELECTRONIC_STATUS,
-        {"0": ElectronicCardStatus.UNSIGNED, "1": ElectronicCardStatus.SIGNED, "2": ElectronicCardStatus.REVOKED},
+        {
+            "0": ElectronicCardStatus.UNSIGNED,
+            "1": ElectronicCardStatus.SIGNED,
+            "2": ElectronicCardStatus.REVOKED,
+        },
     ),
-    (sbk.METHOD, {"FACE": VerificationMethod.FACE, "BANK": VerificationMethod.BANK, "COUNTER": VerificationMethod.COUNTER}),
+    (
+        sbk.METHOD,
+        {
+            "FACE": VerificationMethod.FACE,
+            "BANK": VerificationMethod.BANK,
+            "COUNTER": VerificationMethod.COUNTER,
+        },
+    ),
     # exit-entry
     (crj.SEX, {"男": Sex.MALE, "女": Sex.FEMALE}),
     (crj.PURPOSE, {"GZ": ResidencePurpose.WORK, "XX": ResidencePurpose.STUDY, "TQ": ResidencePurpose.FAMILY}),
     (
         crj.CHANNEL,
-        {"XT": VerificationChannel.SYSTEM, "DZK": VerificationChannel.ELECTRONIC_CARD, "EWM": VerificationChannel.QR_CODE},
+        {
+            "XT": VerificationChannel.SYSTEM,
+            "DZK": VerificationChannel.ELECTRONIC_CARD,
+            "EWM": VerificationChannel.QR_CODE,
+        },
     ),
     # BEIJING PASS
-    (bjt.STATUS, {"P": BenefitPaymentStatus.PENDING, "S": BenefitPaymentStatus.PAID, "R": BenefitPaymentStatus.REJECTED}),
+    (
+        bjt.STATUS,
+        {
+            "P": BenefitPaymentStatus.PENDING,
+            "S": BenefitPaymentStatus.PAID,
+            "R": BenefitPaymentStatus.REJECTED,
+        },
+    ),
 ]
 
 
 @pytest.mark.parametrize(("table", "expected"), CODE_TABLES)
-def test_every_legacy_code_maps_to_its_graph_value(table: dict[str, object], expected: dict[str, object]) -> None:
+def test_every_legacy_code_maps_to_its_graph_value(
+    table: dict[str, object], expected: dict[str, object]
+) -> None:
     assert table == expected
 
 
 def _permit_row(**overrides: object) -> SimpleNamespace:
     row = {
-        "XKID": 7, "XKZH": "110105202400000001", "SQRID": 3, "RCLB": "B", "ZT": "30",
-        "YXQQ": "20250101", "YXQZ": "20270101", "DWMC": "Acme Beijing Ltd.          ",
-        "TYSHXYDM": "91110000600037341L", "GZDD": "110105", "ZW": "Engineer", "STZ": "1",
-        "TZSBH": "TZ20240000001", "TZRQ": "20241201",
+        "XKID": 7,
+        "XKZH": "110105202400000001",
+        "SQRID": 3,
+        "RCLB": "B",
+        "ZT": "30",
+        "YXQQ": "20250101",
+        "YXQZ": "20270101",
+        "DWMC": "Acme Beijing Ltd.          ",
+        "TYSHXYDM": "91110000600037341L",
+        "GZDD": "110105",
+        "ZW": "Engineer",
+        "STZ": "1",
+        "TZSBH": "TZ20240000001",
+        "TZRQ": "20241201",
     }
     row.update(overrides)
     return SimpleNamespace(**row)
@@ -157,7 +194,12 @@ def test_a_credit_code_failing_its_check_is_returned_with_the_problem() -> None:
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
-    [({"ZT": "99"}, "ZT"), ({"YXQZ": "20270231"}, "YXQZ"), ({"RCLB": "D"}, "RCLB"), ({"YXQQ": "2025-01-01"}, "YXQQ")],
+    [
+        ({"ZT": "99"}, "ZT"),
+        ({"YXQZ": "20270231"}, "YXQZ"),
+        ({"RCLB": "D"}, "RCLB"),
+        ({"YXQQ": "2025-01-01"}, "YXQQ"),
+    ],
 )
 def test_an_unmappable_permit_value_names_its_column(overrides: dict[str, object], field: str) -> None:
     with pytest.raises(UnmappableValue) as raised:
@@ -178,18 +220,31 @@ def test_insured_person_maps_numeric_country_and_integer_birth_date() -> None:
     number = "DEU110105900101" + "01"
     number += social_security_check_character(number)
     row = SimpleNamespace(
-        AAC001=5, AAC002=number, AAC003="Hans Mueller", AAC004="1", AAC006=19900101, AAC161="276", AAE135="C01X00T47"
+        AAC001=5,
+        AAC002=number,
+        AAC003="Hans Mueller",
+        AAC004="1",
+        AAC006=19900101,
+        AAC161="276",
+        AAE135="C01X00T47",
     )
     person = si.insured_person(row)
     assert (person.nationality, person.birth_date, person.sex) == ("DEU", date(1990, 1, 1), Sex.MALE)
     assert person.problems == ()
-    broken = si.insured_person(SimpleNamespace(**{**row.__dict__, "AAC002": number[:-1] + ("0" if number[-1] != "0" else "1")}))
+    broken = si.insured_person(
+        SimpleNamespace(**{**row.__dict__, "AAC002": number[:-1] + ("0" if number[-1] != "0" else "1")})
+    )
     assert [p.field for p in broken.problems] == ["AAC002"]
 
 
 def test_card_carries_the_permit_loaded_as_json() -> None:
     row = SimpleNamespace(
-        KH="A12345678", SHBZHM="DEU...", XM="HANS MUELLER", KZT="1", FKRQ="2025-03-01", YXQ="2035-03-01",
+        KH="A12345678",
+        SHBZHM="DEU...",
+        XM="HANS MUELLER",
+        KZT="1",
+        FKRQ="2025-03-01",
+        YXQ="2035-03-01",
         GZXKXX='{"XKZH": "110105202400000001", "ZT": "30", "YXQZ": "20270101", "JZSJ": "2025-03-01T10:00:00+08:00"}',
     )
     card = sbk.card(row)
@@ -203,8 +258,14 @@ def test_card_carries_the_permit_loaded_as_json() -> None:
 
 def test_electronic_card_service_level_follows_the_physical_card() -> None:
     row = SimpleNamespace(
-        DZKID="DZK000000001", KH="", SHBZHM="X", XKZH="110105202400000001", QFZT="1",
-        QFSJ="2025-03-01T10:00:00+08:00", RZFS="FACE", RZBH="F-1",
+        DZKID="DZK000000001",
+        KH="",
+        SHBZHM="X",
+        XKZH="110105202400000001",
+        QFZT="1",
+        QFSJ="2025-03-01T10:00:00+08:00",
+        RZFS="FACE",
+        RZBH="F-1",
     )
     assert sbk.electronic_card(row).service_level is ElectronicCardServiceLevel.BASIC
     assert sbk.electronic_card(SimpleNamespace(**{**row.__dict__, "KH": "A12345678"})).service_level is (
@@ -213,20 +274,33 @@ def test_electronic_card_service_level_follows_the_physical_card() -> None:
 
 
 def test_exit_entry_name_country_and_residence_status() -> None:
-    row = SimpleNamespace(RYBH="RY1", YWXM="Müller, Hans Peter", XB="男", CSRQ="1990/01/01", GJ="德国", ZJHM="C01")
+    row = SimpleNamespace(
+        RYBH="RY1", YWXM="Müller, Hans Peter", XB="男", CSRQ="1990/01/01", GJ="德国", ZJHM="C01"
+    )
     traveller = crj.traveller(row)
-    assert (traveller.surname, traveller.given_names, traveller.nationality) == ("Müller", "Hans Peter", "DEU")
+    assert (traveller.surname, traveller.given_names, traveller.nationality) == (
+        "Müller",
+        "Hans Peter",
+        "DEU",
+    )
     assert crj.split_name("Madonna") == ("Madonna", None)
     permit = SimpleNamespace(
-        JLXKZH="E00000001", RYBH="RY1", JLSY="GZ", QFRQ="2025/01/01", YXQZ="2026/06/14", QFJG="", ZT="Y", HYFS="EWM"
+        JLXKZH="E00000001",
+        RYBH="RY1",
+        JLSY="GZ",
+        QFRQ="2025/01/01",
+        YXQZ="2026/06/14",
+        QFJG="",
+        ZT="Y",
+        HYFS="EWM",
     )
     assert crj.residence_permit(permit, TODAY).status is ResidencePermitStatus.EXPIRED
     assert crj.residence_permit(SimpleNamespace(**{**permit.__dict__, "ZT": "N"}), TODAY).status is (
         ResidencePermitStatus.VOID
     )
-    assert crj.residence_permit(SimpleNamespace(**{**permit.__dict__, "YXQZ": "2026/06/15"}), TODAY).status is (
-        ResidencePermitStatus.VALID
-    )
+    assert crj.residence_permit(
+        SimpleNamespace(**{**permit.__dict__, "YXQZ": "2026/06/15"}), TODAY
+    ).status is (ResidencePermitStatus.VALID)
     with pytest.raises(UnmappableValue):
         crj.traveller(SimpleNamespace(**{**row.__dict__, "GJ": "火星"}))
 

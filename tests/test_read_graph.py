@@ -15,7 +15,9 @@ from tests.legacy import insured_applicants, legacy_view
 PERSON_IDS = "query($first: Int, $after: String, $filter: PersonFilter) { persons(first: $first, after: $after, filter: $filter) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id nationality workPermit { number status category employer { creditCode } workDistrict } } } } }"
 
 
-async def all_persons(client: httpx.AsyncClient, filter_: dict[str, Any] | None = None, first: int = 37) -> tuple[list[dict[str, Any]], int]:
+async def all_persons(
+    client: httpx.AsyncClient, filter_: dict[str, Any] | None = None, first: int = 37
+) -> tuple[list[dict[str, Any]], int]:
     nodes: list[dict[str, Any]] = []
     after = None
     totals = set()
@@ -32,7 +34,9 @@ async def all_persons(client: httpx.AsyncClient, filter_: dict[str, Any] | None 
     return nodes, totals.pop()
 
 
-async def test_paging_through_persons_yields_everyone_exactly_once(client: httpx.AsyncClient, estate: Estate) -> None:
+async def test_paging_through_persons_yields_everyone_exactly_once(
+    client: httpx.AsyncClient, estate: Estate
+) -> None:
     nodes, total = await all_persons(client)
     ids = [n["id"] for n in nodes]
     assert len(ids) == len(set(ids)) == total == estate.report.persons
@@ -57,8 +61,10 @@ async def test_paging_refuses_a_page_over_100_and_a_foreign_cursor(client: httpx
         ({"category": "A"}, lambda c, a: c is not None and c.category == "A"),
         ({"nationality": "DEU"}, lambda c, a: a.GJ == "DEU"),
         ({"workDistrict": "110105"}, lambda c, a: c is not None and c.district == "110105"),
-        ({"permitStatus": "VALID", "category": "B", "nationality": "USA"},
-         lambda c, a: c is not None and c.status == "VALID" and c.category == "B" and a.GJ == "USA"),
+        (
+            {"permitStatus": "VALID", "category": "B", "nationality": "USA"},
+            lambda c, a: c is not None and c.status == "VALID" and c.category == "B" and a.GJ == "USA",
+        ),
     ],
 )
 async def test_each_filter_matches_the_legacy_rows(
@@ -71,7 +77,9 @@ async def test_each_filter_matches_the_legacy_rows(
     assert total == len(nodes) == wanted
 
 
-async def test_insured_and_employer_filters_match_the_legacy_rows(client: httpx.AsyncClient, estate: Estate) -> None:
+async def test_insured_and_employer_filters_match_the_legacy_rows(
+    client: httpx.AsyncClient, estate: Estate
+) -> None:
     insured = await insured_applicants(estate.settings)
     _, total_insured = await all_persons(client, {"insured": True})
     _, total_uninsured = await all_persons(client, {"insured": False})
@@ -84,24 +92,33 @@ async def test_insured_and_employer_filters_match_the_legacy_rows(client: httpx.
     assert {n["workPermit"]["employer"]["creditCode"] for n in nodes} == {employer[0]}
 
 
-async def test_statistics_equal_counts_made_on_the_legacy_databases(client: httpx.AsyncClient, estate: Estate) -> None:
+async def test_statistics_equal_counts_made_on_the_legacy_databases(
+    client: httpx.AsyncClient, estate: Estate
+) -> None:
     view = await legacy_view(estate.settings, AS_OF)
     nationality = {a.SQRID: a.GJ for a in view["applicants"]}
     expected = Counter((nationality[s], c.status) for s, c in view["current"].items())
     body = await graphql(
-        client, "{ workforceStatistics(groupBy: [NATIONALITY, PERMIT_STATUS]) { keys { dimension value } count suppressed } }"
+        client,
+        "{ workforceStatistics(groupBy: [NATIONALITY, PERMIT_STATUS]) { keys { dimension value } count suppressed } }",
     )
-    got = Counter({tuple(k["value"] for k in row["keys"]): row["count"] for row in body["data"]["workforceStatistics"]})
+    got = Counter(
+        {tuple(k["value"] for k in row["keys"]): row["count"] for row in body["data"]["workforceStatistics"]}
+    )
     assert got == expected
     insured = await insured_applicants(estate.settings)
     expected_insured = Counter(
-        (c.category, "true" if s in insured else "false") for s, c in view["current"].items() if c.status == "VALID"
+        (c.category, "true" if s in insured else "false")
+        for s, c in view["current"].items()
+        if c.status == "VALID"
     )
     body = await graphql(
         client,
         "{ workforceStatistics(groupBy: [TALENT_CATEGORY, INSURED], filter: {permitStatus: VALID}) { keys { value } count } }",
     )
-    got = Counter({tuple(k["value"] for k in row["keys"]): row["count"] for row in body["data"]["workforceStatistics"]})
+    got = Counter(
+        {tuple(k["value"] for k in row["keys"]): row["count"] for row in body["data"]["workforceStatistics"]}
+    )
     assert got == expected_insured
     total = await graphql(client, "{ workforceStatistics(groupBy: []) { keys { value } count } }")
     assert total["data"]["workforceStatistics"] == [{"keys": [], "count": estate.report.persons}]
@@ -121,11 +138,19 @@ EVERYTHING = """
 
 async def test_statements_per_source_do_not_grow_with_the_page(client: httpx.AsyncClient) -> None:
     # Start both pages at a person whom all five agencies know, so N = 1 touches every source too.
-    listing = await graphql(client, "{ persons(first: 100) { edges { cursor node { identityLinks { agency } } } } }")
+    listing = await graphql(
+        client, "{ persons(first: 100) { edges { cursor node { identityLinks { agency } } } } }"
+    )
     edges = listing["data"]["persons"]["edges"]
-    full = next(i for i, e in enumerate(edges) if len({ln["agency"] for ln in e["node"]["identityLinks"]}) == 5)
+    full = next(
+        i for i, e in enumerate(edges) if len({ln["agency"] for ln in e["node"]["identityLinks"]}) == 5
+    )
     after = edges[full - 1]["cursor"] if full else None
-    query = "query($n: Int, $after: String) { persons(first: $n, after: $after) { edges { node {" + EVERYTHING + "} } } }"
+    query = (
+        "query($n: Int, $after: String) { persons(first: $n, after: $after) { edges { node {"
+        + EVERYTHING
+        + "} } } }"
+    )
     traced = {}
     for n in (1, 100):
         body = await graphql(client, query, {"n": n, "after": after}, headers={"X-Hub-Trace": "1"})
@@ -133,7 +158,13 @@ async def test_statements_per_source_do_not_grow_with_the_page(client: httpx.Asy
         assert len(body["data"]["persons"]["edges"]) == n
         traced[n] = {name: s["statements"] for name, s in body["extensions"]["sources"].items()}
     assert traced[1] == traced[100]
-    assert set(traced[100]) >= {"WORK_PERMIT_SYSTEM", "SOCIAL_INSURANCE", "CARD_SERVICE", "EXIT_ENTRY", "BEIJING_PASS"}
+    assert set(traced[100]) >= {
+        "WORK_PERMIT_SYSTEM",
+        "SOCIAL_INSURANCE",
+        "CARD_SERVICE",
+        "EXIT_ENTRY",
+        "BEIJING_PASS",
+    }
 
 
 async def test_no_trace_without_the_header(client: httpx.AsyncClient) -> None:
@@ -141,7 +172,9 @@ async def test_no_trace_without_the_header(client: httpx.AsyncClient) -> None:
     assert "sources" not in (body.get("extensions") or {})
 
 
-async def test_expiring_permits_are_current_valid_ones_in_the_window(client: httpx.AsyncClient, estate: Estate) -> None:
+async def test_expiring_permits_are_current_valid_ones_in_the_window(
+    client: httpx.AsyncClient, estate: Estate
+) -> None:
     view = await legacy_view(estate.settings, AS_OF)
     until = AS_OF.replace(day=15, month=9)  # 92 days after 2026-06-15
     window = (until - AS_OF).days
@@ -168,7 +201,9 @@ async def test_expiring_permits_are_current_valid_ones_in_the_window(client: htt
         after = page["pageInfo"]["endCursor"]
     assert got == expected
     for days in (0, 366):
-        bad = await graphql(client, "query($d: Int!) { expiringWorkPermits(withinDays: $d) { totalCount } }", {"d": days})
+        bad = await graphql(
+            client, "query($d: Int!) { expiringWorkPermits(withinDays: $d) { totalCount } }", {"d": days}
+        )
         assert bad["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "withinDays"}
 
 
@@ -185,7 +220,9 @@ async def test_every_node_type_round_trips_through_node(client: httpx.AsyncClien
         (person["workPermit"]["employer"]["id"], "Employer"),
         (person["electronicCard"]["id"], "ElectronicCard"),
     ]:
-        found = await graphql(client, "query($id: ID!) { node(id: $id) { __typename id } }", {"id": global_id})
+        found = await graphql(
+            client, "query($id: ID!) { node(id: $id) { __typename id } }", {"id": global_id}
+        )
         assert found["data"]["node"] == {"__typename": typename, "id": global_id}
     bad = await graphql(client, '{ node(id: "not-an-id") { id } }')
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
@@ -197,7 +234,8 @@ async def test_a_person_is_found_by_every_identifier(client: httpx.AsyncClient) 
         "{ persons(first: 100, filter: {permitStatus: VALID, insured: true}) { edges { node { id nationality passports { number nationality } workPermit { number } socialSecurityNumber socialSecurityCard { number } residencePermit { number } } } } }",
     )
     person = next(
-        e["node"] for e in body["data"]["persons"]["edges"]
+        e["node"]
+        for e in body["data"]["persons"]["edges"]
         if e["node"]["socialSecurityCard"] and e["node"]["residencePermit"]
     )
     lookups = [
@@ -212,7 +250,9 @@ async def test_a_person_is_found_by_every_identifier(client: httpx.AsyncClient) 
         found = await graphql(client, "query($l: PersonLookup!) { person(lookup: $l) { id } }", {"l": lookup})
         assert found["data"]["person"] == {"id": person["id"]}, lookup
     two = await graphql(
-        client, "query($l: PersonLookup!) { person(lookup: $l) { id } }", {"l": {"id": person["id"], "cardNumber": "X"}}
+        client,
+        "query($l: PersonLookup!) { person(lookup: $l) { id } }",
+        {"l": {"id": person["id"], "cardNumber": "X"}},
     )
     assert two["data"] is None and two["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     nobody = await graphql(client, '{ person(lookup: {workPermitNumber: "000000000000000000"}) { id } }')
@@ -247,7 +287,8 @@ async def test_verifying_a_permit_by_number_and_by_electronic_card(client: httpx
         "{ persons(first: 100, filter: {permitStatus: VALID}) { edges { node { name { full } workPermit { number validTo employer { name } } electronicCard { id status workPermitNumber } } } } }",
     )
     person = next(
-        e["node"] for e in body["data"]["persons"]["edges"]
+        e["node"]
+        for e in body["data"]["persons"]["edges"]
         if e["node"]["electronicCard"] and e["node"]["electronicCard"]["status"] == "SIGNED"
     )
     query = "query($i: PermitVerificationInput!) { verifyWorkPermit(input: $i) { valid failure permitNumber holderName employerName validTo channel } }"
@@ -267,7 +308,8 @@ async def test_verifying_a_permit_by_number_and_by_electronic_card(client: httpx
     unknown = await graphql(client, query, {"i": {"workPermitNumber": "110105202400000000"}})
     assert unknown["data"]["verifyWorkPermit"]["failure"] == "NOT_FOUND"
     expired = await graphql(
-        client, "{ persons(first: 5, filter: {permitStatus: EXPIRED}) { edges { node { workPermit { number } } } } }"
+        client,
+        "{ persons(first: 5, filter: {permitStatus: EXPIRED}) { edges { node { workPermit { number } } } } }",
     )
     number = expired["data"]["persons"]["edges"][0]["node"]["workPermit"]["number"]
     outcome = await graphql(client, query, {"i": {"workPermitNumber": number}})

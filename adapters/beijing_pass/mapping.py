@@ -10,7 +10,11 @@ from sqlalchemy.engine import Row
 from adapters.base import blank_to_none, code, parse_separated_date, required
 from adapters.records import BenefitPayment, BenefitPaymentStatus
 
-STATUS = {"P": BenefitPaymentStatus.PENDING, "S": BenefitPaymentStatus.PAID, "R": BenefitPaymentStatus.REJECTED}
+STATUS = {
+    "P": BenefitPaymentStatus.PENDING,
+    "S": BenefitPaymentStatus.PAID,
+    "R": BenefitPaymentStatus.REJECTED,
+}
 FEN_PER_YUAN = Decimal(100)
 
 

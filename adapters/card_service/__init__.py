@@ -41,7 +41,7 @@ class CardService(SqlSource):
     metadata = metadata
 
     async def cards_by_person(self, groups: Sequence[Group]) -> list[RecordList[SocialSecurityCard]]:
-        """Each person's cards, the current one first (in use, pending, lost, cancelled; newest issue first)."""
+        """Each person's cards, the current one first: in use, pending, lost, cancelled; newest first."""
         group, keys = group_index(SBK_KXX.c.SHBZHM, groups)
         statement = (
             select(SBK_KXX, group.label("grp"))
@@ -58,16 +58,24 @@ class CardService(SqlSource):
         statement = (
             select(SBK_DZK, group.label("grp"))
             .where(SBK_DZK.c.SHBZHM.in_(keys))
-            .order_by(_precedence(SBK_DZK.c.QFZT, mapping.ELECTRONIC_STATUS_PRECEDENCE), SBK_DZK.c.QFSJ.desc())
+            .order_by(
+                _precedence(SBK_DZK.c.QFZT, mapping.ELECTRONIC_STATUS_PRECEDENCE), SBK_DZK.c.QFSJ.desc()
+            )
         )
         async with self.connect() as conn:
             rows = await fetch_all(conn, statement)
-        return by_group(len(groups), ((r.grp, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows))
+        return by_group(
+            len(groups), ((r.grp, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows)
+        )
 
-    async def electronic_cards_by_id(self, ids: Sequence[str]) -> list[ElectronicCard | SourceDataInvalid | None]:
+    async def electronic_cards_by_id(
+        self, ids: Sequence[str]
+    ) -> list[ElectronicCard | SourceDataInvalid | None]:
         async with self.connect() as conn:
             rows = await fetch_all(conn, select(SBK_DZK).where(SBK_DZK.c.DZKID.in_(list(ids))))
-        return answer_by_key(ids, ((r.DZKID, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows))
+        return answer_by_key(
+            ids, ((r.DZKID, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows)
+        )
 
     async def all_card_keys(self) -> list[CardKeys]:
         """Every card and e-card with the numbers that link it to a person."""
@@ -77,5 +85,6 @@ class CardService(SqlSource):
                 conn, select(SBK_DZK.c.DZKID, SBK_DZK.c.SHBZHM, SBK_DZK.c.XKZH).order_by(SBK_DZK.c.DZKID)
             )
         return [CardKeys("SBK_KXX", r.KH.strip(), r.SHBZHM.strip(), None) for r in cards] + [
-            CardKeys("SBK_DZK", r.DZKID.strip(), r.SHBZHM.strip(), (r.XKZH or "").strip() or None) for r in ecards
+            CardKeys("SBK_DZK", r.DZKID.strip(), r.SHBZHM.strip(), (r.XKZH or "").strip() or None)
+            for r in ecards
         ]

@@ -18,7 +18,13 @@ from adapters.base import (
     parse_timestamp,
     required,
 )
-from adapters.records import CardStatus, ElectronicCard, ElectronicCardStatus, SocialSecurityCard, VerificationMethod
+from adapters.records import (
+    CardStatus,
+    ElectronicCard,
+    ElectronicCardStatus,
+    SocialSecurityCard,
+    VerificationMethod,
+)
 
 CARD_STATUS = {
     "0": CardStatus.PENDING_PRODUCTION,
@@ -28,10 +34,18 @@ CARD_STATUS = {
 }
 # DOMAIN.md: the current card is in use, then pending, then lost, then cancelled.
 CARD_STATUS_PRECEDENCE = ("1", "0", "2", "3")
-ELECTRONIC_STATUS = {"0": ElectronicCardStatus.UNSIGNED, "1": ElectronicCardStatus.SIGNED, "2": ElectronicCardStatus.REVOKED}
+ELECTRONIC_STATUS = {
+    "0": ElectronicCardStatus.UNSIGNED,
+    "1": ElectronicCardStatus.SIGNED,
+    "2": ElectronicCardStatus.REVOKED,
+}
 # DOMAIN.md: signed, then unsigned, then revoked.
 ELECTRONIC_STATUS_PRECEDENCE = ("1", "0", "2")
-METHOD = {"FACE": VerificationMethod.FACE, "BANK": VerificationMethod.BANK, "COUNTER": VerificationMethod.COUNTER}
+METHOD = {
+    "FACE": VerificationMethod.FACE,
+    "BANK": VerificationMethod.BANK,
+    "COUNTER": VerificationMethod.COUNTER,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,7 +71,7 @@ class ExitEntry(SqlSource):
     async def residence_permits_by_person(
         self, groups: Sequence[Group], today: date
     ) -> list[RecordList[ResidencePermit]]:
-        """Each person's residence permits, the current one first: in force with the latest end, else the latest."""
+        """Each person's residence permits, the current first: in force and ending last, else the latest."""
         group, keys = group_index(CRJ_JLXK.c.RYBH, groups)
         in_force = and_(CRJ_JLXK.c.ZT == mapping.IN_FORCE, CRJ_JLXK.c.YXQZ >= mapping.slash_date(today))
         statement = (
@@ -83,7 +83,10 @@ class ExitEntry(SqlSource):
             rows = await fetch_all(conn, statement)
         return by_group(
             len(groups),
-            ((r.grp, self.map_one(r.JLXKZH, r, lambda row: mapping.residence_permit(row, today))) for r in rows),
+            (
+                (r.grp, self.map_one(r.JLXKZH, r, lambda row: mapping.residence_permit(row, today)))
+                for r in rows
+            ),
         )
 
     async def all_travellers(self) -> tuple[list[Traveller], list[SourceDataInvalid]]:
@@ -94,7 +97,9 @@ class ExitEntry(SqlSource):
     async def all_traveller_documents(self) -> list[TravellerDocuments]:
         async with self.connect() as conn:
             visas = await fetch_all(conn, select(CRJ_QZ.c.RYBH, CRJ_QZ.c.TZSBH).order_by(CRJ_QZ.c.QZH))
-            permits = await fetch_all(conn, select(CRJ_JLXK.c.RYBH, CRJ_JLXK.c.JLXKZH).order_by(CRJ_JLXK.c.JLXKZH))
+            permits = await fetch_all(
+                conn, select(CRJ_JLXK.c.RYBH, CRJ_JLXK.c.JLXKZH).order_by(CRJ_JLXK.c.JLXKZH)
+            )
         letters: dict[str, list[str]] = {}
         residence: dict[str, list[str]] = {}
         for row in visas:

@@ -22,7 +22,11 @@ from adapters.records import (
 
 SEX = {"男": Sex.MALE, "女": Sex.FEMALE}
 PURPOSE = {"GZ": ResidencePurpose.WORK, "XX": ResidencePurpose.STUDY, "TQ": ResidencePurpose.FAMILY}
-CHANNEL = {"XT": VerificationChannel.SYSTEM, "DZK": VerificationChannel.ELECTRONIC_CARD, "EWM": VerificationChannel.QR_CODE}
+CHANNEL = {
+    "XT": VerificationChannel.SYSTEM,
+    "DZK": VerificationChannel.ELECTRONIC_CARD,
+    "EWM": VerificationChannel.QR_CODE,
+}
 IN_FORCE = "Y"
 VOID = "N"
 IN_FORCE_CODES = {IN_FORCE: True, VOID: False}

@@ -28,15 +28,23 @@ class SocialInsurance(SqlSource):
     agency = Agency.SOCIAL_INSURANCE
     metadata = metadata
 
-    async def insured_by_person(self, groups: Sequence[Group]) -> list[InsuredPerson | SourceDataInvalid | None]:
+    async def insured_by_person(
+        self, groups: Sequence[Group]
+    ) -> list[InsuredPerson | SourceDataInvalid | None]:
         """Each person's insured-person record (the newest where there are several)."""
         group, keys = group_index(AC01.c.AAC001, groups, as_int=True)
-        statement = select(AC01, group.label("grp")).where(AC01.c.AAC001.in_(keys)).order_by(AC01.c.AAC001.desc())
+        statement = (
+            select(AC01, group.label("grp")).where(AC01.c.AAC001.in_(keys)).order_by(AC01.c.AAC001.desc())
+        )
         async with self.connect() as conn:
             rows = await fetch_all(conn, statement)
-        return first_of_group(len(groups), ((r.grp, self.map_one(r.AAC001, r, mapping.insured_person)) for r in rows))
+        return first_of_group(
+            len(groups), ((r.grp, self.map_one(r.AAC001, r, mapping.insured_person)) for r in rows)
+        )
 
-    async def participations_by_person(self, groups: Sequence[Group]) -> list[RecordList[InsuranceParticipation]]:
+    async def participations_by_person(
+        self, groups: Sequence[Group]
+    ) -> list[RecordList[InsuranceParticipation]]:
         """Valid participation rows (AAE100 = 1) with their employer, newest first."""
         group, keys = group_index(AC02.c.AAC001, groups, as_int=True)
         statement = (

@@ -30,7 +30,11 @@ INSURANCE_TYPE = {
     "410": InsuranceType.WORK_INJURY,
     "510": InsuranceType.MATERNITY,
 }
-INSURANCE_STATUS = {"1": InsuranceStatus.PAYING, "2": InsuranceStatus.SUSPENDED, "4": InsuranceStatus.TERMINATED}
+INSURANCE_STATUS = {
+    "1": InsuranceStatus.PAYING,
+    "2": InsuranceStatus.SUSPENDED,
+    "4": InsuranceStatus.TERMINATED,
+}
 PAYING = "1"
 VALID_ROW = "1"
 

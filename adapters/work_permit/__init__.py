@@ -55,7 +55,9 @@ class PermitCriteria:
     work_district: str | None = None
 
     def __bool__(self) -> bool:
-        return any(v is not None for v in (self.status, self.category, self.employer_credit_code, self.work_district))
+        return any(
+            v is not None for v in (self.status, self.category, self.employer_credit_code, self.work_district)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,9 @@ class WorkPermitSystem(SqlSource):
     def _permit(self, row: Any, today: date) -> WorkPermit | SourceDataInvalid:
         return self.map_one(row.XKID, row, lambda r: mapping.work_permit(r, today))
 
-    async def permits_by_applicant(self, groups: Sequence[Group], today: date) -> list[RecordList[WorkPermit]]:
+    async def permits_by_applicant(
+        self, groups: Sequence[Group], today: date
+    ) -> list[RecordList[WorkPermit]]:
         """Every period of each person's applicant records, newest first."""
         group, keys = group_index(WP_XKZ.c.SQRID, groups, as_int=True)
         statement = (
@@ -145,7 +149,9 @@ class WorkPermitSystem(SqlSource):
             rows = await fetch_all(conn, statement)
         return answer_by_key(letter_numbers, ((r.TZSBH, self._permit(r, today)) for r in rows))
 
-    async def permits_by_id(self, permit_keys: Sequence[str], today: date) -> list[WorkPermit | SourceDataInvalid | None]:
+    async def permits_by_id(
+        self, permit_keys: Sequence[str], today: date
+    ) -> list[WorkPermit | SourceDataInvalid | None]:
         ids = [int(k) for k in permit_keys if k.isdigit()]
         statement = select(WP_XKZ).where(WP_XKZ.c.XKID.in_(ids))
         async with self.connect() as conn:
@@ -156,7 +162,9 @@ class WorkPermitSystem(SqlSource):
         """The business records of each period, oldest first."""
         ids = [int(k) for k in permit_keys]
         statement = (
-            select(WP_YWJL).where(WP_YWJL.c.XKID.in_(ids)).order_by(WP_YWJL.c.XKID, WP_YWJL.c.SQRQ, WP_YWJL.c.BJRQ)
+            select(WP_YWJL)
+            .where(WP_YWJL.c.XKID.in_(ids))
+            .order_by(WP_YWJL.c.XKID, WP_YWJL.c.SQRQ, WP_YWJL.c.BJRQ)
         )
         async with self.connect() as conn:
             rows = await fetch_all(conn, statement)
@@ -219,7 +227,9 @@ class WorkPermitSystem(SqlSource):
         )
         statement = select(periods).where(where)
         if after is not None:
-            statement = statement.where(tuple_(periods.c.YXQZ, periods.c.XKZH) > tuple_(str(after[0]), str(after[1])))
+            statement = statement.where(
+                tuple_(periods.c.YXQZ, periods.c.XKZH) > tuple_(str(after[0]), str(after[1]))
+            )
         statement = statement.order_by(periods.c.YXQZ, periods.c.XKZH).limit(first + 1)
         async with self.connect() as conn:
             rows = await fetch_all(conn, statement)
@@ -297,7 +307,10 @@ class WorkPermitSystem(SqlSource):
                 row.SQRID,
                 row,
                 lambda r: _applicant(
-                    r, history.get(r.SQRID, []), list(numbers.get(r.SQRID, {})), list(letters.get(r.SQRID, {}))
+                    r,
+                    history.get(r.SQRID, []),
+                    list(numbers.get(r.SQRID, {})),
+                    list(letters.get(r.SQRID, {})),
                 ),
             )
             for row in applicants

@@ -50,7 +50,11 @@ EVENT_KIND = {
     "ZX": PermitEventKind.CANCELLATION,
     "BH": PermitEventKind.REJECTION,
 }
-EVENT_OUTCOME = {"0": PermitEventOutcome.PENDING, "1": PermitEventOutcome.APPROVED, "2": PermitEventOutcome.REJECTED}
+EVENT_OUTCOME = {
+    "0": PermitEventOutcome.PENDING,
+    "1": PermitEventOutcome.APPROVED,
+    "2": PermitEventOutcome.REJECTED,
+}
 
 
 def compact_date(value: date) -> str:
