@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
+from typing import TextIO
 
 from settings import Settings
 
@@ -14,17 +16,18 @@ DEMO_PERSONS = 3000
 DEMO_SEED = 20241201
 
 
-def progress_printer(stream: object = sys.stderr) -> object:
-    """A progress callback printing `phase: done/total` on one line per phase."""
-    state = {"phase": "", "last": 0.0}
+def progress_printer(stream: TextIO = sys.stderr) -> Callable[[str, int, int], None]:
+    """A progress callback: one line per phase, rewritten in place as it advances."""
+    state: dict[str, object] = {"phase": "", "last": 0.0, "open": False}
 
     def report(phase: str, done: int, total: int) -> None:
         now = time.monotonic()
         finished = done >= total
-        if phase != state["phase"] or finished or now - float(state["last"]) > 0.5:
-            end = "\n" if finished else "\r"
-            print(f"  {phase}: {done}/{total}", end=end, file=stream, flush=True)  # type: ignore[call-overload]
-            state["phase"], state["last"] = phase, now
+        if phase != state["phase"] and state["open"]:
+            print(file=stream)  # close the previous phase's line
+        if phase != state["phase"] or finished or now - float(state["last"]) > 0.5:  # type: ignore[arg-type]
+            print(f"\r  {phase}: {done}/{total}", end="\n" if finished else "", file=stream, flush=True)
+            state.update(phase=phase, last=now, open=not finished)
 
     return report
 
@@ -50,7 +53,7 @@ async def _seed(settings: Settings, persons: int, seed: int, as_of: date, replac
             persons,
             seed,
             as_of,
-            progress_printer(),  # type: ignore[arg-type]
+            progress_printer(),
         )
         print(f"seeded {summary.total_rows} rows in {time.monotonic() - started:.1f} s", file=sys.stderr)
     finally:
@@ -68,7 +71,7 @@ async def _link(settings: Settings) -> None:
     try:
         await store.create_tables()
         started = time.monotonic()
-        report = await link_estate(sources, store, progress_printer())  # type: ignore[arg-type]
+        report = await link_estate(sources, store, progress_printer())
         print(f"{report.summary()} in {time.monotonic() - started:.1f} s")
         for bad in report.unmappable[:20]:
             print(f"  unreadable: {bad}")
@@ -142,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings.from_environment()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     match args.command:
         case "run":
             _run(settings, args.host, args.port, args.demo)

@@ -6,20 +6,16 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# DOMAIN.md's spelled-out letters, plus the letters NFKD cannot take apart (ł, đ, æ, œ, þ),
+# which the social insurance agency folds by hand as well.
 _SPELLED_OUT = str.maketrans(
     {
-        "ä": "ae",
-        "ö": "oe",
-        "ü": "ue",
-        "ß": "ss",
-        "ø": "oe",
-        "Ä": "AE",
-        "Ö": "OE",
-        "Ü": "UE",
-        "ẞ": "SS",
-        "Ø": "OE",
+        "ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "ø": "oe",
+        "Ä": "AE", "Ö": "OE", "Ü": "UE", "ẞ": "SS", "Ø": "OE",
+        "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "æ": "ae",
+        "Æ": "AE", "œ": "oe", "Œ": "OE", "þ": "th", "Þ": "TH",
     }
-)
+)  # fmt: skip
 _NOT_A_LETTER = re.compile(r"[^A-Z0-9]+")
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
-from adapters.base import Group, open_engine
+from adapters.base import Group, insert_rows, insert_tuples, open_engine
 from adapters.records import Agency, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
 from identity.tables import (
     HubPerson,
@@ -47,6 +47,8 @@ INDEX = PersonIndexRow.__table__  # type: ignore[attr-defined]
 NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
 LINK_RUN = LinkRun.__table__  # type: ignore[attr-defined]
 
+PASSPORT_COLUMNS = ("person_id", "number", "nationality", "valid_from", "valid_to", "current")
+LINK_COLUMNS = ("person_id", "agency", "record_type", "record_key", "owner_key", "confidence", "evidence")
 NO_VALUE = "NONE"  # a statistics key for persons without a value in that dimension
 
 
@@ -234,12 +236,28 @@ class HubStore:
     ) -> None:
         """Replace everything linking derives, in one transaction; persons keep their ids."""
         async with self.engine.begin() as conn:
-            known = {row[0] for row in (await conn.execute(select(PERSON.c.id))).all()}
-            fresh = [c for c in cores if c.id not in known]
-            existing = [c for c in cores if c.id in known]
+            stored = {
+                row.id: _core_values(PersonCoreRow(*row))
+                for row in (
+                    await conn.execute(
+                        select(
+                            PERSON.c.id,
+                            PERSON.c.surname,
+                            PERSON.c.given_names,
+                            PERSON.c.sex,
+                            PERSON.c.birth_date,
+                            PERSON.c.nationality,
+                            PERSON.c.anchor_key,
+                        )
+                    )
+                ).all()
+            }
+            fresh = [c for c in cores if c.id not in stored]
+            # Only cores that changed are written again; a relink of an unchanged estate writes none.
+            existing = [c for c in cores if c.id in stored and stored[c.id] != _core_values(c)]
             for table in (INDEX, IDENTIFIER, LINK, PASSPORT):
                 await conn.execute(delete(table))
-            await _insert_many(conn, PERSON, [_core_values(c) for c in fresh])
+            await insert_rows(conn, PERSON, [_core_values(c) for c in fresh])
             if existing:
                 await conn.execute(
                     sql_update(PERSON)
@@ -253,46 +271,10 @@ class HubStore:
                     ),
                     [{f"b_{k}": v for k, v in _core_values(c).items()} for c in existing],
                 )
-            await _insert_many(
-                conn,
-                PASSPORT,
-                [
-                    dict(
-                        zip(
-                            ("person_id", "number", "nationality", "valid_from", "valid_to", "current"),
-                            p,
-                            strict=True,
-                        )
-                    )
-                    for p in passports
-                ],
-            )
-            await _insert_many(
-                conn,
-                LINK,
-                [
-                    dict(
-                        zip(
-                            (
-                                "person_id",
-                                "agency",
-                                "record_type",
-                                "record_key",
-                                "owner_key",
-                                "confidence",
-                                "evidence",
-                            ),
-                            ln,
-                            strict=True,
-                        )
-                    )
-                    for ln in links
-                ],
-            )
-            await _insert_many(
-                conn, IDENTIFIER, [{"kind": k, "value": v, "person_id": p} for k, v, p in identifiers]
-            )
-            await _insert_many(conn, INDEX, index)
+            await insert_tuples(conn, PASSPORT, PASSPORT_COLUMNS, passports)
+            await insert_tuples(conn, LINK, LINK_COLUMNS, links)
+            await insert_tuples(conn, IDENTIFIER, ("kind", "value", "person_id"), identifiers)
+            await insert_rows(conn, INDEX, index)
             linked, flagged, left_alone, unmappable = report
             await conn.execute(
                 insert(LINK_RUN).values(
@@ -521,17 +503,10 @@ def _core_values(core: PersonCoreRow) -> dict[str, object]:
     }
 
 
-async def _insert_many(
-    conn: AsyncConnection, table: Table, rows: list[dict[str, object]], chunk: int = 20_000
-) -> None:
-    for start in range(0, len(rows), chunk):
-        await conn.execute(insert(table), rows[start : start + chunk])
-
-
 async def _temporary_keys(conn: AsyncConnection, name: str, keys: Sequence[str]) -> Table:
     """A temporary table of keys on this connection: a source's answer, joinable in SQL."""
     table = Table(name, MetaData(), Column("k", String, primary_key=True), prefixes=["TEMPORARY"])
     await conn.run_sync(lambda sync: table.create(sync, checkfirst=False))
     unique = list(dict.fromkeys(keys))
-    await _insert_many(conn, table, [{"k": k} for k in unique])
+    await insert_tuples(conn, table, ("k",), [(k,) for k in unique])
     return table
