@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## Serve http://127.0.0.1:8000/graphql, seeding the demo legacy databases when they are missing.
 run: $(STAMP)
-	HUB_DEMO=1 $(BIN)/hub run --demo
+	$(BIN)/hub run --demo
 
 ## The whole test suite (SQLite always; PostgreSQL where a server answers).
 test: $(STAMP)

@@ -1,5 +1,6 @@
-"""The composition root: settings, the lifespan that opens the sources and the hub store, the
-GraphQL view whose get_context builds a fresh Context and Loaders per request, and routes."""
+"""The composition root: settings, the lifespan that opens the sources, the hub store, the
+audit log and the keys, the gate in front of the GraphQL view whose get_context builds a
+fresh Context and Loaders per request, and the routes."""
 
 from __future__ import annotations
 
@@ -15,9 +16,15 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from access.keys import load_or_create_key
+from access.policy import Policy, load_policy
+from access.scope import scope_of
+from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
+from audit.log import AUDIT_KEY, AuditLog
+from gateway import CALLER_KEY, Gate
 from identity.store import HubStore
-from resolvers.context import Context
+from resolvers.context import Caller, Context
 from resolvers.loaders import Loaders
 from schema import build_schema
 from settings import Settings
@@ -31,6 +38,8 @@ class HubState:
     settings: Settings
     sources: Sources
     store: HubStore
+    audit: AuditLog
+    policy: Policy
 
 
 class HubGraphQL(GraphQL[Context, None]):
@@ -39,35 +48,44 @@ class HubGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         hub: HubState = request.app.state.hub
+        caller: Caller = request.scope["state"][CALLER_KEY]
         trace = SourceTrace() if request.headers.get(TRACE_HEADER) == "1" else None
         current_trace.set(trace)
         today = hub.settings.today()
+        audit = hub.audit if hub.settings.audit else None
+        loaders = Loaders(hub.sources, hub.store, audit, today)
         return Context(
             sources=hub.sources,
             store=hub.store,
-            loaders=Loaders(hub.sources, hub.store, today),
+            loaders=loaders,
             today=today,
-            purpose=request.headers.get("x-purpose"),
-            case_reference=request.headers.get("x-case-reference"),
+            caller=caller,
+            policy=hub.policy,
+            grant=hub.policy.grant(caller.role, caller.purpose),
+            scope=await scope_of(caller, hub.sources, hub.store, today),
+            audit=audit,
             trace=trace,
             request=request,
             response=response,
         )
 
 
-async def open_hub(settings: Settings) -> HubState:
+async def open_hub(settings: Settings, policy: Policy) -> HubState:
     sources = Sources.open(settings.source_urls)
     store = HubStore.open(settings.store_url)
+    audit = AuditLog.open(settings.audit_url, load_or_create_key(settings.data_dir, AUDIT_KEY))
     for source in sources.all():
         instrument(source.engine, source.agency.value)
     instrument(store.engine, HUB_STORE)
     await store.create_tables()
-    return HubState(settings, sources, store)
+    await audit.create_tables()
+    return HubState(settings, sources, store, audit, policy)
 
 
 async def close_hub(hub: HubState) -> None:
     await hub.sources.close()
     await hub.store.close()
+    await hub.audit.close()
 
 
 async def healthz(_request: Request) -> Response:
@@ -76,17 +94,22 @@ async def healthz(_request: Request) -> Response:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_environment()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schema = build_schema(settings.limits)
+    # Loaded before serving: a policy that does not fit the schema stops the start.
+    policy = load_policy(schema._schema, settings.policy_path)
+    authority = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub = await open_hub(settings)
+        hub = await open_hub(settings, policy)
         app.state.hub = hub
         try:
             yield
         finally:
             await close_hub(hub)
 
-    graphql = HubGraphQL(build_schema(), graphql_ide="graphiql")
+    graphql = Gate(HubGraphQL(schema, graphql_ide="graphiql"), authority, policy, settings.limits)
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),

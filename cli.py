@@ -7,10 +7,16 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
-from typing import TextIO
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, TextIO
 
+from access.issuing import IssuingError
+from adapters.records import CallerRole
 from settings import Settings
+
+if TYPE_CHECKING:
+    from access.policy import Policy
+    from identity.store import SamplePerson
 
 DEMO_PERSONS = 3000
 DEMO_SEED = 20241201
@@ -93,34 +99,108 @@ async def _estate_exists(settings: Settings) -> bool:
         await sources.close()
 
 
-async def _sample_permit_number(settings: Settings) -> str | None:
+async def _sample_person(settings: Settings) -> SamplePerson | None:
     from identity.store import HubStore
 
     store = HubStore.open(settings.store_url)
     try:
         await store.create_tables()
-        return await store.sample_permit_number()
+        return await store.sample_person()
     finally:
         await store.close()
+
+
+def _policy(settings: Settings) -> Policy:
+    from access.policy import load_policy
+    from schema import build_schema
+
+    return load_policy(build_schema()._schema, settings.policy_path)
 
 
 def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
     import uvicorn
 
+    from access.issuing import demo_tokens
     from app import create_app
 
-    if demo and not asyncio.run(_estate_exists(settings)):
-        print("no legacy databases yet: seeding the demo estate", file=sys.stderr)
-        asyncio.run(_seed(settings, DEMO_PERSONS, DEMO_SEED, settings.today(), replace=False))
-    print(f"GraphiQL at http://{host}:{port}/graphql", file=sys.stderr)
-    sample = asyncio.run(_sample_permit_number(settings))
-    if sample:
-        print(
-            "try docs/examples/agency-desk.graphql with the variables "
-            f'{{"lookup": {{"workPermitNumber": "{sample}"}}}}',
-            file=sys.stderr,
+    app = create_app(settings)  # refuses to start on a policy that does not fit the schema
+    if demo:
+        if not asyncio.run(_estate_exists(settings)):
+            print("no legacy databases yet: seeding the demo estate", file=sys.stderr)
+            asyncio.run(_seed(settings, DEMO_PERSONS, DEMO_SEED, settings.today(), replace=False))
+        sample = asyncio.run(_sample_person(settings))
+        tokens = demo_tokens(
+            settings.data_dir,
+            _policy(settings),
+            sample.person_id if sample else None,
+            sample.employer_credit_code if sample else None,
+            timedelta(hours=12),
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        print("\ndemo tokens (12 h); in GraphiQL's Headers tab paste e.g.", file=sys.stderr)
+        print('  {"Authorization": "Bearer <token>", "X-Purpose": "<purpose>"}', file=sys.stderr)
+        for issued in tokens:
+            purpose = f"X-Purpose: {issued.purpose}" if issued.purpose else "no purpose needed"
+            print(f"\n{issued.role.value} ({purpose}):\n  {issued.token}", file=sys.stderr)
+        if sample:
+            lookup = f'{{"lookup": {{"workPermitNumber": "{sample.permit_number}"}}}}'
+            print(
+                "\ntry docs/examples/cardholder.graphql with the CARDHOLDER token, and "
+                f"docs/examples/agency-desk.graphql with the EXIT_ENTRY token and the variables {lookup}",
+                file=sys.stderr,
+            )
+    print(f"\nGraphiQL at http://{host}:{port}/graphql", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
+    from access.issuing import check_purposes, parse_ttl, resolve_person
+    from access.keys import load_or_create_key
+    from access.tokens import TOKEN_KEY, TokenAuthority
+    from adapters.identifiers import is_valid_credit_code
+    from adapters.records import CallerRole
+    from identity.store import HubStore
+
+    role = CallerRole(args.role)
+    purposes = check_purposes(_policy(settings), role, args.purpose or [])
+    person_id = None
+    if role is CallerRole.CARDHOLDER:
+        if not args.person:
+            raise IssuingError("--person: a CARDHOLDER token is bound to one person")
+        store = HubStore.open(settings.store_url)
+        try:
+            person_id = await resolve_person(store, args.person)
+        finally:
+            await store.close()
+    if role is CallerRole.EMPLOYER and not (args.employer and is_valid_credit_code(args.employer)):
+        raise IssuingError("--employer: an EMPLOYER token needs a valid Unified Social Credit Code")
+    authority = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
+    return authority.issue(
+        subject=args.subject,
+        role=role,
+        purposes=purposes,
+        ttl=parse_ttl(args.ttl),
+        person_id=person_id,
+        employer=args.employer if role is CallerRole.EMPLOYER else None,
+    )
+
+
+async def _verify_audit(settings: Settings) -> int:
+    from access.keys import load_or_create_key
+    from audit.log import AUDIT_KEY, AuditLog
+
+    log = AuditLog.open(settings.audit_url, load_or_create_key(settings.data_dir, AUDIT_KEY))
+    try:
+        await log.create_tables()
+        findings = await log.verify()
+        counted = await log.counts()
+    finally:
+        await log.close()
+    if findings:
+        for finding in findings:
+            print(f"TAMPERED: {finding}")
+        return 1
+    print(f"audit trail intact: {counted[0]} records, sealed by {counted[1]} signed checkpoints")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     commands.add_parser("link", help="link agency records to persons in the hub store")
+
+    token = commands.add_parser("token", help="issue a signed client token")
+    token.add_argument("--role", required=True, choices=[r.value for r in CallerRole])
+    token.add_argument("--subject", required=True, help="the client id the token names")
+    token.add_argument("--purpose", action="append", help="a purpose the token allows (repeatable)")
+    token.add_argument(
+        "--person", help="CARDHOLDER: kind=value (workPermitNumber=..., passport=DEU:...) or a person id"
+    )
+    token.add_argument("--employer", help="EMPLOYER: the employer's Unified Social Credit Code")
+    token.add_argument("--ttl", default="8h", help="lifetime: 90s, 30m, 8h, 7d (default 8h)")
+
+    audit = commands.add_parser("audit", help="the audit trail")
+    audit.add_argument(
+        "action", choices=["verify"], help="verify: walk the hash chain and its signed checkpoints"
+    )
     commands.add_parser("export-schema", help="print the schema's SDL")
 
     args = parser.parse_args(argv)
@@ -161,6 +256,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         case "link":
             asyncio.run(_link(settings))
+        case "token":
+            try:
+                print(asyncio.run(_issue_token(settings, args)))
+            except IssuingError as error:
+                parser.error(str(error))
+        case "audit":
+            return asyncio.run(_verify_audit(settings))
         case "export-schema":
             from schema import export_sdl
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from adapters.records import Agency
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+PROJECT_ROOT = Path(__file__).resolve().parent
 
 # One variable per agency; each defaults to its own SQLite file in the data directory.
 SOURCE_URL_VARIABLES: dict[Agency, str] = {
@@ -34,8 +35,20 @@ def sqlite_url(path: Path) -> str:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may ask; the defaults let every contract query through."""
+
+    max_document_bytes: int = 64 * 1024
+    max_depth: int = 15
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    max_cost: int = 30_000
+    rate_limit: str = "1200/minute"
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Where the databases are and what the hub's clock says.
+    """Where the databases, keys and policy are, what the hub's clock says, and its limits.
 
     >>> Settings.for_directory(Path("var")).source_urls[Agency.EXIT_ENTRY]
     'sqlite+aiosqlite:///var/exit_entry.sqlite'
@@ -44,9 +57,12 @@ class Settings:
     data_dir: Path
     source_urls: dict[Agency, str]
     store_url: str
+    audit_url: str
     fixed_today: date | None = None
-    demo: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    policy_path: Path = PROJECT_ROOT / "policy.toml"
+    limits: Limits = field(default_factory=Limits)
+    # Only a benchmark turns the audit off, to measure what it costs; nothing else may.
+    audit: bool = True
 
     @classmethod
     def for_directory(cls, data_dir: Path, fixed_today: date | None = None) -> Settings:
@@ -54,6 +70,7 @@ class Settings:
             data_dir=data_dir,
             source_urls={agency: sqlite_url(data_dir / name) for agency, name in SOURCE_FILE_NAMES.items()},
             store_url=sqlite_url(data_dir / "hub_store.sqlite"),
+            audit_url=sqlite_url(data_dir / "audit.sqlite"),
             fixed_today=fixed_today,
         )
 
@@ -63,6 +80,7 @@ class Settings:
         data_dir = Path(env.get("HUB_DATA_DIR", "var"))
         defaults = cls.for_directory(data_dir)
         today = env.get("HUB_TODAY")
+        limits = Limits()
         return cls(
             data_dir=data_dir,
             source_urls={
@@ -70,8 +88,17 @@ class Settings:
                 for agency, variable in SOURCE_URL_VARIABLES.items()
             },
             store_url=env.get("HUB_STORE_URL") or defaults.store_url,
+            audit_url=env.get("HUB_AUDIT_URL") or defaults.audit_url,
             fixed_today=date.fromisoformat(today) if today else None,
-            demo=env.get("HUB_DEMO", "") == "1",
+            policy_path=Path(env["HUB_POLICY"]) if env.get("HUB_POLICY") else defaults.policy_path,
+            limits=Limits(
+                max_document_bytes=int(env.get("HUB_MAX_DOCUMENT_BYTES", limits.max_document_bytes)),
+                max_depth=int(env.get("HUB_MAX_DEPTH", limits.max_depth)),
+                max_aliases=int(env.get("HUB_MAX_ALIASES", limits.max_aliases)),
+                max_tokens=int(env.get("HUB_MAX_TOKENS", limits.max_tokens)),
+                max_cost=int(env.get("HUB_MAX_COST", limits.max_cost)),
+                rate_limit=env.get("HUB_RATE_LIMIT", limits.rate_limit),
+            ),
         )
 
     def today(self) -> date:
@@ -79,6 +106,3 @@ class Settings:
         if self.fixed_today is not None:
             return self.fixed_today
         return datetime.now(SHANGHAI).date()
-
-    def uses_default_sqlite(self) -> bool:
-        return all(url.startswith("sqlite") for url in self.source_urls.values())

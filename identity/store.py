@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     ColumnElement,
+    Integer,
     MetaData,
     String,
     Table,
@@ -136,6 +137,13 @@ class NotificationRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SamplePerson:
+    person_id: int
+    permit_number: str
+    employer_credit_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSnapshot:
     max_person_id: int
     person_of_anchor: dict[str, int]
@@ -149,16 +157,6 @@ class KeyFilter:
     record_type: str
     keys: Sequence[str]
     include: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class StatisticsFilter:
-    nationality: str | None = None
-    permit_status: WorkPermitStatus | None = None
-    category: str | None = None
-    employer_credit_code: str | None = None
-    work_district: str | None = None
-    insured: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,8 +284,8 @@ class HubStore:
                 )
             )
 
-    async def sample_permit_number(self) -> str | None:
-        """The permit number of the first person every agency knows: a lookup to try first."""
+    async def sample_person(self) -> SamplePerson | None:
+        """The first person every agency knows, to try the demo with."""
         known_to_all = (
             select(LINK.c.person_id)
             .where(LINK.c.confidence == LinkConfidence.CONFIRMED.value)
@@ -297,14 +295,19 @@ class HubStore:
             .limit(1)
             .scalar_subquery()
         )
-        statement = select(IDENTIFIER.c.value).where(
-            and_(
-                IDENTIFIER.c.person_id == known_to_all,
-                IDENTIFIER.c.kind == IdentifierKind.WORK_PERMIT_NUMBER.value,
+        statement = (
+            select(INDEX.c.person_id, INDEX.c.employer_credit_code, IDENTIFIER.c.value)
+            .join(IDENTIFIER, IDENTIFIER.c.person_id == INDEX.c.person_id)
+            .where(
+                and_(
+                    INDEX.c.person_id == known_to_all,
+                    IDENTIFIER.c.kind == IdentifierKind.WORK_PERMIT_NUMBER.value,
+                )
             )
         )
         async with self.engine.connect() as conn:
-            return (await conn.execute(statement)).scalars().first()
+            row = (await conn.execute(statement)).first()
+        return SamplePerson(row.person_id, row.value, row.employer_credit_code) if row else None
 
     # ------------------------------------------------------------ reads for the graph
 
@@ -369,55 +372,62 @@ class HubStore:
         key_filters: Sequence[KeyFilter],
         first: int,
         after: int | None,
+        within: frozenset[int] | None = None,
     ) -> Page[int]:
-        """Person ids in id order after a keyset position, with the total, each source's
-        answer combined through the link table in SQL (never person by person in Python)."""
-        async with self.engine.connect() as conn:
-            temporary: list[Table] = []
-            try:
-                conditions: list[ColumnElement[bool]] = []
-                if nationality is not None:
-                    conditions.append(PERSON.c.nationality == nationality)
-                for number, key_filter in enumerate(key_filters):
-                    keys_table = await _temporary_keys(conn, f"filter_keys_{number}", key_filter.keys)
-                    temporary.append(keys_table)
-                    linked = exists().where(
-                        and_(
-                            LINK.c.person_id == PERSON.c.id,
-                            LINK.c.record_type == key_filter.record_type,
-                            LINK.c.confidence == LinkConfidence.CONFIRMED.value,
-                            LINK.c.owner_key.in_(select(keys_table.c.k)),
-                        )
+        """Person ids in id order after a keyset position, with the total. Each source's
+        answer is combined with persons through the link table in SQL (never person by person
+        in Python); `within` narrows to a caller's scope."""
+        async with self.engine.connect() as conn, _TemporaryKeys(conn) as temporary:
+            conditions: list[ColumnElement[bool]] = []
+            if nationality is not None:
+                conditions.append(PERSON.c.nationality == nationality)
+            if within is not None:
+                conditions.append(
+                    PERSON.c.id.in_(select(await temporary.table([str(i) for i in within], int)))
+                )
+            for key_filter in key_filters:
+                keys = await temporary.table(key_filter.keys)
+                linked = exists().where(
+                    and_(
+                        LINK.c.person_id == PERSON.c.id,
+                        LINK.c.record_type == key_filter.record_type,
+                        LINK.c.confidence == LinkConfidence.CONFIRMED.value,
+                        LINK.c.owner_key.in_(select(keys)),
                     )
-                    conditions.append(linked if key_filter.include else ~linked)
-                statement = select(PERSON.c.id)
-                count = select(func.count()).select_from(PERSON)
-                if conditions:
-                    statement = statement.where(and_(*conditions))
-                    count = count.where(and_(*conditions))
-                if after is not None:
-                    statement = statement.where(PERSON.c.id > after)
-                ids = [
-                    r[0] for r in (await conn.execute(statement.order_by(PERSON.c.id).limit(first + 1))).all()
-                ]
-                total = (await conn.execute(count)).scalar_one()
-            finally:
-                for keys_table in temporary:
-                    await conn.run_sync(lambda sync, t=keys_table: t.drop(sync, checkfirst=True))
-                await conn.commit()
+                )
+                conditions.append(linked if key_filter.include else ~linked)
+            statement = select(PERSON.c.id)
+            count = select(func.count()).select_from(PERSON)
+            if conditions:
+                statement = statement.where(and_(*conditions))
+                count = count.where(and_(*conditions))
+            if after is not None:
+                statement = statement.where(PERSON.c.id > after)
+            ids = [r[0] for r in (await conn.execute(statement.order_by(PERSON.c.id).limit(first + 1))).all()]
+            total = (await conn.execute(count)).scalar_one()
         return Page(
             items=ids[:first], positions=[(i,) for i in ids[:first]], has_next=len(ids) > first, total=total
         )
 
-    async def statistics(
-        self, group_by: Sequence[StatisticsDimension], where: StatisticsFilter, today: date
-    ) -> list[StatisticsCount]:
+    async def person_ids_linked(self, owners: Sequence[tuple[str, Sequence[str]]]) -> set[int]:
+        """Persons with a confirmed link of any of these (record type, owner keys)."""
+        found: set[int] = set()
+        async with self.engine.connect() as conn, _TemporaryKeys(conn) as temporary:
+            for record_type, keys in owners:
+                statement = select(LINK.c.person_id).where(
+                    and_(
+                        LINK.c.record_type == record_type,
+                        LINK.c.confidence == LinkConfidence.CONFIRMED.value,
+                        LINK.c.owner_key.in_(select(await temporary.table(keys))),
+                    )
+                )
+                found |= {r[0] for r in (await conn.execute(statement)).all()}
+        return found
+
+    async def statistics(self, group_by: Sequence[StatisticsDimension], today: date) -> list[StatisticsCount]:
         """Persons counted by GROUP BY over the person index."""
         dims = [_dimension(d, today).label(f"d{i}") for i, d in enumerate(group_by)]
         statement = select(*dims, func.count().label("n")).select_from(INDEX)
-        conditions = _statistics_conditions(where, today)
-        if conditions:
-            statement = statement.where(and_(*conditions))
         if dims:
             statement = statement.group_by(*dims).order_by(*dims)
         async with self.engine.connect() as conn:
@@ -464,23 +474,6 @@ class HubStore:
         return [found.get(i) for i in ids]
 
 
-def _statistics_conditions(where: StatisticsFilter, today: date) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if where.nationality is not None:
-        conditions.append(INDEX.c.nationality == where.nationality)
-    if where.permit_status is not None:
-        conditions.append(_index_status(today) == where.permit_status.value)
-    if where.category is not None:
-        conditions.append(INDEX.c.talent_category == where.category)
-    if where.employer_credit_code is not None:
-        conditions.append(INDEX.c.employer_credit_code == where.employer_credit_code)
-    if where.work_district is not None:
-        conditions.append(INDEX.c.work_district == where.work_district)
-    if where.insured is not None:
-        conditions.append(INDEX.c.insured == where.insured)
-    return conditions
-
-
 def _person(row: Any) -> PersonCore:
     return PersonCore(row.id, row.surname, row.given_names, Sex(row.sex), row.birth_date, row.nationality)
 
@@ -503,10 +496,32 @@ def _core_values(core: PersonCoreRow) -> dict[str, object]:
     }
 
 
-async def _temporary_keys(conn: AsyncConnection, name: str, keys: Sequence[str]) -> Table:
-    """A temporary table of keys on this connection: a source's answer, joinable in SQL."""
-    table = Table(name, MetaData(), Column("k", String, primary_key=True), prefixes=["TEMPORARY"])
-    await conn.run_sync(lambda sync: table.create(sync, checkfirst=False))
-    unique = list(dict.fromkeys(keys))
-    await insert_tuples(conn, table, ("k",), [(k,) for k in unique])
-    return table
+class _TemporaryKeys:
+    """Temporary key tables on one connection (a source's answer, joinable in SQL), dropped
+    when the block ends."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.tables: list[Table] = []
+
+    async def table(self, keys: Sequence[str], kind: type = str) -> Any:
+        column_type = Integer if kind is int else String
+        table = Table(
+            f"temporary_keys_{len(self.tables)}",
+            MetaData(),
+            Column("k", column_type, primary_key=True),
+            prefixes=["TEMPORARY"],
+        )
+        await self.conn.run_sync(lambda sync: table.create(sync, checkfirst=False))
+        self.tables.append(table)
+        values = [kind(k) for k in dict.fromkeys(keys)]
+        await insert_tuples(self.conn, table, ("k",), [(v,) for v in values])
+        return table.c.k
+
+    async def __aenter__(self) -> _TemporaryKeys:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        for table in self.tables:
+            await self.conn.run_sync(lambda sync, t=table: t.drop(sync, checkfirst=True))
+        await self.conn.commit()

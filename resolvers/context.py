@@ -8,8 +8,10 @@ from typing import Any
 
 import strawberry
 
+from access.policy import Grant, Policy
 from adapters import Sources
-from adapters.records import DataProblem
+from adapters.records import CallerRole, DataProblem
+from audit.log import AuditLog
 from identity.store import HubStore
 from resolvers.loaders import Loaders
 from tracing import SourceTrace
@@ -17,18 +19,31 @@ from tracing import SourceTrace
 
 @dataclass(frozen=True)
 class Caller:
-    """The client behind a request. Until tokens exist every caller is anonymous; access
-    control applies grants per field path from outside the resolvers."""
+    """The client behind a request, as its verified token and headers say. Grants, scope and
+    audit are applied per field path from outside the resolvers (schema/access.py)."""
 
-    subject: str | None = None
-    role: str | None = None
+    subject: str
+    role: CallerRole
+    purpose: str | None = None
+    case_reference: str | None = None
+    restricted_until: date | None = None
+    request_id: str = ""
+    # The party a token is bound to: the cardholder's person, the employer's credit code.
+    person_id: int | None = None
+    employer: str | None = None
+
+    @property
+    def scoped(self) -> bool:
+        """Whether the caller reaches only some persons (a cardholder, an employer)."""
+        return self.role in (CallerRole.CARDHOLDER, CallerRole.EMPLOYER)
 
 
 @dataclass(frozen=True)
 class Scope:
-    """Which persons the caller may reach (None: not narrowed)."""
+    """The persons a caller reaches: None for every person; lists are narrowed to it."""
 
     person_ids: frozenset[int] | None = None
+    employer: str | None = None
 
 
 @dataclass
@@ -37,10 +52,11 @@ class Context:
     store: HubStore
     loaders: Loaders
     today: date
-    caller: Caller = field(default_factory=Caller)
-    purpose: str | None = None
-    case_reference: str | None = None
-    scope: Scope = field(default_factory=Scope)
+    caller: Caller
+    policy: Policy
+    grant: Grant
+    scope: Scope
+    audit: AuditLog | None
     trace: SourceTrace | None = None
     # Values returned together with an error (a failed check character, an unreadable row in a list).
     problems: list[tuple[tuple[str | int, ...], DataProblem]] = field(default_factory=list)

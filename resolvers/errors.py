@@ -1,9 +1,14 @@
-"""Errors resolvers raise for a client's mistake; the schema gives each its extensions.code."""
+"""The hub's own refusals; the schema gives each its extensions.code and shows its message,
+which is written for the client."""
 
 from __future__ import annotations
 
 
-class ClientError(Exception):
+class Refusal(Exception):
+    code = "INTERNAL_SERVER_ERROR"
+
+
+class ClientError(Refusal):
     """A request the client can fix: names the argument and the rule it broke."""
 
     code = "BAD_USER_INPUT"
@@ -13,7 +18,13 @@ class ClientError(Exception):
         self.field = field
 
 
-class NotAvailable(Exception):
+class NotAvailable(Refusal):
     """A field whose capability the hub does not offer yet."""
 
     code = "NOT_AVAILABLE"
+
+
+class Forbidden(Refusal):
+    """A field, or a person, the caller's grants or scope do not reach."""
+
+    code = "FORBIDDEN"

@@ -12,7 +12,10 @@ from strawberry.dataloader import DataLoader
 
 from adapters import Sources
 from adapters.base import Group
+from adapters.records import Page
+from audit.log import AccessRecord, AuditLog
 from identity.store import HubStore, Passport, PersonCore, PersonLinks
+from resolvers.errors import NotAvailable
 from resolvers.relationships import KeyedRead, PagedPersonRelationship, PersonRelationship
 
 PageKey = tuple[Group, int, tuple[Any, ...] | None]
@@ -21,9 +24,10 @@ PageKey = tuple[Group, int, tuple[Any, ...] | None]
 class Loaders:
     """One request's loaders: each key is read once, every parent of a level in one batch."""
 
-    def __init__(self, sources: Sources, store: HubStore, today: date) -> None:
+    def __init__(self, sources: Sources, store: HubStore, audit: AuditLog | None, today: date) -> None:
         self.sources = sources
         self.store = store
+        self.audit = audit
         self.today = today
         self._by_name: dict[str, DataLoader[Any, Any]] = {}
 
@@ -82,6 +86,17 @@ class Loaders:
             return await self.sources.work_permits.permits_of_employers(
                 credit_codes, first, after, self.today
             )
+
+        return DataLoader(load_fn=lambda keys: _pages_by_arguments(keys, read))
+
+    @cached_property
+    def access_log(self) -> DataLoader[tuple[int, int, Any], Page[AccessRecord]]:
+        async def read(person_ids: list[int], first: int, after: Any) -> Sequence[Page[AccessRecord]]:
+            if self.audit is None:
+                raise NotAvailable("the audit trail is switched off in this process")
+            seq, visible_on = after
+            pages = await self.audit.access_pages(person_ids, first, seq, visible_on)
+            return [Page(records, [(r.seq,) for r in records], has_next) for records, has_next in pages]
 
         return DataLoader(load_fn=lambda keys: _pages_by_arguments(keys, read))
 

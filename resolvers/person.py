@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.records import Page
+from adapters.records import CallerRole, Page
 from identity.store import Passport, PersonCore, PersonLinks
 from resolvers import relationships as rel
 from resolvers.context import Info
-from resolvers.errors import NotAvailable
 from resolvers.fetch import deliver, person_current, person_page, person_related
 from resolvers.paging import decode_cursor, page_size
 
@@ -82,5 +81,17 @@ async def notifications(
     return deliver(info, await info.context.loaders.notifications_by_person.load(key)), NOTIFICATIONS
 
 
-async def access_log(info: Info, person: PersonCore) -> None:
-    raise NotAvailable("the access log is kept once access control and the audit trail are in place")
+ACCESS_LOG = "access_log"
+
+
+async def access_log(
+    info: Info, person: PersonCore, first: int | None, after: str | None
+) -> tuple[Page[Any], str]:
+    """Who (by role) read the person's data, when, why and which fields. Reads restricted for
+    an investigation show from their date on; the data-protection officer sees them at once."""
+    size = page_size(first)
+    position = decode_cursor(ACCESS_LOG, after)
+    caller = info.context.caller
+    visible_on = None if caller.role is CallerRole.DATA_PROTECTION_OFFICER else info.context.today
+    key = (person.id, size, (int(position[0]) if position else None, visible_on))
+    return await info.context.loaders.access_log.load(key), ACCESS_LOG

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from access.disclosure import suppress
+from access.policy import Grant
 from adapters.identifiers import DISTRICT_CODE
-from adapters.records import Page, StatisticsDimension, TalentCategory, WorkPermitStatus
+from adapters.records import CallerRole, Page, StatisticsDimension, TalentCategory, WorkPermitStatus
 from adapters.work_permit import PermitCriteria
 from identity.linking import passport_identifier
-from identity.store import IdentifierKind, KeyFilter, PersonCore, StatisticsCount, StatisticsFilter
+from identity.store import IdentifierKind, KeyFilter, PersonCore
 from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.errors import ClientError
@@ -119,6 +121,7 @@ async def persons(
         key_filters=key_filters,
         first=size,
         after=int(position[0]) if position else None,
+        within=context.scope.person_ids,
     )
     people = await context.loaders.person_by_id.load_many(ids.items)
     return Page([p for p in people if p is not None], ids.positions, ids.has_next, ids.total), PERSONS
@@ -140,23 +143,64 @@ async def expiring_work_permits(
     position = decode_cursor(EXPIRING, after)
     today = info.context.today
     page = await info.context.sources.work_permits.expiring_permits(
-        today, today + timedelta(days=within_days), size, position
+        today, today + timedelta(days=within_days), size, position, employer=info.context.scope.employer
     )
     return page, EXPIRING
 
 
+@dataclass(frozen=True, slots=True)
+class Statistic:
+    keys: tuple[tuple[StatisticsDimension, str], ...]
+    count: int | None
+    suppressed: bool
+
+
 async def workforce_statistics(
     info: Info, group_by: Sequence[StatisticsDimension], criteria: PersonCriteria
-) -> list[StatisticsCount]:
+) -> list[Statistic]:
+    """Counts by GROUP BY in SQL, with small counts suppressed (access/disclosure.py): the
+    table is grouped by the requested and the filtered dimensions alike, so that every query
+    is a slice of a table protected as a whole."""
     if len(set(group_by)) != len(group_by):
         raise ClientError("groupBy", "names a dimension twice")
     _check_criteria(criteria)
-    where = StatisticsFilter(
-        nationality=criteria.nationality,
-        permit_status=criteria.permit_status,
-        category=criteria.category.value if criteria.category else None,
-        employer_credit_code=criteria.employer_credit_code,
-        work_district=criteria.work_district,
-        insured=criteria.insured,
-    )
-    return await info.context.store.statistics(group_by, where, info.context.today)
+    fixed = _fixed_values(criteria)
+    dimensions = list(group_by) + [d for d in fixed if d not in group_by]
+    counted = await info.context.store.statistics(dimensions, info.context.today)
+    cells = {tuple(value for _, value in c.keys): c.count for c in counted}
+    hidden = suppress(cells, len(dimensions))
+    positions = {d: i for i, d in enumerate(dimensions)}
+    return [
+        Statistic(
+            keys=tuple((d, cell[positions[d]]) for d in group_by),
+            count=None if cell in hidden else count,
+            suppressed=cell in hidden,
+        )
+        for cell, count in cells.items()
+        if all(cell[positions[d]] == value for d, value in fixed.items())
+    ]
+
+
+def _fixed_values(criteria: PersonCriteria) -> dict[StatisticsDimension, str]:
+    """The filter as fixed values of the statistics dimensions, spelled as the index spells them."""
+    fixed: dict[StatisticsDimension, str | None] = {
+        StatisticsDimension.NATIONALITY: criteria.nationality,
+        StatisticsDimension.PERMIT_STATUS: criteria.permit_status.value if criteria.permit_status else None,
+        StatisticsDimension.TALENT_CATEGORY: criteria.category.value if criteria.category else None,
+        StatisticsDimension.EMPLOYER: criteria.employer_credit_code,
+        StatisticsDimension.WORK_DISTRICT: criteria.work_district,
+        StatisticsDimension.INSURED: None if criteria.insured is None else str(criteria.insured).lower(),
+    }
+    return {d: v for d, v in fixed.items() if v is not None}
+
+
+async def me(info: Info) -> PersonCore | None:
+    """The cardholder's own person; other callers have no person of their own."""
+    caller = info.context.caller
+    if caller.role is not CallerRole.CARDHOLDER or caller.person_id is None:
+        return None
+    return await info.context.loaders.person_by_id.load(caller.person_id)
+
+
+def access_grants(info: Info) -> Grant:
+    return info.context.grant

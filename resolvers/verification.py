@@ -27,6 +27,7 @@ class Verification:
     holder_name: str | None = None
     employer_name: str | None = None
     valid_to: date | None = None
+    holder_id: int | None = None  # whose data this is (for the audit), not shown
 
 
 async def verify(
@@ -85,6 +86,7 @@ async def _outcome(info: Info, permit: WorkPermit | None, channel: VerificationC
         holder_name=full_name(holder.surname, holder.given_names) if holder else None,
         employer_name=permit.employer.name if permit.employer else None,
         valid_to=permit.valid_to,
+        holder_id=person_id,
     )
 
 

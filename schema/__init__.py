@@ -9,12 +9,15 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.types import ExecutionContext
 
+from schema.access import AccessControl
 from schema.card import ElectronicCard
 from schema.errors import ShapeErrors, SourceTraceReport
+from schema.limits import limit_extensions
 from schema.notifications import Notification
 from schema.permit import Employer, WorkPermit
 from schema.person import Person
 from schema.query import Query
+from settings import Limits
 
 
 class HubSchema(strawberry.Schema):
@@ -25,14 +28,16 @@ class HubSchema(strawberry.Schema):
         return None
 
 
-def build_schema() -> HubSchema:
+def build_schema(limits: Limits | None = None) -> HubSchema:
     return HubSchema(
         query=Query,
         types=[Person, WorkPermit, Employer, ElectronicCard, Notification],
         extensions=[
+            ShapeErrors,
+            *limit_extensions(limits or Limits()),
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
-            ShapeErrors,
+            AccessControl,
             SourceTraceReport,
         ],
     )

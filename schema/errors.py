@@ -16,7 +16,8 @@ from strawberry.extensions import SchemaExtension
 
 from adapters.base import AdapterError, SourceDataInvalid
 from adapters.records import DataProblem
-from resolvers.errors import ClientError, NotAvailable
+from resolvers.errors import ClientError, Refusal
+from schema.limits import limit_code
 
 log = logging.getLogger("hub.errors")
 
@@ -35,6 +36,9 @@ def problem_extensions(problem: DataProblem) -> dict[str, Any]:
 def shaped(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None:
+        code = limit_code(error.message)
+        if code is not None:
+            return _with(error, error.message, {"code": code})
         # graphql-core's own findings: the document's, or the variables' values.
         about_variables = error.message.startswith("Variable '$") or not error.locations
         code = "BAD_USER_INPUT" if about_variables else "GRAPHQL_VALIDATION_FAILED"
@@ -44,10 +48,10 @@ def shaped(error: GraphQLError) -> GraphQLError:
         return _with(error, error.message, {"code": "BAD_USER_INPUT"})
     if isinstance(original, ClientError):
         return _with(error, str(original), {"code": original.code, "field": original.field})
+    if isinstance(original, Refusal):
+        return _with(error, str(original), {"code": original.code})
     if isinstance(original, SourceDataInvalid):
         return _with(error, str(original), problem_extensions(original.problem))
-    if isinstance(original, NotAvailable):
-        return _with(error, str(original), {"code": original.code})
     if isinstance(original, AdapterError):
         message = f"The {original.agency.value} source could not answer."
         return _with(error, message, {"code": "SOURCE_UNAVAILABLE", "agency": original.agency.value})

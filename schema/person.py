@@ -173,7 +173,11 @@ class Person(Node):
         first: int | None = None,
         after: str | None = None,
     ) -> AccessEventConnection | None:
-        return await person.access_log(info, root)
+        page, kind = await person.access_log(info, root, first, after)
+        pairs, page_info = connection_parts(info, page, kind)
+        return AccessEventConnection(
+            edges=[AccessEventEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info
+        )
 
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:

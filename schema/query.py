@@ -6,11 +6,23 @@ import strawberry
 
 from resolvers import permit, query, verification
 from resolvers.context import Info
-from schema.common import Node, PageInfo, StatisticsDimension, connection_parts
+from schema.common import CallerRole, Node, PageInfo, StatisticsDimension, connection_parts
 from schema.inputs import PermitVerificationInput, PersonFilter, PersonLookup
 from schema.permit import Employer, PermitVerification, WorkPermit, WorkPermitConnection, WorkPermitEdge
 from schema.person import Person
 from schema.statistics import StatisticsRow, statistics_row
+
+
+@strawberry.type(description="What one caller may read and call, under its declared purpose.")
+class AccessGrants:
+    role: CallerRole = strawberry.field(description="The token's role.")
+    purpose: str | None = strawberry.field(
+        description="The declared purpose (none for cardholders and reporting)."
+    )
+    readable: list[str] = strawberry.field(
+        description="`Type.field` granted; non-null fields not listed come with their parent."
+    )
+    mutations: list[str] = strawberry.field(description="The mutations the caller may call.")
 
 
 @strawberry.type(description="A person with its cursor.")
@@ -75,10 +87,21 @@ class Query:
         )
 
     @strawberry.field(
-        description="The caller's own person (cardholders); null until the caller is a cardholder."
+        description="The cardholder's own person, as the token names it; null for other callers."
     )
     async def me(self, info: Info) -> Person | None:
-        return None
+        return await query.me(info)  # type: ignore[return-value]
+
+    @strawberry.field(description="What the caller's token and declared purpose may read and call.")
+    def access_grants(self, info: Info) -> AccessGrants:
+        grant = query.access_grants(info)
+        caller = info.context.caller
+        return AccessGrants(
+            role=caller.role,  # type: ignore[arg-type]
+            purpose=caller.purpose,
+            readable=grant.names(),
+            mutations=sorted(grant.mutations),
+        )
 
     @strawberry.field(description="Persons counted by any combination of dimensions (GROUP BY in SQL).")
     async def workforce_statistics(

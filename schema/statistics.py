@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from identity.store import StatisticsCount
+from resolvers.query import Statistic
 from schema.common import StatisticsDimension
 
 
@@ -19,13 +19,17 @@ class StatisticsKey:
 @strawberry.type(description="How many persons share one combination of dimension values.")
 class StatisticsRow:
     keys: list[StatisticsKey] = strawberry.field(description="The combination of values this row counts.")
-    count: int | None = strawberry.field(description="How many persons; null when suppressed.")
-    suppressed: bool = strawberry.field(description="Whether the count is withheld to protect individuals.")
+    count: int | None = strawberry.field(
+        description="How many persons; null when suppressed (below 5, or recoverable from other counts)."
+    )
+    suppressed: bool = strawberry.field(
+        description="Whether the count is withheld so that nobody can be singled out."
+    )
 
 
-def statistics_row(counted: StatisticsCount) -> StatisticsRow:
+def statistics_row(counted: Statistic) -> StatisticsRow:
     return StatisticsRow(
         keys=[StatisticsKey(dimension=d, value=v) for d, v in counted.keys],  # type: ignore[arg-type]
         count=counted.count,
-        suppressed=False,
+        suppressed=counted.suppressed,
     )

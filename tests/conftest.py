@@ -6,18 +6,25 @@ only where no PostgreSQL server answers)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import date
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from access.keys import load_or_create_key
+from access.policy import load_policy
+from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
+from adapters.records import CallerRole
 from app import HubState, close_hub, create_app, open_hub
 from estate import generate_estate
 from identity.linking import LinkReport, link_estate
 from identity.store import HubStore
+from schema import build_schema
 from settings import Settings
 from tests.databases import postgres_settings, postgres_unavailable
 
@@ -26,11 +33,46 @@ PERSONS = 240
 SEED = 7
 
 
+READ_EVERYTHING = Path(__file__).parent / "policies" / "read_everything.toml"
+
+
+def caller_headers(
+    settings: Settings,
+    role: CallerRole,
+    purpose: str | None = None,
+    *,
+    ttl: timedelta = timedelta(hours=1),
+    **bound: Any,
+) -> dict[str, str]:
+    """Headers of a caller with this role, declaring `purpose` (and allowed it by its token)."""
+    authority = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
+    token = authority.issue(
+        subject=f"test-{role.value.lower()}",
+        role=role,
+        purposes=(purpose,) if purpose else (),
+        ttl=ttl,
+        **bound,
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    if purpose:
+        headers["X-Purpose"] = purpose
+    return headers
+
+
+def read_everything(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """The settings and headers of a caller that may read every field."""
+    policy = replace(settings, policy_path=READ_EVERYTHING)
+    return policy, caller_headers(settings, CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration")
+
+
 @dataclass
 class Estate:
     backend: str
     settings: Settings
     report: LinkReport
+
+    def headers(self, role: CallerRole, purpose: str | None = None, **bound: Any) -> dict[str, str]:
+        return caller_headers(self.settings, role, purpose, **bound)
 
 
 async def seed_estate(settings: Settings, persons: int = PERSONS, seed: int = SEED) -> LinkReport:
@@ -66,20 +108,37 @@ async def estate(
 
 @pytest.fixture(scope="session")
 async def hub(estate: Estate) -> AsyncIterator[HubState]:
-    state = await open_hub(estate.settings)
+    state = await open_hub(estate.settings, load_policy(build_schema()._schema, estate.settings.policy_path))
     try:
         yield state
     finally:
         await close_hub(state)
 
 
-@pytest.fixture(scope="session")
-async def client(estate: Estate) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(estate.settings)
+@asynccontextmanager
+async def serve(
+    settings: Settings, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The hub's ASGI app, with its lifespan, behind an HTTP client."""
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub", headers=headers) as http:
             yield http
+
+
+@pytest.fixture(scope="session")
+async def client(estate: Estate) -> AsyncIterator[httpx.AsyncClient]:
+    """The read graph as one caller that may read every field (tests/policies/read_everything.toml)."""
+    async with serve(*read_everything(estate.settings)) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+async def policy_client(estate: Estate) -> AsyncIterator[httpx.AsyncClient]:
+    """The hub under its real policy (policy.toml); every request brings its own token."""
+    async with serve(estate.settings) as http:
+        yield http
 
 
 async def graphql(

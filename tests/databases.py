@@ -41,13 +41,13 @@ async def postgres_unavailable() -> str | None:
 
 
 async def postgres_settings(data_dir: Path, today: object) -> tuple[Settings, PostgresDatabases]:
-    """One fresh database per agency and one for the hub store."""
+    """One fresh database per agency, one for the hub store and one for the audit log."""
     tag = uuid.uuid4().hex[:8]
     names = {agency: f"hubtest_{tag}_{agency.value.lower()}" for agency in Agency}
-    store_name = f"hubtest_{tag}_store"
+    store_name, audit_name = f"hubtest_{tag}_store", f"hubtest_{tag}_audit"
     conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
     try:
-        for name in [*names.values(), store_name]:
+        for name in [*names.values(), store_name, audit_name]:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
@@ -55,6 +55,7 @@ async def postgres_settings(data_dir: Path, today: object) -> tuple[Settings, Po
         data_dir=data_dir,
         source_urls={agency: f"{POSTGRES_URL_BASE}/{name}" for agency, name in names.items()},
         store_url=f"{POSTGRES_URL_BASE}/{store_name}",
+        audit_url=f"{POSTGRES_URL_BASE}/{audit_name}",
         fixed_today=today,  # type: ignore[arg-type]
     )
-    return settings, PostgresDatabases([*names.values(), store_name])
+    return settings, PostgresDatabases([*names.values(), store_name, audit_name])

@@ -14,12 +14,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters import Sources
 from adapters.records import Agency
-from app import create_app
 from identity.linking import link_estate
 from identity.store import HubStore
 from resolvers.global_ids import to_global_id
 from settings import Settings
-from tests.conftest import AS_OF, graphql, seed_estate
+from tests.conftest import AS_OF, graphql, read_everything, seed_estate, serve
 from tests.databases import postgres_settings, postgres_unavailable
 
 QUERY = """query($l: PersonLookup!) { person(lookup: $l) {
@@ -67,10 +66,8 @@ async def damaged(
 
 @pytest.fixture(scope="module")
 async def damaged_client(damaged: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(damaged)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as http:
-            yield http
+    async with serve(*read_everything(damaged)) as http:
+        yield http
 
 
 async def _full_person(damaged: Settings) -> tuple[str, dict[str, str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from adapters.records import CallerRole
 from schema import export_sdl
-from tests.conftest import graphql
+from tests.conftest import Estate, graphql
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_CHECK = ROOT.parent / "shared" / "tools" / "check_contract.py"
@@ -37,32 +40,49 @@ def test_schema_keeps_the_contract_on_the_query_root() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+CALLER = re.compile(r"^# Caller: (\w+)(?:, purpose ([\w-]+))?$", re.MULTILINE)
+
+
 def test_there_is_one_example_per_user_story() -> None:
-    assert {p.stem for p in EXAMPLES} == {"agency-desk", "integration-developer", "reporting-job"}
+    assert set(DOCUMENTS) == {"agency-desk", "cardholder", "integration-developer", "reporting-job"}
+    assert all(CALLER.search(text) for text in DOCUMENTS.values()), "each example names its caller"
 
 
-async def _variables_for(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    if name != "agency-desk":
-        return {}
+async def _known_to_all(client: httpx.AsyncClient) -> dict[str, Any]:
     listing = await graphql(
-        client, "{ persons(first: 100) { edges { node { id identityLinks { agency } } } } }"
+        client,
+        "{ persons(first: 100) { edges { node { id workPermit { number } identityLinks { agency } } } } }",
     )
-    person = next(
+    return next(
         e["node"]
         for e in listing["data"]["persons"]["edges"]
         if len({ln["agency"] for ln in e["node"]["identityLinks"]}) == 5
     )
-    return {"lookup": {"id": person["id"]}}
 
 
 @pytest.mark.parametrize("example", sorted(DOCUMENTS))
-async def test_each_example_answers_without_errors(client: httpx.AsyncClient, example: str) -> None:
-    body = await graphql(client, DOCUMENTS[example], await _variables_for(client, example))
+async def test_each_example_answers_its_caller_without_errors(
+    client: httpx.AsyncClient, policy_client: httpx.AsyncClient, estate: Estate, example: str
+) -> None:
+    document = DOCUMENTS[example]
+    match = CALLER.search(document)
+    assert match is not None
+    person = await _known_to_all(client)
+    role = CallerRole(match.group(1))
+    bound: dict[str, Any] = {}
+    if role is CallerRole.CARDHOLDER:
+        bound["person_id"] = int(base64.urlsafe_b64decode(person["id"] + "==").decode().split(":")[1])
+    variables = (
+        {"lookup": {"workPermitNumber": person["workPermit"]["number"]}} if "$lookup" in document else {}
+    )
+    body = await graphql(
+        policy_client, document, variables, headers=estate.headers(role, match.group(2), **bound)
+    )
     assert "errors" not in body, body["errors"]
     data = body["data"]
     assert data and all(value not in (None, []) for value in data.values())
-    if example == "agency-desk":
-        person = data["person"]
+    if example == "cardholder":
+        me = data["me"]
         # Records from all five agencies.
-        assert person["workPermit"] and person["insuranceParticipations"] and person["socialSecurityCard"]
-        assert person["visas"] and person["benefitPayments"]["edges"]
+        assert me["workPermit"] and me["insuranceParticipations"] and me["socialSecurityCard"]
+        assert me["visas"] and me["benefitPayments"]["edges"]

@@ -90,29 +90,59 @@ def test_graphiql_loads(server: str) -> None:
     assert "graphiql" in page.text.lower()
 
 
-def test_the_readme_example_returns_records_from_all_five_agencies(server: str) -> None:
-    base = server
-    query = (ROOT / "docs" / "examples" / "agency-desk.graphql").read_text()
+def test_graphql_needs_a_token(server: str) -> None:
+    answer = httpx.post(f"{server}/graphql", json={"query": "{ me { id } }"})
+    assert answer.status_code == 401
+    assert answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def test_the_readme_example_returns_records_from_all_five_agencies(server: str, data_dir: Path) -> None:
+    query = (ROOT / "docs" / "examples" / "cardholder.graphql").read_text()
     readme = (ROOT / "README.md").read_text()
-    assert query in readme, "the README shows docs/examples/agency-desk.graphql as it is"
+    assert query in readme, "the README shows docs/examples/cardholder.graphql as it is"
+    reader = _hub(
+        data_dir,
+        "token",
+        "--role",
+        "WORK_PERMIT_AUTHORITY",
+        "--subject",
+        "test",
+        "--purpose",
+        "permit-administration",
+    )
+    assert reader.returncode == 0, reader.stderr
     listing = httpx.post(
-        f"{base}/graphql",
+        f"{server}/graphql",
         json={
             "query": "{ persons(first: 100) { edges { node { workPermit { number } identityLinks { agency } } } } }"
         },
+        headers={"Authorization": f"Bearer {reader.stdout.strip()}", "X-Purpose": "permit-administration"},
     ).json()
     number = next(
         e["node"]["workPermit"]["number"]
         for e in listing["data"]["persons"]["edges"]
         if len({ln["agency"] for ln in e["node"]["identityLinks"]}) == 5
     )
+    issued = _hub(
+        data_dir,
+        "token",
+        "--role",
+        "CARDHOLDER",
+        "--subject",
+        "e-card-app",
+        "--person",
+        f"workPermitNumber={number}",
+    )
+    assert issued.returncode == 0, issued.stderr
     answer = httpx.post(
-        f"{base}/graphql", json={"query": query, "variables": {"lookup": {"workPermitNumber": number}}}
+        f"{server}/graphql",
+        json={"query": query},
+        headers={"Authorization": f"Bearer {issued.stdout.strip()}"},
     )
     assert answer.status_code == 200
     body = answer.json()
     assert "errors" not in body, json.dumps(body["errors"])
-    person = body["data"]["person"]
-    assert person["workPermit"]["number"] == number
-    assert person["socialSecurityNumber"] and person["socialSecurityCard"] and person["visas"]
-    assert person["benefitPayments"]["edges"]
+    me = body["data"]["me"]
+    assert me["workPermit"]["number"] == number
+    assert me["socialSecurityNumber"] and me["socialSecurityCard"] and me["visas"]
+    assert me["benefitPayments"]["edges"]

@@ -215,15 +215,17 @@ class WorkPermitSystem(SqlSource):
         ]
 
     async def expiring_permits(
-        self, today: date, until: date, first: int, after: tuple[Any, ...] | None
+        self, today: date, until: date, first: int, after: tuple[Any, ...] | None, employer: str | None = None
     ) -> Page[WorkPermit | SourceDataInvalid]:
-        """Current periods, valid, ending from today to `until` inclusive; by end date, then number."""
+        """Current periods, valid, ending from today to `until` inclusive; by end date, then
+        number; only those naming `employer` when one is given."""
         periods = _current_periods(WP_XKZ.c.XKZH)
         where = and_(
             periods.c.rank == 1,
             periods.c.ZT == "30",
             periods.c.YXQZ >= mapping.compact_date(today),
             periods.c.YXQZ <= mapping.compact_date(until),
+            *([periods.c.TYSHXYDM == employer] if employer else []),
         )
         statement = select(periods).where(where)
         if after is not None:

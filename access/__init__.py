@@ -1,0 +1,1 @@
+"""Who may see what: signing keys, client tokens, and the grants policy."""

@@ -1,0 +1,106 @@
+"""Issuing tokens from the command line: the person a cardholder token is bound to, token
+lifetimes, and a ready-to-paste token per role for the demo."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from access.keys import load_or_create_key
+from access.policy import ROLES_WITHOUT_PURPOSE, Policy
+from access.tokens import TOKEN_KEY, TokenAuthority
+from adapters.records import CallerRole
+from identity.linking import passport_identifier
+from identity.store import HubStore, IdentifierKind
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+LOOKUP_KINDS = {
+    "workPermitNumber": IdentifierKind.WORK_PERMIT_NUMBER,
+    "socialSecurityNumber": IdentifierKind.SOCIAL_SECURITY_NUMBER,
+    "cardNumber": IdentifierKind.CARD_NUMBER,
+    "residencePermitNumber": IdentifierKind.RESIDENCE_PERMIT_NUMBER,
+    "passport": IdentifierKind.PASSPORT,
+}
+
+
+class IssuingError(ValueError):
+    """A token that cannot be issued as asked; the message says which option and why."""
+
+
+def parse_ttl(text: str) -> timedelta:
+    """`90s`, `30m`, `8h`, `7d`."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise IssuingError(f"--ttl {text!r}: give a positive number with s, m, h or d, e.g. 8h")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+async def resolve_person(store: HubStore, lookup: str) -> int:
+    """A person by `kind=value` (e.g. `workPermitNumber=1101...`, `passport=DEU:C01X00T47`)
+    or by the hub's person id."""
+    kind, separator, value = lookup.partition("=")
+    if not separator:
+        if lookup.strip().isdigit() and (await store.persons_by_id([int(lookup)]))[0] is not None:
+            return int(lookup)
+        raise IssuingError(f"--person {lookup!r}: no person with that id; or give kind=value")
+    identifier_kind = LOOKUP_KINDS.get(kind.strip())
+    if identifier_kind is None:
+        raise IssuingError(f"--person: {kind!r} is not one of {', '.join(LOOKUP_KINDS)}")
+    if identifier_kind is IdentifierKind.PASSPORT:
+        nationality, _, number = value.partition(":")
+        value = passport_identifier(number, nationality.strip().upper())
+    found = (await store.person_ids_by_identifier([(identifier_kind.value, value.strip())]))[0]
+    if found is None:
+        raise IssuingError(f"--person {lookup!r}: nobody is found by that identifier")
+    return found
+
+
+def check_purposes(policy: Policy, role: CallerRole, purposes: list[str]) -> tuple[str, ...]:
+    allowed = policy.purposes_of(role)
+    if role in ROLES_WITHOUT_PURPOSE:
+        if purposes:
+            raise IssuingError(f"--purpose: {role.value} declares no purpose")
+        return ()
+    if not purposes:
+        raise IssuingError(f"--purpose: {role.value} needs at least one of {', '.join(allowed)}")
+    unknown = [p for p in purposes if p not in allowed]
+    if unknown:
+        raise IssuingError(f"--purpose {unknown[0]!r} is not one of {role.value}'s: {', '.join(allowed)}")
+    return tuple(purposes)
+
+
+@dataclass(frozen=True)
+class DemoToken:
+    role: CallerRole
+    purpose: str | None
+    token: str
+
+
+def demo_tokens(
+    data_dir: Path, policy: Policy, cardholder: int | None, employer: str | None, ttl: timedelta
+) -> list[DemoToken]:
+    """One token per role, with every purpose of the role, for exploring the demo estate."""
+    authority = TokenAuthority(load_or_create_key(data_dir, TOKEN_KEY))
+    tokens = []
+    for role in CallerRole:
+        purposes = tuple(policy.purposes_of(role))
+        if (
+            role is CallerRole.CARDHOLDER
+            and cardholder is None
+            or role is CallerRole.EMPLOYER
+            and not employer
+        ):
+            continue
+        token = authority.issue(
+            subject=f"demo-{role.value.lower().replace('_', '-')}",
+            role=role,
+            purposes=purposes,
+            ttl=ttl,
+            person_id=cardholder if role is CallerRole.CARDHOLDER else None,
+            employer=employer if role is CallerRole.EMPLOYER else None,
+        )
+        tokens.append(DemoToken(role, purposes[0] if purposes else None, token))
+    return tokens

@@ -1,0 +1,236 @@
+"""The audit log's own database, its batched writer and its reads.
+
+Writes are group-committed: every response waits until its records are durable, and all
+records that arrive while one transaction is being written go into the next one, so that
+auditing costs one commit per batch rather than one per response. Each commit seals the new
+head of the chain in a signed checkpoint, so a cut tail is caught."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Column, Date, Integer, MetaData, String, Table, Text, and_, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.base import open_engine
+from adapters.records import CallerRole
+from audit.chain import GENESIS, AuditEntry, ChainedEntry, Checkpoint, link_hash, seal, verify_chain
+
+AUDIT_KEY = "audit-checkpoints"
+
+metadata = MetaData()
+
+AUDIT_RECORD = Table(
+    "audit_record",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),
+    Column("request_id", String(40), nullable=False),
+    Column("client", String(200), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("purpose", String(60)),
+    Column("case_reference", String(100)),
+    Column("person_id", Integer, nullable=False, index=True),
+    Column("fields", Text, nullable=False),
+    Column("restricted_until", Date),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+AUDIT_CHECKPOINT = Table(
+    "audit_checkpoint",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signature", String(200), nullable=False),
+    Column("sealed_at", String(40), nullable=False),
+)
+
+
+class AuditUnavailable(Exception):
+    """The records could not be made durable: the data they describe must not be returned."""
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """A person's view of one audit record: never the client or the official."""
+
+    seq: int
+    at: datetime
+    role: CallerRole
+    purpose: str
+    fields: list[str]
+
+
+class AuditLog:
+    def __init__(self, engine: AsyncEngine, key: Ed25519PrivateKey) -> None:
+        self.engine = engine
+        self._key = key
+        self._queue: asyncio.Queue[tuple[list[AuditEntry], asyncio.Future[None]]] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    @classmethod
+    def open(cls, url: str, key: Ed25519PrivateKey) -> AuditLog:
+        return cls(open_engine(url), key)
+
+    async def create_tables(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self.engine.dispose()
+
+    async def append(self, entries: list[AuditEntry]) -> None:
+        """Return once the entries are durable; raise AuditUnavailable if they cannot be."""
+        if not entries:
+            return
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_batches())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((entries, done))
+        await done
+
+    async def _write_batches(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._commit([entry for entries, _ in batch for entry in entries])
+            except Exception as error:  # noqa: BLE001 - every waiter must learn the write failed
+                failure = AuditUnavailable(f"audit records could not be written ({type(error).__name__})")
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(failure)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _commit(self, entries: list[AuditEntry]) -> None:
+        async with self.engine.begin() as conn:
+            head = (
+                await conn.execute(
+                    select(AUDIT_RECORD.c.seq, AUDIT_RECORD.c.hash)
+                    .order_by(AUDIT_RECORD.c.seq.desc())
+                    .limit(1)
+                )
+            ).first()
+            seq, prev_hash = (head.seq, head.hash) if head else (0, GENESIS)
+            rows = []
+            for entry in entries:
+                seq += 1
+                digest = link_hash(prev_hash, entry)
+                rows.append(_row(seq, entry, prev_hash, digest))
+                prev_hash = digest
+            await conn.execute(insert(AUDIT_RECORD), rows)
+            await conn.execute(
+                insert(AUDIT_CHECKPOINT).values(
+                    seq=seq,
+                    hash=prev_hash,
+                    signature=seal(self._key, seq, prev_hash),
+                    sealed_at=datetime.now(UTC).isoformat(),
+                )
+            )
+
+    async def verify(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            records = (await conn.execute(select(AUDIT_RECORD).order_by(AUDIT_RECORD.c.seq))).all()
+            checkpoints = (await conn.execute(select(AUDIT_CHECKPOINT).order_by(AUDIT_CHECKPOINT.c.id))).all()
+        return verify_chain(
+            (ChainedEntry(r.seq, _entry(r), r.prev_hash, r.hash) for r in records),
+            [Checkpoint(c.seq, c.hash, c.signature) for c in checkpoints],
+            self._key.public_key(),
+        )
+
+    async def counts(self) -> tuple[int, int]:
+        """How many records and checkpoints the log holds."""
+        async with self.engine.connect() as conn:
+            records = (await conn.execute(select(func.count()).select_from(AUDIT_RECORD))).scalar_one()
+            checkpoints = (
+                await conn.execute(select(func.count()).select_from(AUDIT_CHECKPOINT))
+            ).scalar_one()
+        return int(records), int(checkpoints)
+
+    async def access_pages(
+        self, person_ids: Sequence[int], first: int, after: int | None, visible_on: date | None
+    ) -> list[tuple[list[AccessRecord], bool]]:
+        """Each person's records, newest first, in one statement; with `visible_on`,
+        restricted records appear only from their date (None: all at once, for the
+        data-protection officer)."""
+        condition = AUDIT_RECORD.c.person_id.in_(list(person_ids))
+        if after is not None:
+            condition = and_(condition, AUDIT_RECORD.c.seq < after)
+        if visible_on is not None:
+            condition = and_(
+                condition,
+                or_(AUDIT_RECORD.c.restricted_until.is_(None), AUDIT_RECORD.c.restricted_until <= visible_on),
+            )
+        position = func.row_number().over(
+            partition_by=AUDIT_RECORD.c.person_id, order_by=AUDIT_RECORD.c.seq.desc()
+        )
+        ranked = select(AUDIT_RECORD, position.label("pos")).where(condition).subquery()
+        statement = select(ranked).where(ranked.c.pos <= first + 1).order_by(ranked.c.person_id, ranked.c.pos)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        grouped: dict[int, list[object]] = {person_id: [] for person_id in person_ids}
+        for row in rows:
+            grouped[row.person_id].append(row)
+        return [
+            (
+                [
+                    AccessRecord(
+                        r.seq,
+                        datetime.fromisoformat(r.at),
+                        CallerRole(r.role),
+                        r.purpose or "",
+                        orjson.loads(r.fields),
+                    )  # type: ignore[attr-defined]
+                    for r in grouped[person_id][:first]
+                ],
+                len(grouped[person_id]) > first,
+            )
+            for person_id in person_ids
+        ]
+
+
+def _row(seq: int, entry: AuditEntry, prev_hash: str, digest: str) -> dict[str, object]:
+    return {
+        "seq": seq,
+        "at": entry.at.isoformat(),
+        "request_id": entry.request_id,
+        "client": entry.client,
+        "role": entry.role,
+        "purpose": entry.purpose,
+        "case_reference": entry.case_reference,
+        "person_id": entry.person_id,
+        "fields": orjson.dumps(list(entry.fields)).decode(),
+        "restricted_until": entry.restricted_until,
+        "prev_hash": prev_hash,
+        "hash": digest,
+    }
+
+
+def _entry(row: object) -> AuditEntry:
+    return AuditEntry(
+        at=datetime.fromisoformat(row.at),  # type: ignore[attr-defined]
+        request_id=row.request_id,  # type: ignore[attr-defined]
+        client=row.client,  # type: ignore[attr-defined]
+        role=row.role,  # type: ignore[attr-defined]
+        purpose=row.purpose,  # type: ignore[attr-defined]
+        case_reference=row.case_reference,  # type: ignore[attr-defined]
+        person_id=row.person_id,  # type: ignore[attr-defined]
+        fields=tuple(orjson.loads(row.fields)),  # type: ignore[attr-defined]
+        restricted_until=row.restricted_until,  # type: ignore[attr-defined]
+    )
