@@ -15,6 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
 
 from access.keys import load_or_create_key
 from access.policy import Policy, load_policy
@@ -27,6 +29,7 @@ from identity.store import HubStore
 from resolvers.context import Caller, Context
 from resolvers.loaders import Loaders
 from schema import build_schema
+from schema.errors import with_code
 from settings import Settings
 from tracing import HUB_STORE, SourceTrace, current_trace, instrument
 
@@ -45,6 +48,12 @@ class HubState:
 class HubGraphQL(GraphQL[Context, None]):
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # An exception raised around execution (in an extension) skips ShapeErrors: shape it here.
+        if result.errors:
+            result.errors = [with_code(error) for error in result.errors]
+        return process_result(result)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         hub: HubState = request.app.state.hub

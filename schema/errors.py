@@ -59,6 +59,11 @@ def shaped(error: GraphQLError) -> GraphQLError:
     return _with(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})
 
 
+def with_code(error: GraphQLError) -> GraphQLError:
+    """The error as it is when it already has a code, else shaped (masked if unexpected)."""
+    return error if (error.extensions or {}).get("code") else shaped(error)
+
+
 def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> GraphQLError:
     return GraphQLError(
         message,
