@@ -161,6 +161,8 @@ async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
     from identity.store import HubStore
 
     role = CallerRole(args.role)
+    if not args.subject.strip():
+        raise IssuingError("--subject: name the client; the audit trail and the rate limit go by it")
     purposes = check_purposes(_policy(settings), role, args.purpose or [])
     person_id = None
     if role is CallerRole.CARDHOLDER:
@@ -168,6 +170,7 @@ async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
             raise IssuingError("--person: a CARDHOLDER token is bound to one person")
         store = HubStore.open(settings.store_url)
         try:
+            await store.create_tables()  # a data directory not linked yet simply finds nobody
             person_id = await resolve_person(store, args.person)
         finally:
             await store.close()
@@ -175,7 +178,7 @@ async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
         raise IssuingError("--employer: an EMPLOYER token needs a valid Unified Social Credit Code")
     authority = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
     return authority.issue(
-        subject=args.subject,
+        subject=args.subject.strip(),
         role=role,
         purposes=purposes,
         ttl=parse_ttl(args.ttl),

@@ -4,11 +4,13 @@ fails here never reaches the graph; GraphiQL's page itself loads without a token
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
 from datetime import date
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from limits import RateLimitItem, parse
@@ -21,9 +23,14 @@ from strawberry.asgi import GraphQL
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
 from access.tokens import InvalidToken, TokenAuthority
 from resolvers.context import Caller
+from schema.errors import MASKED_MESSAGE
 from settings import Limits
 
 CALLER_KEY = "caller"
+# The codes of the view's own HTTP refusals (a body that is not JSON, no query, a mutation by GET).
+HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "BAD_REQUEST"}
+
+log = logging.getLogger("hub.gateway")
 
 
 class Refused(Exception):
@@ -58,13 +65,23 @@ class Gate:
             return
         request_id = uuid.uuid4().hex
         try:
-            body = await _read_body(receive, self.settings.max_document_bytes)
+            # A GET carries its document in the query string: it counts against the same limit.
+            in_url = len(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
+            body = await _read_body(receive, self.settings.max_document_bytes, in_url)
             caller = self._admit(headers, request_id)
         except Refused as refused:
             await _refuse(send, refused, request_id)
             return
         scope.setdefault("state", {})[CALLER_KEY] = caller
-        await self.app(scope, _replay(body), _with_request_id(send, request_id))
+        sending = _Sending(send, request_id)
+        try:
+            await self.app(scope, _replay(body), sending)
+        except Exception as error:
+            if sending.started:
+                raise
+            # Nothing of it reaches the client: no stack trace, SQL or legacy message.
+            log.error("unexpected %s serving request %s", type(error).__name__, request_id, exc_info=error)
+            await _refuse(send, Refused(500, "INTERNAL_SERVER_ERROR", MASKED_MESSAGE), request_id)
 
     def _admit(self, headers: dict[str, str], request_id: str) -> Caller:
         authorization = headers.get("authorization", "")
@@ -132,15 +149,18 @@ def _wants_graphiql_page(scope: Scope, headers: dict[str, str]) -> bool:
     )
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, size: int = 0) -> bytes:
+    """The body, read no further than the limit; `size` is what the query string already holds."""
+    too_large = Refused(413, "QUERY_TOO_LARGE", f"The request's document exceeds {limit} bytes.")
+    if size > limit:
+        raise too_large
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise Refused(413, "QUERY_TOO_LARGE", f"The request body exceeds {limit} bytes.")
+            raise too_large
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
@@ -159,13 +179,44 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def _with_request_id(send: Send, request_id: str) -> Send:
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-        await send(message)
+class _Sending:
+    """The view's `send`: adds the request id, and gives the view's own plain-text HTTP refusals
+    (strawberry's "Unable to parse request body as JSON" and the like) the JSON shape and
+    `extensions.code` of every other error."""
 
-    return sending
+    def __init__(self, send: Send, request_id: str) -> None:
+        self.send = send
+        self.request_id = request_id
+        self.started = False  # whether the client has been sent anything
+        self.held: Message | None = None
+        self.held_body: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (b"x-request-id", self.request_id.encode())]
+            if message["status"] >= 400 and not _is_json(message["headers"]):
+                self.held = message
+                return
+            self.started = True
+        elif message["type"] == "http.response.body" and self.held is not None:
+            self.held_body.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            await self._send_as_error(self.held["status"], b"".join(self.held_body))
+            return
+        await self.send(message)
+
+    async def _send_as_error(self, status: int, text: bytes) -> None:
+        if status >= 500:
+            code, message = "INTERNAL_SERVER_ERROR", MASKED_MESSAGE
+        else:
+            code = HTTP_CODES.get(status, "BAD_REQUEST")
+            message = text.decode("utf-8", "replace").strip()[:200] or "Bad request."
+        await _refuse(self.send, Refused(status, code, message), self.request_id)
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and b"json" in v.lower() for k, v in headers)
 
 
 async def _refuse(send: Send, refused: Refused, request_id: str) -> None:

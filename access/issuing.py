@@ -16,6 +16,8 @@ from identity.linking import passport_identifier
 from identity.store import HubStore, IdentifierKind
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
+# A client token is a credential: a year is the longest it may live.
+MAX_TTL = timedelta(days=366)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 LOOKUP_KINDS = {
     "workPermitNumber": IdentifierKind.WORK_PERMIT_NUMBER,
@@ -35,7 +37,13 @@ def parse_ttl(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise IssuingError(f"--ttl {text!r}: give a positive number with s, m, h or d, e.g. 8h")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    amount = int(match.group(1))
+    if amount > MAX_TTL.total_seconds():  # larger than any unit could keep within the bound
+        raise IssuingError(f"--ttl {text!r}: at most {MAX_TTL.days} days")
+    ttl = timedelta(**{_UNITS[match.group(2)]: amount})
+    if ttl > MAX_TTL:
+        raise IssuingError(f"--ttl {text!r}: at most {MAX_TTL.days} days")
+    return ttl
 
 
 async def resolve_person(store: HubStore, lookup: str) -> int:

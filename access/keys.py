@@ -6,10 +6,11 @@ signature made for one purpose is never accepted for another."""
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 KEY_DIRECTORY = "keys"
 
@@ -17,24 +18,40 @@ KEY_DIRECTORY = "keys"
 def load_or_create_key(data_dir: Path, name: str) -> Ed25519PrivateKey:
     """The Ed25519 key `name` from `<data_dir>/keys/`, created (0600, directory 0700) if missing."""
     directory = data_dir / KEY_DIRECTORY
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     path = directory / f"{name}.pem"
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} does not hold an Ed25519 private key")
-        return key
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    # Written owner-only from the first byte: never readable by others, not even briefly.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
+    if not path.exists():
+        _create(path)
+    elif path.stat().st_mode & 0o077:
+        # A key someone loosened (a copy, a restore) is made owner-only again before use.
+        os.chmod(path, 0o600)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} does not hold an Ed25519 private key")
     return key
 
 
-def public_key(key: Ed25519PrivateKey) -> Ed25519PublicKey:
-    return key.public_key()
+def _create(path: Path) -> None:
+    """A new key at `path`, written whole before it appears there: two processes starting at
+    once (`hub run` and `hub token`) both end up with the one key that won, never a half file."""
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    # Written owner-only from the first byte: never readable by others, not even briefly.
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(draft, path)  # fails if another process created the key first
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links
+            if not path.exists():
+                os.replace(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)

@@ -49,6 +49,8 @@ class TokenAuthority:
         employer: str | None = None,
         now: datetime | None = None,
     ) -> str:
+        if not subject.strip():
+            raise ValueError("a token names its client")
         if role is CallerRole.CARDHOLDER and person_id is None:
             raise ValueError("a CARDHOLDER token is bound to a person")
         if role is CallerRole.EMPLOYER and not employer:
@@ -88,6 +90,8 @@ class TokenAuthority:
             employer = claims.get("employer")
         except (KeyError, ValueError, TypeError):
             raise InvalidToken("the token's claims are incomplete") from None
+        if not str(claims["sub"]).strip():
+            raise InvalidToken("the token names no client")
         if role is CallerRole.CARDHOLDER and not isinstance(person, int):
             raise InvalidToken("a cardholder token must name its person")
         if role is CallerRole.EMPLOYER and not isinstance(employer, str):

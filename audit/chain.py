@@ -80,39 +80,73 @@ def seal_is_valid(public: Ed25519PublicKey, checkpoint: Checkpoint) -> bool:
 def verify_chain(
     records: Iterable[ChainedEntry], checkpoints: Iterable[Checkpoint], public: Ed25519PublicKey
 ) -> list[str]:
-    """The findings, first break first; an empty list means the trail is whole."""
-    findings: list[str] = []
+    """The findings, first break first; an empty list means the trail is whole.
+
+    The chain names the first record that was edited, deleted, inserted or reordered; the
+    signed checkpoints catch what the chain alone cannot: a cut tail, a chain rebuilt with
+    fresh hashes, and records appended after the last seal."""
+    records = list(records)
+    # Where each stored hash sits now: a record chained to a later one was moved.
+    position = {record.hash: record.seq for record in records}
     hashes: dict[int, str] = {}
+    verified: dict[str, int] = {GENESIS: 0}
     prev_hash = GENESIS
     expected = 1
     for record in records:
         if record.seq != expected:
-            findings.append(f"record {expected} is missing (the next is {record.seq}): deleted")
-            break
+            return [f"record {expected} is missing (the next is {record.seq}): deleted"]
         if link_hash(record.prev_hash, record.entry) != record.hash:
-            findings.append(f"record {record.seq} was edited: its contents no longer match its hash")
-            break
+            return [f"record {record.seq} was edited: its contents no longer match its hash"]
         if record.prev_hash != prev_hash:
-            findings.append(
-                f"record {record.seq} is not chained to record {record.seq - 1}: "
-                f"a record was inserted before it, or records were reordered"
-            )
-            break
+            return [_unchained(record, verified, position)]
         hashes[record.seq] = record.hash
+        verified[record.hash] = record.seq
         prev_hash = record.hash
         expected += 1
     last = expected - 1
-    for checkpoint in checkpoints:
+    sealed = 0  # the last record a matching checkpoint seals
+    for checkpoint in sorted(checkpoints, key=lambda c: c.seq):
         if not seal_is_valid(public, checkpoint):
-            findings.append(f"checkpoint at record {checkpoint.seq} has no valid signature")
-        elif checkpoint.seq > last and not findings:
-            findings.append(
-                f"the tail was cut: a checkpoint seals record {checkpoint.seq}, the trail ends at {last}"
-            )
-        elif checkpoint.seq in hashes and hashes[checkpoint.seq] != checkpoint.hash:
-            findings.append(
-                f"record {checkpoint.seq} differs from its signed checkpoint: the chain was rebuilt"
-            )
-        if findings:
-            break
-    return findings
+            return [f"checkpoint at record {checkpoint.seq} has no valid signature: it was forged"]
+        if checkpoint.seq > last:
+            return [f"the tail was cut: a checkpoint seals record {checkpoint.seq}, the trail ends at {last}"]
+        if hashes.get(checkpoint.seq) != checkpoint.hash:
+            # The chain holds, so its hashes were recomputed after a change made after the
+            # last matching seal and at or before this one.
+            changed = _span(sealed + 1, checkpoint.seq)
+            return [
+                f"{changed if sealed + 1 == checkpoint.seq else f'one of {changed}'} was changed and the "
+                f"chain rebuilt: record {checkpoint.seq} differs from its signed checkpoint"
+            ]
+        sealed = checkpoint.seq
+    if last > sealed:
+        # Every commit seals its own head, so an unsealed record was not written by the hub.
+        return [
+            f"{_span(sealed + 1, last)} {'is' if sealed + 1 == last else 'are'} sealed by no checkpoint: "
+            f"appended outside the hub, or the checkpoints sealing them were deleted"
+        ]
+    return []
+
+
+def _span(first: int, last: int) -> str:
+    return f"record {first}" if first == last else f"records {first}..{last}"
+
+
+def _unchained(record: ChainedEntry, verified: dict[str, int], position: dict[str, int]) -> str:
+    """Why a record whose own hash holds does not follow the record before it."""
+    before = verified.get(record.prev_hash)
+    if before is not None:
+        return (
+            f"{_span(before + 1, record.seq - 1)} {'was' if before + 2 == record.seq else 'were'} "
+            f"inserted: record {record.seq} is chained to record {before}, not to record {record.seq - 1}"
+        )
+    moved_from = position.get(record.prev_hash)
+    if moved_from is not None:
+        return (
+            f"record {record.seq} was reordered: it is chained to record {moved_from}, "
+            f"not to record {record.seq - 1}"
+        )
+    return (
+        f"record {record.seq} is not chained to record {record.seq - 1}: a record before it was "
+        f"deleted and the rest renumbered, or it was forged"
+    )

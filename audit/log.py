@@ -32,7 +32,7 @@ AUDIT_RECORD = Table(
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("at", String(40), nullable=False),
     Column("request_id", String(40), nullable=False),
-    Column("client", String(200), nullable=False),
+    Column("client", Text, nullable=False),
     Column("role", String(40), nullable=False),
     Column("purpose", String(60)),
     Column("case_reference", String(100)),
@@ -109,14 +109,20 @@ class AuditLog:
             try:
                 await self._commit([entry for entries, _ in batch for entry in entries])
             except Exception as error:  # noqa: BLE001 - every waiter must learn the write failed
-                failure = AuditUnavailable(f"audit records could not be written ({type(error).__name__})")
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(failure)
+                if len(batch) == 1:
+                    _settle(batch[0][1], error)
+                    continue
+                # One response's records must not withhold the others': each alone, then.
+                for entries, done in batch:
+                    try:
+                        await self._commit(entries)
+                    except Exception as alone:  # noqa: BLE001
+                        _settle(done, alone)
+                    else:
+                        _settle(done, None)
                 continue
             for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+                _settle(done, None)
 
     async def _commit(self, entries: list[AuditEntry]) -> None:
         async with self.engine.begin() as conn:
@@ -203,6 +209,16 @@ class AuditLog:
             )
             for person_id in person_ids
         ]
+
+
+def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
+    """Tell a waiting response whether its records are durable (a cancelled one has left)."""
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(AuditUnavailable(f"audit records could not be written ({type(error).__name__})"))
 
 
 def _row(seq: int, entry: AuditEntry, prev_hash: str, digest: str) -> dict[str, object]:

@@ -13,7 +13,7 @@ What it does
 2. Measures completed requests per second, one request at a time, for two scenarios:
 
    - ``person``: ``person(lookup: {id: ...})`` with every agency record, the query of
-     ``docs/examples/agency-desk.graphql``, cycling over persons with records in all five
+     ``bench/every_agency.graphql``, cycling over persons with records in all five
      agencies;
    - ``page of 50``: ``persons(first: 50, after: ...)`` with the same selection set under
      ``edges { node { ... } }``, cycling over every page.
@@ -59,7 +59,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib.metadata import version
 from pathlib import Path
@@ -72,11 +72,13 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.applications import Starlette
 
+from access.keys import load_or_create_key
+from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from adapters.beijing_pass import mapping as bjt
 from adapters.card_service import mapping as sbk
 from adapters.exit_entry import mapping as crj
-from adapters.records import Agency
+from adapters.records import Agency, CallerRole
 from adapters.social_insurance import mapping as si
 from adapters.work_permit import mapping as wp
 from app import HubState, create_app
@@ -84,7 +86,7 @@ from estate import generate_estate
 from identity.linking import link_estate
 from identity.store import HubStore
 from resolvers.global_ids import from_global_id, to_global_id
-from settings import Settings
+from settings import Limits, Settings
 from tracing import HUB_STORE
 
 AS_OF = date(2026, 6, 15)
@@ -94,7 +96,9 @@ ENTRIES_FIRST = PAYMENTS_FIRST = 5  # `entries(first: 5)`, `benefitPayments(firs
 PERSONS_CYCLED = 2_000  # at most this many different persons in the `person` scenario
 MARKER = "bench-estate.json"
 ROOT = Path(__file__).resolve().parent.parent
-DESK_QUERY = ROOT / "docs" / "examples" / "agency-desk.graphql"
+DESK_QUERY = ROOT / "bench" / "every_agency.graphql"
+# The benchmark reads every field of every agency, as the read-graph tests do.
+READ_EVERYTHING = ROOT / "tests" / "policies" / "read_everything.toml"
 Json = dict[str, Any]
 
 
@@ -165,7 +169,7 @@ class Queries:
 
 
 def load_queries() -> Queries:
-    """The agency-desk query as published, and the same selection set over a page of persons."""
+    """The every-agency person query, and the same selection set over a page of persons."""
     document = DESK_QUERY.read_text()
     operation = parse(document).definitions[0]
     person_field = (
@@ -877,8 +881,32 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def bench(settings: Settings, args: argparse.Namespace) -> None:
+    results: list[Result] = []
+    for audit in (True, False):
+        results += await bench_once(settings, args, audit)
+    print_results(results, args.seconds)
+    by_name = {r.name: r for r in results}
+    for name in ("person", "page of 50"):
+        on, off = by_name[f"{name} (audit)"], by_name[f"{name} (no audit)"]
+        print(
+            f"audit cost, {name}: {on.hub_rps:.1f} req/s with, {off.hub_rps:.1f} without "
+            f"({on.hub_rps / off.hub_rps:.0%})"
+        )
+
+
+async def bench_once(settings: Settings, args: argparse.Namespace, audit: bool) -> list[Result]:
+    """One round of every scenario, as a caller that may read every field, audit on or off.
+    The rate limit is lifted: the benchmark is one client asking as fast as it can."""
     queries = load_queries()
+    settings = replace(
+        settings, policy_path=READ_EVERYTHING, limits=Limits(rate_limit="1000000/minute"), audit=audit
+    )
     app: Starlette = create_app(settings)
+    token = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY)).issue(
+        subject="bench", role=CallerRole.WORK_PERMIT_AUTHORITY, purposes=("permit-administration",)
+    )
+    headers = {"authorization": f"Bearer {token}", "x-purpose": "permit-administration"}
+    label = "(audit)" if audit else "(no audit)"
     async with app.router.lifespan_context(app):
         state: HubState = app.state.hub
         persons, afters = await sample_persons(state.store.engine)
@@ -888,18 +916,19 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
             f"cycling over {len(persons)} persons with records in all five agencies, and {len(afters)} pages"
         )
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub", headers=headers) as client:
             hub = Hub(client)
             floor = Floor(state)
             results = []
             for scenario in scenarios(hub, floor, queries, persons, afters):
                 result = await measure(scenario, hub, floor, args.seconds, args.warmup)
+                result = replace(result, name=f"{result.name} {label}")
                 print(
                     f"  {result.name}: hub {result.hub_requests} requests, floor {result.floor_requests} "
                     f"in {args.seconds:g} s each"
                 )
                 results.append(result)
-    print_results(results, args.seconds)
+    return results
 
 
 def main() -> None:

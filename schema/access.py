@@ -3,19 +3,29 @@
 - a field that needs a grant and has none resolves to null with a FORBIDDEN error;
 - a scoped caller (a cardholder, an employer) gets FORBIDDEN for any person, or any record of
   a person, outside its scope, whatever path reaches it;
-- every leaf returned under a named person is noted, and before the response leaves, one
-  audit record per person is made durable; if that fails, the data is withheld.
+- every leaf returned under a named person is noted (so is every null or empty list: "none"
+  is data about the person too), and before the response leaves, one audit record per
+  person is made durable; if that fails, the data is withheld.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from graphql import GraphQLEnumType, GraphQLError, GraphQLResolveInfo, GraphQLScalarType, get_named_type
+from graphql import (
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLScalarType,
+    GraphQLSchema,
+    get_named_type,
+)
 from graphql.pyutils import Path
 from strawberry.extensions import SchemaExtension
 
@@ -24,7 +34,7 @@ from audit.chain import AuditEntry
 from audit.log import AuditUnavailable
 from identity.store import NotificationRecord, PersonCore
 from resolvers.context import Context
-from resolvers.errors import Forbidden
+from resolvers.errors import Forbidden, Refusal
 from resolvers.verification import Verification
 
 # Fields every authenticated caller may read: what it may read.
@@ -33,12 +43,25 @@ OPEN_FIELDS = frozenset({("Query", "accessGrants")})
 OWNER_LINK: dict[type, str] = {WorkPermit: "WP_SQR", ElectronicCard: "SBK_DZK"}
 
 
+class AuditNotRecorded(Refusal):
+    """The response's audit records could not be made durable: its data is withheld."""
+
+    code = "AUDIT_UNAVAILABLE"
+
+
 class AccessControl(SchemaExtension):
     def __init__(self) -> None:
-        self.names: dict[Path, str] = {}
+        # Keyed by id(): a field's Path is the very object its children point back to, and
+        # hashing a Path hashes its whole chain.
+        self.names: dict[int, str] = {}
         self.leaves: list[Path] = []
-        self.persons_at: dict[Path, int] = {}
-        self.owners_at: dict[Path, tuple[str, str]] = {}
+        self.owned_at: dict[int, tuple[int, str]] = {}  # path -> (person id, type name)
+        self.owners_at: dict[int, tuple[Path, tuple[str, str], str]] = {}
+        self.leaf_fields: frozenset[tuple[str, str]] = frozenset()
+
+    def on_execute(self) -> Iterator[None]:
+        self.leaf_fields = _leaf_fields(self.execution_context.schema._schema)  # type: ignore[attr-defined]
+        yield
 
     def resolve(
         self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo, *args: str, **kwargs: Any
@@ -52,8 +75,8 @@ class AccessControl(SchemaExtension):
                 + (f" for {caller.purpose}" if caller.purpose else "")
             )
         path = info.path
-        self.names[path] = info.field_name
-        if isinstance(get_named_type(info.return_type), GraphQLScalarType | GraphQLEnumType):
+        self.names[id(path)] = info.field_name
+        if key in self.leaf_fields:
             self.leaves.append(path)
             return _next(root, info, *args, **kwargs)
         result = _next(root, info, *args, **kwargs)
@@ -67,6 +90,10 @@ class AccessControl(SchemaExtension):
 
     def _inspect(self, value: Any, info: GraphQLResolveInfo) -> Any:
         """Note whose data this object is; for a scoped caller, refuse another person's."""
+        if value is None or (isinstance(value, list | tuple) and not value):
+            # Nothing below it, yet "none" is data too (no visa, no permit): its path is noted.
+            self.leaves.append(info.path)
+            return value
         context: Context = info.context
         person_id: int | None = None
         if isinstance(value, PersonCore):
@@ -79,7 +106,8 @@ class AccessControl(SchemaExtension):
             owner = (OWNER_LINK[type(value)], value.owner)
             if context.caller.scoped:
                 return self._check_owner(value, owner, info)
-            self.owners_at[info.path] = owner
+            if self._owner_of(info.path.prev) is None:  # under a person already: theirs
+                self.owners_at[id(info.path)] = (info.path, owner, _type_name(info))
             return value
         elif isinstance(value, Employer) and context.caller.scoped and info.parent_type.name == "Query":
             if value.credit_code != context.caller.employer:
@@ -87,7 +115,7 @@ class AccessControl(SchemaExtension):
             return value
         if person_id is not None:
             _check_scope(context, person_id)
-            self.persons_at[info.path] = person_id
+            self.owned_at[id(info.path)] = (person_id, _type_name(info))
         return value
 
     async def _check_owner(self, value: Any, owner: tuple[str, str], info: GraphQLResolveInfo) -> Any:
@@ -96,41 +124,43 @@ class AccessControl(SchemaExtension):
         if person_id is None:
             raise Forbidden("this record is outside the caller's scope")
         _check_scope(context, person_id)
-        self.persons_at[info.path] = person_id
+        self.owned_at[id(info.path)] = (person_id, _type_name(info))
         return value
 
-    async def on_execute(self) -> AsyncIterator[None]:
+    async def on_operation(self) -> AsyncIterator[None]:
         yield
         result = self.execution_context.result
-        context: Context = self.execution_context.context
-        if result is None or not result.data or context.audit is None:
+        context = self.execution_context.context
+        if result is None or not result.data or not isinstance(context, Context) or context.audit is None:
             return
         entries = await self._audit_entries(context)
         try:
             await context.audit.append(entries)
         except AuditUnavailable:
+            refusal = AuditNotRecorded(
+                "The access could not be recorded in the audit trail, so no data is returned."
+            )
             result.data = None
+            # The refusal carries its code, so that shaping the errors keeps it.
             result.errors = [
-                GraphQLError(
-                    "The access could not be recorded in the audit trail, so no data is returned.",
-                    extensions={"code": "AUDIT_UNAVAILABLE"},
-                )
+                GraphQLError(str(refusal), original_error=refusal, extensions={"code": refusal.code})
             ]
 
     async def _audit_entries(self, context: Context) -> list[AuditEntry]:
         if self.owners_at:
-            owners = list(self.owners_at.items())
-            found = await context.loaders.person_id_by_owner.load_many([owner for _, owner in owners])
-            for (path, _), person_id in zip(owners, found, strict=True):
+            owners = list(self.owners_at.values())
+            found = await context.loaders.person_id_by_owner.load_many([owner for _, owner, _ in owners])
+            for (path, _, type_name), person_id in zip(owners, found, strict=True):
                 if person_id is not None:
-                    self.persons_at.setdefault(path, person_id)
-        if not self.persons_at:
+                    self.owned_at.setdefault(id(path), (person_id, type_name))
+        if not self.owned_at:
             return []
         fields: dict[int, set[str]] = defaultdict(set)
         for leaf in self.leaves:
-            person_id = self._owner_of(leaf)
-            if person_id is not None:
-                fields[person_id].add(self._field_path(leaf))
+            found_path = self._field_path(leaf)
+            if found_path is not None:
+                person_id, field_path = found_path
+                fields[person_id].add(field_path)
         caller = context.caller
         now = datetime.now(UTC)
         return [
@@ -150,19 +180,47 @@ class AccessControl(SchemaExtension):
 
     def _owner_of(self, path: Path | None) -> int | None:
         while path is not None:
-            person_id = self.persons_at.get(path)
-            if person_id is not None:
-                return person_id
+            owned = self.owned_at.get(id(path))
+            if owned is not None:
+                return owned[0]
             path = path.prev
         return None
 
-    def _field_path(self, path: Path | None) -> str:
+    def _field_path(self, path: Path | None) -> tuple[int, str] | None:
+        """The person a leaf belongs to, and its path from that person's object, named by the
+        object's type (`Person.visas.number`, `WorkPermit.validTo`), however it was reached."""
         names: list[str] = []
         while path is not None:
+            owned = self.owned_at.get(id(path))
+            if owned is not None:
+                person_id, type_name = owned
+                return person_id, ".".join([type_name, *reversed(names)])
             if isinstance(path.key, str):
-                names.append(self.names.get(path, path.key))
+                names.append(self.names.get(id(path), path.key))
             path = path.prev
-        return ".".join(reversed(names))
+        return None
+
+
+def _type_name(info: GraphQLResolveInfo) -> str:
+    return get_named_type(info.return_type).name
+
+
+_LEAF_FIELDS: dict[int, frozenset[tuple[str, str]]] = {}
+
+
+def _leaf_fields(schema: GraphQLSchema) -> frozenset[tuple[str, str]]:
+    """(type, field) of every field whose value is a scalar or an enum, once per schema."""
+    leaves = _LEAF_FIELDS.get(id(schema))
+    if leaves is None:
+        leaves = frozenset(
+            (type_name, field_name)
+            for type_name, graphql_type in schema.type_map.items()
+            if isinstance(graphql_type, GraphQLObjectType | GraphQLInterfaceType)
+            for field_name, definition in graphql_type.fields.items()
+            if isinstance(get_named_type(definition.type), GraphQLScalarType | GraphQLEnumType)
+        )
+        _LEAF_FIELDS[id(schema)] = leaves
+    return leaves
 
 
 def _check_scope(context: Context, person_id: int) -> None:

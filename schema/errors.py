@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
 from adapters.base import AdapterError, SourceDataInvalid
@@ -36,9 +36,13 @@ def problem_extensions(problem: DataProblem) -> dict[str, Any]:
 def shaped(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None:
+        if (error.extensions or {}).get("code"):
+            return error  # coded where it was raised
         code = limit_code(error.message)
         if code is not None:
             return _with(error, error.message, {"code": code})
+        if isinstance(error, GraphQLSyntaxError):
+            return _with(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
         # graphql-core's own findings: the document's, or the variables' values.
         about_variables = error.message.startswith("Variable '$") or not error.locations
         code = "BAD_USER_INPUT" if about_variables else "GRAPHQL_VALIDATION_FAILED"

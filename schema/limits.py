@@ -22,8 +22,10 @@ from graphql import (
     VariableNode,
     get_named_type,
 )
+from graphql.execution.values import VariableValues, get_variable_values
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
 
+from resolvers.errors import Refusal
 from resolvers.paging import DEFAULT_PAGE
 from settings import Limits
 
@@ -37,6 +39,12 @@ LIMIT_CODES = (
 
 def limit_code(message: str) -> str | None:
     return next((code for phrase, code in LIMIT_CODES if phrase in message), None)
+
+
+class QueryTooCostly(Refusal):
+    """A query whose cost exceeds the limit; carries its code on itself, not in its wording."""
+
+    code = "QUERY_TOO_COSTLY"
 
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
@@ -65,13 +73,17 @@ class QueryCost(SchemaExtension):
                 schema, document.definitions, context.operation_name, context.variables or {}
             )
             if cost > self.max_cost:
+                message = (
+                    f"The query would cost {cost}, more than the limit of {self.max_cost}: "
+                    "ask for smaller pages (`first`) or fewer nested lists."
+                )
                 context.result = ExecutionResult(
                     data=None,
                     errors=[
                         GraphQLError(
-                            f"The query would cost {cost}, more than the limit of {self.max_cost}: "
-                            "ask for smaller pages (`first`) or fewer nested lists.",
-                            extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "limit": self.max_cost},
+                            message,
+                            original_error=QueryTooCostly(message),
+                            extensions={"code": QueryTooCostly.code, "cost": cost, "limit": self.max_cost},
                         )
                     ],
                 )
@@ -89,8 +101,18 @@ def document_cost(
     for operation in operations[:1]:
         root = schema.get_root_type(operation.operation)
         if root is not None:
-            cost += _selection_cost(schema, root, operation.selection_set, fragments, variables)
+            values = _coerced(schema, operation, variables)
+            cost += _selection_cost(schema, root, operation.selection_set, fragments, values)
     return cost
+
+
+def _coerced(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, variables: dict[str, Any]
+) -> dict[str, Any]:
+    """The variables as execution will see them: operation defaults applied, `4.0` read as 4.
+    Values that do not coerce are refused by execution itself; they count as given."""
+    coerced = get_variable_values(schema, operation.variable_definitions or (), variables)
+    return coerced.coerced if isinstance(coerced, VariableValues) else variables
 
 
 def _selection_cost(

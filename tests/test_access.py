@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,9 @@ from graphql import (
 )
 
 from access.disclosure import THRESHOLD
-from access.policy import Policy, load_policy
+from access.policy import Policy, PolicyError, load_policy
 from adapters.records import CallerRole
+from app import create_app
 from schema import build_schema
 from tests.conftest import Estate, graphql
 
@@ -510,3 +511,31 @@ async def test_a_filter_cannot_single_out_a_suppressed_cell(
         sliced = await _statistics(policy_client, headers, ["TALENT_CATEGORY"], {"nationality": nationality})
         cell = next(r for r in sliced if r["keys"][0]["value"] == category)
         assert cell["suppressed"] and cell["count"] is None
+
+
+# ---------------------------------------------------------------- the policy file itself
+
+
+def test_a_grant_naming_a_missing_field_stops_the_start(tmp_path: Path, estate: Estate) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        (ROOT / "policy.toml").read_text()
+        + '\n[[grant]]\nrole = "VISA_AUTHORITY"\npurposes = ["visa-application"]\n'
+        + 'read = ["Person.favouriteColour", "Pet.*", "@no-such-set"]\n'
+    )
+    with pytest.raises(PolicyError) as refused:
+        create_app(replace(estate.settings, policy_path=policy))
+    message = str(refused.value)
+    assert "'Person.favouriteColour' names no field of Person" in message
+    assert "'Pet.*' names no object type" in message
+    assert "no field set '@no-such-set'" in message
+
+
+def test_every_role_of_domain_has_a_grant_and_its_purposes() -> None:
+    assert {role for role, _ in POLICY.grants} == set(CallerRole)
+    assert POLICY.purposes_of(CallerRole.EXIT_ENTRY) == [
+        "entry-control",
+        "investigation",
+        "residence-application",
+    ]
+    assert [p.name for p in POLICY.purposes.values() if p.investigation] == ["investigation"]

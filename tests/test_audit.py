@@ -1,0 +1,751 @@
+"""The audit trail: one record per person shown, made durable before the response leaves,
+readable by the person (and the data-protection officer) by role, never by client, and
+checked by `hub audit verify`, which names the first tampered record.
+
+Tampering happens only on copies of a trail written for this module, never on the estate's
+own trail: the other tests keep writing to that one, and it must still verify at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Table, delete, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+import cli
+from access.keys import load_or_create_key
+from adapters.records import CallerRole
+from audit.chain import AuditEntry, link_hash, seal
+from audit.log import AUDIT_CHECKPOINT, AUDIT_KEY, AUDIT_RECORD, AuditLog, AuditUnavailable
+from resolvers.global_ids import key_of
+from settings import sqlite_url
+from tests.conftest import AS_OF, Estate, serve
+from tests.databases import POSTGRES_ADMIN_DSN, POSTGRES_URL_BASE, PostgresDatabases
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
+
+READ_VISAS = "query($id: ID!) { person(lookup: {id: $id}) { name { full } visas { number validTo } } }"
+TRAIL = "accessLog(first: 100) { edges { node { at role purpose fields } } }"
+MY_TRAIL = f"{{ me {{ {TRAIL} }} }}"
+THEIR_TRAIL = f"query($id: ID!) {{ person(lookup: {{id: $id}}) {{ {TRAIL} }} }}"
+STATISTICS = "{ workforceStatistics(groupBy: [NATIONALITY]) { keys { value } count suppressed } }"
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Someone:
+    id: str  # the global id
+    key: int  # the person id the audit trail records
+    full_name: str
+    visas: list[str]
+
+
+# --- reading the trail and calling the hub ----------------------------------------------
+
+
+async def fetch(url: str, table: Table, *where: Any) -> list[Row]:
+    """Rows of an audit table, through a connection of the test's own."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            order = table.c.seq if table is AUDIT_RECORD else table.c.id
+            rows = (await conn.execute(select(table).where(*where).order_by(order))).all()
+    finally:
+        await engine.dispose()
+    return [dict(row._mapping) for row in rows]
+
+
+async def records_of(url: str, request_id: str) -> list[Row]:
+    return await fetch(url, AUDIT_RECORD, AUDIT_RECORD.c.request_id == request_id)
+
+
+async def post(
+    http: httpx.AsyncClient, query: str, variables: dict[str, Any], headers: dict[str, str]
+) -> tuple[dict[str, Any], str]:
+    """A 200 answer's body and the request id the hub gave it."""
+    response = await http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body, response.headers["x-request-id"]
+
+
+def trail(body: dict[str, Any], root: str) -> list[dict[str, Any]]:
+    """The access events of a `me` or `person` answer, newest first."""
+    assert "errors" not in body, body["errors"]
+    return [edge["node"] for edge in body["data"][root]["accessLog"]["edges"]]
+
+
+def codes(body: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+def audit_key(estate: Estate) -> Ed25519PrivateKey:
+    return load_or_create_key(estate.settings.data_dir, AUDIT_KEY)
+
+
+async def verify(url: str, key: Ed25519PrivateKey) -> list[str]:
+    log = AuditLog.open(url, key)
+    try:
+        return await log.verify()
+    finally:
+        await log.close()
+
+
+def hub_audit_verify(data_dir: Path, audit_url: str) -> subprocess.CompletedProcess[str]:
+    """`hub audit verify`, the real command in its own process."""
+    env = {**os.environ, "HUB_DATA_DIR": str(data_dir), "HUB_AUDIT_URL": audit_url}
+    return subprocess.run(
+        [*HUB, "audit", "verify"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditDatabases:
+    """Fresh, empty audit databases on the estate's backend, dropped after the module."""
+
+    estate: Estate
+    directory: Path
+    postgres: PostgresDatabases
+
+    async def fresh(self) -> str:
+        name = f"audit_{uuid.uuid4().hex[:10]}"
+        if self.estate.backend == "sqlite":
+            return sqlite_url(self.directory / f"{name}.sqlite")
+        database = f"hubtest_{name}"
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+        try:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await conn.close()
+        self.postgres.names.append(database)
+        return f"{POSTGRES_URL_BASE}/{database}"
+
+
+@pytest.fixture(scope="module")
+async def audit_databases(
+    estate: Estate, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[AuditDatabases]:
+    directory = tmp_path_factory.mktemp(f"audit-{estate.backend}")
+    databases = AuditDatabases(estate, directory, PostgresDatabases([]))
+    try:
+        yield databases
+    finally:
+        await databases.postgres.drop()
+
+
+@pytest.fixture(scope="module")
+async def people(estate: Estate, policy_client: httpx.AsyncClient) -> list[Someone]:
+    """Persons of the estate as exit-entry sees them, visa holders first."""
+    body, _ = await post(
+        policy_client,
+        "{ persons(first: 100) { edges { node { id name { full } visas { number } } } } }",
+        {},
+        estate.headers(CallerRole.EXIT_ENTRY, "residence-application"),
+    )
+    assert "errors" not in body, body["errors"]
+    found = [
+        Someone(
+            node["id"],
+            int(key_of(node["id"], "Person", "id")),
+            node["name"]["full"],
+            [visa["number"] for visa in node["visas"]],
+        )
+        for node in (edge["node"] for edge in body["data"]["persons"]["edges"])
+    ]
+    found.sort(key=lambda someone: not someone.visas)
+    assert len([someone for someone in found if someone.visas]) >= 10
+    return found
+
+
+# --- 1. what a record holds --------------------------------------------------------------
+
+
+async def test_a_read_records_the_caller_and_the_field_paths_never_the_values(
+    estate: Estate, policy_client: httpx.AsyncClient, people: list[Someone]
+) -> None:
+    someone = people[0]
+    headers = {**estate.headers(CallerRole.EXIT_ENTRY, "entry-control"), "X-Case-Reference": "CASE-2026-0042"}
+    body, request_id = await post(policy_client, READ_VISAS, {"id": someone.id}, headers)
+    assert "errors" not in body, body["errors"]
+    assert [visa["number"] for visa in body["data"]["person"]["visas"]] == someone.visas
+
+    [record] = await records_of(estate.settings.audit_url, request_id)
+    assert record["person_id"] == someone.key
+    assert record["role"] == "EXIT_ENTRY"
+    assert record["purpose"] == "entry-control"
+    assert record["case_reference"] == "CASE-2026-0042"
+    assert record["client"] == "test-exit_entry"
+    assert record["restricted_until"] is None
+    assert datetime.fromisoformat(record["at"]).tzinfo is not None
+    assert orjson.loads(record["fields"]) == [
+        "Person.name.full",
+        "Person.visas.number",
+        "Person.visas.validTo",
+    ]
+    stored = " ".join(str(value) for value in record.values())
+    for value in [*someone.visas, someone.full_name]:
+        assert value not in stored
+
+
+async def test_a_page_of_two_persons_records_two_entries(
+    estate: Estate, policy_client: httpx.AsyncClient
+) -> None:
+    body, request_id = await post(
+        policy_client,
+        "{ persons(first: 2) { edges { node { id nationality } } } }",
+        {},
+        estate.headers(CallerRole.EXIT_ENTRY, "entry-control"),
+    )
+    assert "errors" not in body, body["errors"]
+    shown = [int(key_of(edge["node"]["id"], "Person", "id")) for edge in body["data"]["persons"]["edges"]]
+    records = await records_of(estate.settings.audit_url, request_id)
+    assert sorted(record["person_id"] for record in records) == sorted(shown)
+    assert len(shown) == 2
+    for record in records:
+        assert orjson.loads(record["fields"]) == ["Person.id", "Person.nationality"]
+
+
+async def test_finding_nothing_about_a_named_person_is_recorded_too(
+    estate: Estate, policy_client: httpx.AsyncClient, people: list[Someone]
+) -> None:
+    someone = next((someone for someone in people if not someone.visas), None)
+    assert someone is not None, "the estate should hold a person without a visa"
+    body, request_id = await post(
+        policy_client,
+        "query($id: ID!) { person(lookup: {id: $id}) { visas { number } } }",
+        {"id": someone.id},
+        estate.headers(CallerRole.EXIT_ENTRY, "entry-control"),
+    )
+    assert body == {"data": {"person": {"visas": []}}}
+    [record] = await records_of(estate.settings.audit_url, request_id)
+    assert record["person_id"] == someone.key
+    assert orjson.loads(record["fields"]) == ["Person.visas"]
+
+
+async def test_statistics_name_no_person_and_write_no_record(
+    estate: Estate, policy_client: httpx.AsyncClient
+) -> None:
+    before = len(await fetch(estate.settings.audit_url, AUDIT_RECORD))
+    body, request_id = await post(policy_client, STATISTICS, {}, estate.headers(CallerRole.REPORTING))
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["workforceStatistics"]
+    assert await records_of(estate.settings.audit_url, request_id) == []
+    assert len(await fetch(estate.settings.audit_url, AUDIT_RECORD)) == before
+
+
+# --- 2. the person's own trail -------------------------------------------------------------
+
+
+async def test_the_person_reads_their_trail_by_role_and_purpose_never_by_client(
+    estate: Estate, policy_client: httpx.AsyncClient, people: list[Someone]
+) -> None:
+    someone = people[1]
+    agency = {**estate.headers(CallerRole.EXIT_ENTRY, "entry-control"), "X-Case-Reference": "CASE-TRAIL-7"}
+    _, agency_request = await post(policy_client, READ_VISAS, {"id": someone.id}, agency)
+    cardholder = estate.headers(CallerRole.CARDHOLDER, person_id=someone.key)
+
+    response = await policy_client.post("/graphql", json={"query": MY_TRAIL}, headers=cardholder)
+    mine = trail(response.json(), "me")
+    newest = mine[0]
+    assert {k: v for k, v in newest.items() if k != "at"} == {
+        "role": "EXIT_ENTRY",
+        "purpose": "entry-control",
+        "fields": ["Person.name.full", "Person.visas.number", "Person.visas.validTo"],
+    }
+    assert datetime.fromisoformat(newest["at"]).tzinfo is not None
+    # Neither the client, nor the case, nor the request: nothing that names the official.
+    for secret in ("test-exit_entry", "CASE-TRAIL-7", agency_request, "client", "subject"):
+        assert secret not in response.text
+
+    # The person's own look is in the trail too, next time.
+    again, _ = await post(policy_client, MY_TRAIL, {}, cardholder)
+    own = trail(again, "me")[0]
+    assert own["role"] == "CARDHOLDER"
+    assert "Person.accessLog.edges.node.fields" in own["fields"]
+    assert trail(again, "me")[1] == newest
+
+    # The data-protection officer sees the same events of the same person.
+    dpo = estate.headers(CallerRole.DATA_PROTECTION_OFFICER, "complaint-handling")
+    response = await policy_client.post(
+        "/graphql", json={"query": THEIR_TRAIL, "variables": {"id": someone.id}}, headers=dpo
+    )
+    theirs = trail(response.json(), "person")
+    assert newest in theirs and own in theirs
+    assert "test-exit_entry" not in response.text and "CASE-TRAIL-7" not in response.text
+
+
+async def test_no_one_else_reads_a_persons_trail(
+    estate: Estate, policy_client: httpx.AsyncClient, people: list[Someone]
+) -> None:
+    someone, other = people[1], people[2]
+    cardholder = estate.headers(CallerRole.CARDHOLDER, person_id=someone.key)
+    node = f"query($id: ID!) {{ node(id: $id) {{ ... on Person {{ {TRAIL} }} }} }}"
+    body, _ = await post(policy_client, node, {"id": other.id}, cardholder)
+    assert body["data"] == {"node": None}
+    assert codes(body) == ["FORBIDDEN"]
+    agency = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
+    body, _ = await post(policy_client, THEIR_TRAIL, {"id": other.id}, agency)
+    assert body["data"]["person"]["accessLog"] is None
+    assert codes(body) == ["FORBIDDEN"]
+    # And the response shape has no place for a client at all.
+    body, _ = await post(policy_client, "{ me { accessLog { edges { node { client } } } } }", {}, cardholder)
+    assert "Cannot query field 'client'" in body["errors"][0]["message"]
+
+
+# --- 3. reads restricted for an investigation ---------------------------------------------
+
+
+def investigated(events: list[dict[str, Any]]) -> list[list[str]]:
+    return sorted(event["fields"] for event in events if event["purpose"] == "investigation")
+
+
+async def test_an_investigation_shows_in_the_persons_trail_only_from_its_date(
+    estate: Estate, policy_client: httpx.AsyncClient, people: list[Someone]
+) -> None:
+    someone = people[2]
+    investigation = estate.headers(CallerRole.EXIT_ENTRY, "investigation")
+    # One read per date, each told apart by the one field it returns; today is 2026-06-15.
+    reads = {"2026-07-01": "number", "2026-06-15": "type", "2026-06-01": "validTo"}
+    for until, field in reads.items():
+        body, request_id = await post(
+            policy_client,
+            f"query($id: ID!) {{ person(lookup: {{id: $id}}) {{ visas {{ {field} }} }} }}",
+            {"id": someone.id},
+            {**investigation, "X-Restricted-Until": until},
+        )
+        assert "errors" not in body, body["errors"]
+        [record] = await records_of(estate.settings.audit_url, request_id)
+        assert record["restricted_until"] == date.fromisoformat(until)
+    every = [["Person.visas.number"], ["Person.visas.type"], ["Person.visas.validTo"]]
+
+    cardholder = estate.headers(CallerRole.CARDHOLDER, person_id=someone.key)
+    mine, _ = await post(policy_client, MY_TRAIL, {}, cardholder)
+    assert investigated(trail(mine, "me")) == [["Person.visas.type"], ["Person.visas.validTo"]]
+
+    dpo = estate.headers(CallerRole.DATA_PROTECTION_OFFICER, "complaint-handling")
+    theirs, _ = await post(policy_client, THEIR_TRAIL, {"id": someone.id}, dpo)
+    assert investigated(trail(theirs, "person")) == every
+
+    # From 2026-07-01 on, by the hub's clock, the person sees that read too.
+    assert estate.settings.fixed_today == AS_OF == date(2026, 6, 15)
+    async with serve(replace(estate.settings, fixed_today=date(2026, 7, 1))) as later:
+        mine, _ = await post(later, MY_TRAIL, {}, cardholder)
+    assert investigated(trail(mine, "me")) == every
+
+
+@pytest.mark.parametrize(
+    ("role", "purpose", "until"),
+    [
+        (CallerRole.EXIT_ENTRY, "entry-control", "2026-07-01"),
+        (CallerRole.DATA_PROTECTION_OFFICER, "complaint-handling", "2026-07-01"),
+        (CallerRole.EXIT_ENTRY, "investigation", "next week"),
+    ],
+)
+async def test_only_an_investigation_may_restrict_its_record(
+    estate: Estate,
+    policy_client: httpx.AsyncClient,
+    people: list[Someone],
+    role: CallerRole,
+    purpose: str,
+    until: str,
+) -> None:
+    response = await policy_client.post(
+        "/graphql",
+        json={"query": READ_VISAS, "variables": {"id": people[0].id}},
+        headers={**estate.headers(role, purpose), "X-Restricted-Until": until},
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["data"] is None and codes(body) == ["BAD_USER_INPUT"]
+    assert await records_of(estate.settings.audit_url, response.headers["x-request-id"]) == []
+
+
+# --- 4. tampering, caught by `hub audit verify` ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trail:
+    records: list[Row]
+    checkpoints: list[Row]
+
+
+@pytest.fixture(scope="module")
+async def sealed_trail(estate: Estate, audit_databases: AuditDatabases, people: list[Someone]) -> Trail:
+    """A trail of 7 records in 6 commits, each sealed: seq 1 | 2 3 | 4 | 5 | 6 | 7."""
+    url = await audit_databases.fresh()
+    headers = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
+    async with serve(replace(estate.settings, audit_url=url)) as http:
+        await post(http, READ_VISAS, {"id": people[3].id}, headers)
+        await post(http, "{ persons(first: 2) { edges { node { id } } } }", {}, headers)
+        for someone in people[4:8]:
+            await post(http, READ_VISAS, {"id": someone.id}, headers)
+    sealed = Trail(await fetch(url, AUDIT_RECORD), await fetch(url, AUDIT_CHECKPOINT))
+    assert [record["seq"] for record in sealed.records] == [1, 2, 3, 4, 5, 6, 7]
+    assert [checkpoint["seq"] for checkpoint in sealed.checkpoints] == [1, 3, 4, 5, 6, 7]
+    return sealed
+
+
+async def copy_of(databases: AuditDatabases, original: Trail) -> str:
+    """A new audit database holding the same records and checkpoints."""
+    url = await databases.fresh()
+    log = AuditLog.open(url, audit_key(databases.estate))
+    try:
+        await log.create_tables()
+        async with log.engine.begin() as conn:
+            await conn.execute(insert(AUDIT_RECORD), original.records)
+            await conn.execute(insert(AUDIT_CHECKPOINT), original.checkpoints)
+    finally:
+        await log.close()
+    return url
+
+
+def entry_of(row: Mapping[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        at=datetime.fromisoformat(row["at"]),
+        request_id=row["request_id"],
+        client=row["client"],
+        role=row["role"],
+        purpose=row["purpose"],
+        case_reference=row["case_reference"],
+        person_id=row["person_id"],
+        fields=tuple(orjson.loads(row["fields"])),
+        restricted_until=row["restricted_until"],
+    )
+
+
+def forged_after(row: Mapping[str, Any]) -> Row:
+    """A well-formed record chained to `row`, as someone who knows the format would write."""
+    entry = replace(entry_of(row), request_id=uuid.uuid4().hex, person_id=row["person_id"] + 1)
+    digest = link_hash(row["hash"], entry)
+    return {
+        **row,
+        "seq": row["seq"] + 1,
+        "request_id": entry.request_id,
+        "person_id": entry.person_id,
+        "prev_hash": row["hash"],
+        "hash": digest,
+    }
+
+
+async def renumber(conn: AsyncConnection, first: int, by: int) -> None:
+    """Shift the records from `first` on by `by`, through negative numbers so none collide."""
+    seq = AUDIT_RECORD.c.seq
+    await conn.execute(update(AUDIT_RECORD).where(seq >= first).values(seq=-(seq + by)))
+    await conn.execute(update(AUDIT_RECORD).where(seq < 0).values(seq=-seq))
+
+
+async def rebuild(conn: AsyncConnection, records: list[Row], first: int, **edit: Any) -> list[Row]:
+    """Edit record `first`, then recompute every hash from it on: a chain that holds."""
+    rebuilt = [dict(record) for record in records]
+    rebuilt[first - 1].update(edit)
+    for row in rebuilt[first - 1 :]:
+        row["prev_hash"] = rebuilt[row["seq"] - 2]["hash"] if row["seq"] > 1 else records[0]["prev_hash"]
+        row["hash"] = link_hash(row["prev_hash"], entry_of(row))
+        await conn.execute(
+            update(AUDIT_RECORD)
+            .where(AUDIT_RECORD.c.seq == row["seq"])
+            .values(**edit if row["seq"] == first else {}, prev_hash=row["prev_hash"], hash=row["hash"])
+        )
+    return rebuilt
+
+
+async def edit_a_purpose(conn: AsyncConnection, _records: list[Row]) -> None:
+    await conn.execute(
+        update(AUDIT_RECORD).where(AUDIT_RECORD.c.seq == 3).values(purpose="residence-application")
+    )
+
+
+async def drop_a_field_path_from_the_last(conn: AsyncConnection, records: list[Row]) -> None:
+    fields = orjson.loads(records[-1]["fields"])[1:]
+    await conn.execute(
+        update(AUDIT_RECORD).where(AUDIT_RECORD.c.seq == 7).values(fields=orjson.dumps(fields).decode())
+    )
+
+
+async def delete_a_record(conn: AsyncConnection, _records: list[Row]) -> None:
+    await conn.execute(delete(AUDIT_RECORD).where(AUDIT_RECORD.c.seq == 4))
+
+
+async def delete_a_record_and_renumber(conn: AsyncConnection, _records: list[Row]) -> None:
+    await conn.execute(delete(AUDIT_RECORD).where(AUDIT_RECORD.c.seq == 4))
+    await renumber(conn, 5, -1)
+
+
+async def insert_a_record(conn: AsyncConnection, records: list[Row]) -> None:
+    await renumber(conn, 4, +1)
+    await conn.execute(insert(AUDIT_RECORD).values(forged_after(records[2])))
+
+
+async def append_a_record(conn: AsyncConnection, records: list[Row]) -> None:
+    await conn.execute(insert(AUDIT_RECORD).values(forged_after(records[-1])))
+
+
+async def swap_two_records(conn: AsyncConnection, records: list[Row]) -> None:
+    fourth, fifth = records[3], records[4]
+    for seq, contents in ((4, fifth), (5, fourth)):
+        values = {name: value for name, value in contents.items() if name != "seq"}
+        await conn.execute(update(AUDIT_RECORD).where(AUDIT_RECORD.c.seq == seq).values(values))
+
+
+async def cut_the_tail(conn: AsyncConnection, _records: list[Row]) -> None:
+    # The last two records go; the checkpoints sealing them stay where they are.
+    await conn.execute(delete(AUDIT_RECORD).where(AUDIT_RECORD.c.seq >= 6))
+
+
+async def rebuild_after_editing_the_second(conn: AsyncConnection, records: list[Row]) -> None:
+    await rebuild(conn, records, 2, purpose="investigation")
+
+
+async def rebuild_after_editing_the_fifth(conn: AsyncConnection, records: list[Row]) -> None:
+    await rebuild(conn, records, 5, case_reference="CASE-REWRITTEN")
+
+
+async def rebuild_and_delete_its_checkpoints(conn: AsyncConnection, records: list[Row]) -> None:
+    await rebuild(conn, records, 5, case_reference="CASE-REWRITTEN")
+    await conn.execute(delete(AUDIT_CHECKPOINT).where(AUDIT_CHECKPOINT.c.seq >= 5))
+
+
+async def rebuild_and_reseal_with_another_key(conn: AsyncConnection, records: list[Row]) -> None:
+    rebuilt = await rebuild(conn, records, 5, case_reference="CASE-REWRITTEN")
+    forger = Ed25519PrivateKey.generate()
+    for row in rebuilt[4:]:
+        await conn.execute(
+            update(AUDIT_CHECKPOINT)
+            .where(AUDIT_CHECKPOINT.c.seq == row["seq"])
+            .values(hash=row["hash"], signature=seal(forger, row["seq"], row["hash"]))
+        )
+
+
+TAMPERING: list[Any] = [
+    pytest.param(edit_a_purpose, "record 3 was edited: its contents no longer match its hash", id="edited"),
+    pytest.param(
+        drop_a_field_path_from_the_last,
+        "record 7 was edited: its contents no longer match its hash",
+        id="edited-last",
+    ),
+    pytest.param(delete_a_record, "record 4 is missing (the next is 5): deleted", id="deleted"),
+    pytest.param(
+        delete_a_record_and_renumber,
+        "record 4 is not chained to record 3: a record before it was deleted and the rest renumbered, "
+        "or it was forged",
+        id="deleted-renumbered",
+    ),
+    pytest.param(
+        insert_a_record,
+        "record 4 was inserted: record 5 is chained to record 3, not to record 4",
+        id="inserted",
+    ),
+    pytest.param(
+        append_a_record,
+        "record 8 is sealed by no checkpoint: appended outside the hub, or the checkpoints sealing them "
+        "were deleted",
+        id="appended",
+    ),
+    pytest.param(
+        swap_two_records,
+        "record 4 was reordered: it is chained to record 5, not to record 3",
+        id="reordered",
+    ),
+    pytest.param(
+        cut_the_tail, "the tail was cut: a checkpoint seals record 6, the trail ends at 5", id="cut-tail"
+    ),
+    pytest.param(
+        rebuild_after_editing_the_second,
+        "one of records 2..3 was changed and the chain rebuilt: record 3 differs from its signed checkpoint",
+        id="rebuilt",
+    ),
+    pytest.param(
+        rebuild_after_editing_the_fifth,
+        "record 5 was changed and the chain rebuilt: record 5 differs from its signed checkpoint",
+        id="rebuilt-one",
+    ),
+    pytest.param(
+        rebuild_and_delete_its_checkpoints,
+        "records 5..7 are sealed by no checkpoint: appended outside the hub, or the checkpoints sealing "
+        "them were deleted",
+        id="rebuilt-unsealed",
+    ),
+    pytest.param(
+        rebuild_and_reseal_with_another_key,
+        "checkpoint at record 5 has no valid signature: it was forged",
+        id="rebuilt-resealed",
+    ),
+]
+
+
+async def test_an_untouched_trail_verifies(
+    estate: Estate, audit_databases: AuditDatabases, sealed_trail: Trail
+) -> None:
+    url = await copy_of(audit_databases, sealed_trail)
+    assert await verify(url, audit_key(estate)) == []
+    verified = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout == "audit trail intact: 7 records, sealed by 6 signed checkpoints\n"
+
+
+@pytest.mark.parametrize(("tamper", "finding"), TAMPERING)
+async def test_verify_names_the_first_tampered_record(
+    estate: Estate,
+    audit_databases: AuditDatabases,
+    sealed_trail: Trail,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tamper: Callable[[AsyncConnection, list[Row]], Awaitable[None]],
+    finding: str,
+) -> None:
+    url = await copy_of(audit_databases, sealed_trail)
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await tamper(conn, sealed_trail.records)
+    finally:
+        await engine.dispose()
+    assert await verify(url, audit_key(estate)) == [finding]
+    # `hub audit verify` itself (in a thread of its own, as it runs its own event loop).
+    monkeypatch.setenv("HUB_DATA_DIR", str(estate.settings.data_dir))
+    monkeypatch.setenv("HUB_AUDIT_URL", url)
+    capsys.readouterr()
+    assert await asyncio.to_thread(cli.main, ["audit", "verify"]) == 1
+    assert capsys.readouterr().out == f"TAMPERED: {finding}\n"
+
+
+# --- 5. a record that cannot be written withholds the data ----------------------------------
+
+
+async def test_a_failing_audit_write_withholds_the_data(
+    estate: Estate, audit_databases: AuditDatabases, people: list[Someone]
+) -> None:
+    someone = people[0]
+    url = await audit_databases.fresh()
+    agency = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
+    async with serve(replace(estate.settings, audit_url=url)) as http:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP TABLE audit_record"))
+            response = await http.post(
+                "/graphql", json={"query": READ_VISAS, "variables": {"id": someone.id}}, headers=agency
+            )
+            assert response.status_code == 200
+            body = response.json()
+            assert body["data"] is None
+            assert codes(body) == ["AUDIT_UNAVAILABLE"]
+            for value in [*someone.visas, someone.full_name]:
+                assert value not in response.text
+
+            # An aggregate names no one, so it needs no record and still answers.
+            stats, _ = await post(http, STATISTICS, {}, estate.headers(CallerRole.REPORTING))
+            assert "errors" not in stats and stats["data"]["workforceStatistics"]
+
+            # Once the trail can be written again, so is the data returned.
+            async with engine.begin() as conn:
+                await conn.run_sync(AUDIT_RECORD.create)
+            body, request_id = await post(http, READ_VISAS, {"id": someone.id}, agency)
+            assert "errors" not in body, body["errors"]
+            assert [visa["number"] for visa in body["data"]["person"]["visas"]] == someone.visas
+        finally:
+            await engine.dispose()
+    assert len(await records_of(url, request_id)) == 1
+    assert await verify(url, audit_key(estate)) == []
+
+
+async def test_one_unwritable_response_does_not_withhold_the_others(
+    estate: Estate, audit_databases: AuditDatabases
+) -> None:
+    log = AuditLog.open(await audit_databases.fresh(), audit_key(estate))
+    try:
+        await log.create_tables()
+
+        def entry(person_id: int) -> AuditEntry:
+            return AuditEntry(
+                at=datetime.now().astimezone(),
+                request_id=uuid.uuid4().hex,
+                client="test-batch",
+                role="EXIT_ENTRY",
+                purpose="entry-control",
+                case_reference=None,
+                person_id=person_id,
+                fields=("person.visas.number",),
+            )
+
+        # Three responses in one batch; the middle one's person id fits no integer column.
+        results = await asyncio.gather(
+            log.append([entry(1)]), log.append([entry(2**70)]), log.append([entry(3)]), return_exceptions=True
+        )
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], AuditUnavailable)
+        assert (await log.counts())[0] == 2
+        assert await log.verify() == []
+    finally:
+        await log.close()
+
+
+# --- 6. batched writes ---------------------------------------------------------------------
+
+
+async def test_concurrent_reads_are_each_recorded_in_batched_commits(
+    estate: Estate, audit_databases: AuditDatabases, people: list[Someone]
+) -> None:
+    url = await audit_databases.fresh()
+    visa_holders = [someone for someone in people if someone.visas]
+    headers = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
+    requests = 50
+    async with serve(replace(estate.settings, audit_url=url)) as http:
+        answers = await asyncio.gather(
+            *(
+                post(http, READ_VISAS, {"id": visa_holders[i % len(visa_holders)].id}, headers)
+                for i in range(requests)
+            )
+        )
+    for body, _ in answers:
+        assert "errors" not in body, body["errors"]
+        assert body["data"]["person"]["visas"]
+    records = await fetch(url, AUDIT_RECORD)
+    assert sorted(record["request_id"] for record in records) == sorted(
+        request_id for _, request_id in answers
+    )
+    checkpoints = await fetch(url, AUDIT_CHECKPOINT)
+    assert 1 <= len(checkpoints) < requests
+    assert await verify(url, audit_key(estate)) == []
+
+
+# --- last: the estate's own trail, written by every test so far, is whole --------------------
+
+
+async def test_hub_audit_verify_command_on_the_estates_trail(
+    estate: Estate, audit_databases: AuditDatabases, sealed_trail: Trail
+) -> None:
+    verified = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, estate.settings.audit_url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("audit trail intact: ")
+    assert "Traceback" not in verified.stderr
+
+    url = await copy_of(audit_databases, sealed_trail)
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await cut_the_tail(conn, sealed_trail.records)
+    finally:
+        await engine.dispose()
+    tampered = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, url)
+    assert tampered.returncode == 1
+    assert tampered.stdout == "TAMPERED: the tail was cut: a checkpoint seals record 6, the trail ends at 5\n"
