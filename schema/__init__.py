@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ParserCache
 from strawberry.types import ExecutionContext
 
 from schema.access import AccessControl
@@ -36,7 +36,6 @@ def build_schema(limits: Limits | None = None) -> HubSchema:
             ShapeErrors,
             *limit_extensions(limits or Limits()),
             lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
             AccessControl,
             SourceTraceReport,
         ],

@@ -23,7 +23,9 @@ from graphql import (
     get_named_type,
 )
 from graphql.execution.values import VariableValues, get_variable_values
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from resolvers.errors import Refusal
 from resolvers.paging import DEFAULT_PAGE
@@ -48,12 +50,46 @@ class QueryTooCostly(Refusal):
 
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
+    # The depth and alias rules are made once: strawberry's limiters made per request would
+    # be new rule classes every time, which no validation cache can recognise.
+    rules = (
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+    )
+    validated: dict[str, list[GraphQLError]] = {}
     return [
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: CachedValidation(rules, validated),
         lambda: QueryCost(limits.max_cost),
     ]
+
+
+class CachedValidation(SchemaExtension):
+    """Validation with the limit rules, remembered by the document's text: a known document
+    is neither validated nor hashed node by node again (the schema does not change)."""
+
+    MAX_DOCUMENTS = 512
+
+    def __init__(
+        self, rules: tuple[type[ASTValidationRule], ...], validated: dict[str, list[GraphQLError]]
+    ) -> None:
+        self.rules = rules
+        self.validated = validated
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        errors = self.validated.get(context.query or "")
+        if errors is None and context.graphql_document is not None:
+            errors = validate_document(
+                context.schema._schema,  # type: ignore[attr-defined]
+                context.graphql_document,
+                (*context.validation_rules, *self.rules),
+            )
+            if len(self.validated) >= self.MAX_DOCUMENTS:
+                self.validated.clear()
+            self.validated[context.query or ""] = errors
+        context.pre_execution_errors = errors
+        yield
 
 
 class QueryCost(SchemaExtension):
