@@ -54,7 +54,8 @@ class AccessControl(SchemaExtension):
         # Keyed by id(): a field's Path is the very object its children point back to, and
         # hashing a Path hashes its whole chain.
         self.names: dict[int, str] = {}
-        self.leaves: list[Path] = []
+        self.leaves: list[tuple[Path, str]] = []
+        self.prefixes: dict[int, tuple[int, str] | None] = {}
         self.owned_at: dict[int, tuple[int, str]] = {}  # path -> (person id, type name)
         self.owners_at: dict[int, tuple[Path, tuple[str, str], str]] = {}
         self.leaf_fields: frozenset[tuple[str, str]] = frozenset()
@@ -75,10 +76,10 @@ class AccessControl(SchemaExtension):
                 + (f" for {caller.purpose}" if caller.purpose else "")
             )
         path = info.path
-        self.names[id(path)] = info.field_name
         if key in self.leaf_fields:
-            self.leaves.append(path)
+            self.leaves.append((path, info.field_name))
             return _next(root, info, *args, **kwargs)
+        self.names[id(path)] = info.field_name
         result = _next(root, info, *args, **kwargs)
         if inspect.isawaitable(result):
             return self._inspect_later(result, info)
@@ -92,7 +93,7 @@ class AccessControl(SchemaExtension):
         """Note whose data this object is; for a scoped caller, refuse another person's."""
         if value is None or (isinstance(value, list | tuple) and not value):
             # Nothing below it, yet "none" is data too (no visa, no permit): its path is noted.
-            self.leaves.append(info.path)
+            self.leaves.append((info.path, info.field_name))
             return value
         context: Context = info.context
         person_id: int | None = None
@@ -156,11 +157,10 @@ class AccessControl(SchemaExtension):
         if not self.owned_at:
             return []
         fields: dict[int, set[str]] = defaultdict(set)
-        for leaf in self.leaves:
-            found_path = self._field_path(leaf)
-            if found_path is not None:
-                person_id, field_path = found_path
-                fields[person_id].add(field_path)
+        for leaf, name in self.leaves:
+            prefix = self._prefix(leaf.prev)
+            if prefix is not None:
+                fields[prefix[0]].add(f"{prefix[1]}.{name}")
         caller = context.caller
         now = datetime.now(UTC)
         return [
@@ -186,19 +186,25 @@ class AccessControl(SchemaExtension):
             path = path.prev
         return None
 
-    def _field_path(self, path: Path | None) -> tuple[int, str] | None:
-        """The person a leaf belongs to, and its path from that person's object, named by the
-        object's type (`Person.visas.number`, `WorkPermit.validTo`), however it was reached."""
-        names: list[str] = []
-        while path is not None:
-            owned = self.owned_at.get(id(path))
-            if owned is not None:
-                person_id, type_name = owned
-                return person_id, ".".join([type_name, *reversed(names)])
-            if isinstance(path.key, str):
-                names.append(self.names.get(id(path), path.key))
-            path = path.prev
-        return None
+    def _prefix(self, path: Path | None) -> tuple[int, str] | None:
+        """The person an object belongs to, and its path from that person's object, named by
+        the object's type (`Person.visas`, `WorkPermit`), however the query reached it;
+        remembered per object, since every leaf below asks."""
+        if path is None:
+            return None
+        known = self.prefixes.get(id(path), False)
+        if known is not False:
+            return known  # type: ignore[return-value]
+        owned = self.owned_at.get(id(path))
+        if owned is not None:
+            prefix: tuple[int, str] | None = owned
+        elif isinstance(path.key, int):  # a list item: its list's prefix
+            prefix = self._prefix(path.prev)
+        else:
+            above = self._prefix(path.prev)
+            prefix = None if above is None else (above[0], f"{above[1]}.{self.names.get(id(path), path.key)}")
+        self.prefixes[id(path)] = prefix
+        return prefix
 
 
 def _type_name(info: GraphQLResolveInfo) -> str:
