@@ -5,19 +5,23 @@ fresh Context and Loaders per request, and the routes."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
+from access.downloads import permit_routes
 from access.keys import load_or_create_key
 from access.policy import Policy, load_policy
 from access.scope import scope_of
@@ -26,12 +30,17 @@ from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
 from gateway import CALLER_KEY, Gate
 from identity.store import HubStore
+from notifications.connection import connection_context
+from notifications.expiry import expiry_checks, interval_from_environment
+from notifications.websocket import HubWebSocketAdapter, admit_connection, caller_of, subscriptions_handler
 from resolvers.context import Caller, Context
 from resolvers.loaders import Loaders
 from schema import build_schema
 from schema.errors import with_code
 from settings import Settings
 from tracing import HUB_STORE, SourceTrace, current_trace, instrument
+from workflows.engine import WorkflowRunner
+from workflows.registry import workflow_runner
 
 TRACE_HEADER = "x-hub-trace"
 
@@ -43,9 +52,15 @@ class HubState:
     store: HubStore
     audit: AuditLog
     policy: Policy
+    workflows: WorkflowRunner
+    tokens: TokenAuthority
 
 
 class HubGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = HubWebSocketAdapter
+    # Set by create_app: the gate's admission of a WebSocket's connection_init payload.
+    admit_connection: Callable[[object], tuple[Caller, datetime]]
+
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
 
@@ -57,13 +72,14 @@ class HubGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         hub: HubState = request.app.state.hub
-        caller: Caller = request.scope["state"][CALLER_KEY]
+        websocket = isinstance(request, WebSocket)  # subscriptions: notifications/websocket.py
+        caller: Caller = caller_of(request) if websocket else request.scope["state"][CALLER_KEY]
         trace = SourceTrace() if request.headers.get(TRACE_HEADER) == "1" else None
         current_trace.set(trace)
         today = hub.settings.today()
         audit = hub.audit if hub.settings.audit else None
         loaders = Loaders(hub.sources, hub.store, audit, today)
-        return Context(
+        context = Context(
             sources=hub.sources,
             store=hub.store,
             loaders=loaders,
@@ -73,10 +89,17 @@ class HubGraphQL(GraphQL[Context, None]):
             grant=hub.policy.grant(caller.role, caller.purpose),
             scope=await scope_of(caller, hub.sources, hub.store, today),
             audit=audit,
+            workflows=hub.workflows,
+            tokens=hub.tokens,
             trace=trace,
             request=request,
             response=response,
         )
+        return connection_context(context, hub.settings.today) if websocket else context
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        await admit_connection(context, self.admit_connection, self.get_context)
+        return UNSET
 
 
 async def open_hub(settings: Settings, policy: Policy) -> HubState:
@@ -88,7 +111,11 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
     instrument(store.engine, HUB_STORE)
     await store.create_tables()
     await audit.create_tables()
-    return HubState(settings, sources, store, audit, policy)
+    workflows = workflow_runner(sources, store)
+    # A crash may have left runs unfinished: each is undone before anything else is served.
+    await workflows.recover()
+    tokens = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
+    return HubState(settings, sources, store, audit, policy, workflows, tokens)
 
 
 async def close_hub(hub: HubState) -> None:
@@ -108,21 +135,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
     # Loaded before serving: a policy that does not fit the schema stops the start.
     policy = load_policy(schema._schema, settings.policy_path)
     authority = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
+    notify_interval = interval_from_environment()  # the expiry check's, in seconds (None: off)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await open_hub(settings, policy)
         app.state.hub = hub
         try:
-            yield
+            async with expiry_checks(hub.sources, hub.store, settings.today, notify_interval) as task:
+                app.state.expiry_check = task
+                yield
         finally:
             await close_hub(hub)
 
-    graphql = Gate(HubGraphQL(schema, graphql_ide="graphiql"), authority, policy, settings.limits)
+    view = HubGraphQL(schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
+    graphql = Gate(view, authority, policy, settings.limits)
+    view.admit_connection = graphql.admit_connection
+    view.graphql_transport_ws_handler_class = subscriptions_handler(settings.limits.max_document_bytes)
     return Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
+            # The published verification keys; a cardholder's QR image and signed permit document.
+            *permit_routes(graphql, settings.data_dir),
         ],
         lifespan=lifespan,
     )

@@ -187,6 +187,23 @@ async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
     )
 
 
+async def _notify(settings: Settings) -> str:
+    from adapters import Sources
+    from identity.store import HubStore
+    from notifications.expiry import write_expiry_notices
+
+    sources = Sources.open(settings.source_urls)
+    store = HubStore.open(settings.store_url)
+    try:
+        await store.create_tables()
+        today = settings.today()
+        report = await write_expiry_notices(sources, store, today)
+        return report.summary(today)
+    finally:
+        await sources.close()
+        await store.close()
+
+
 async def _verify_audit(settings: Settings) -> int:
     from access.keys import load_or_create_key
     from audit.log import AUDIT_KEY, AuditLog
@@ -240,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         "action", choices=["verify"], help="verify: walk the hash chain and its signed checkpoints"
     )
     commands.add_parser("export-schema", help="print the schema's SDL")
+    commands.add_parser(
+        "notify", help="write a PERMIT_EXPIRING notice for each permit ending within 30 days (once each)"
+    )
 
     args = parser.parse_args(argv)
     settings = Settings.from_environment()
@@ -266,6 +286,10 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(str(error))
         case "audit":
             return asyncio.run(_verify_audit(settings))
+        case "notify":
+            if not asyncio.run(_estate_exists(settings)):
+                parser.error(f"no work-permit database in {settings.data_dir}: seed or link one first")
+            print(asyncio.run(_notify(settings)))
         case "export-schema":
             from schema import export_sdl
 

@@ -8,7 +8,8 @@ import logging
 import math
 import time
 import uuid
-from datetime import date
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -16,12 +17,14 @@ import orjson
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from starlette.responses import HTMLResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
 from access.tokens import InvalidToken, TokenAuthority
+from adapters.records import CallerRole
 from resolvers.context import Caller
 from schema.errors import MASKED_MESSAGE
 from settings import Limits
@@ -125,6 +128,28 @@ class Gate:
             employer=claims.employer,
         )
 
+    def guard(self, endpoint: Endpoint, *roles: CallerRole) -> Guarded:
+        """A plain HTTP route behind this gate's token check, purpose rules and rate limit,
+        open to `roles` only."""
+        return Guarded(self, endpoint, frozenset(roles))
+
+    def admit_connection(self, payload: object) -> tuple[Caller, datetime]:
+        """The caller of a WebSocket connection, and when its token expires, from the
+        `connection_init` payload: the names of the HTTP headers (`Authorization: Bearer
+        <token>`, `X-Purpose`, ...) in any case, or the token alone under `token`; admitted by
+        the same rules, and counted against the same rate limit, as an HTTP request. Raises
+        Refused."""
+        headers: dict[str, str] = {}
+        if isinstance(payload, dict):
+            headers = {str(k).lower(): v.strip() for k, v in payload.items() if isinstance(v, str)}
+        token = headers.pop("token", "")
+        if "authorization" not in headers and token:
+            scheme, _, rest = token.partition(" ")
+            headers["authorization"] = token if scheme.lower() == "bearer" and rest else f"Bearer {token}"
+        caller = self._admit(headers, uuid.uuid4().hex)
+        expires_at = self.authority.verify(headers["authorization"].partition(" ")[2].strip()).expires_at
+        return caller, expires_at
+
     def _restricted_until(self, headers: dict[str, str], purpose: str | None) -> date | None:
         value = headers.get("x-restricted-until", "").strip()
         if not value:
@@ -139,6 +164,41 @@ class Gate:
             return date.fromisoformat(value)
         except ValueError:
             raise Refused(400, "BAD_USER_INPUT", "X-Restricted-Until: must be a date YYYY-MM-DD.") from None
+
+
+# A guarded route's handler: the request and its admitted caller; it may raise Refused.
+Endpoint = Callable[[Request, Caller], Awaitable[Response]]
+
+
+class Guarded:
+    """An ASGI route admitted like the graph (401 `UNAUTHENTICATED` for a missing or bad
+    token, 403 `FORBIDDEN` for a purpose it may not declare), and 403 for a role the route
+    does not serve. Refusals, the endpoint's own included, have the graph's JSON error shape."""
+
+    def __init__(self, gate: Gate, endpoint: Endpoint, roles: frozenset[CallerRole]) -> None:
+        self.gate = gate
+        self.endpoint = endpoint
+        self.roles = roles
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = uuid.uuid4().hex
+        try:
+            caller = self.gate._admit(headers, request_id)
+            if caller.role not in self.roles:
+                allowed = ", ".join(sorted(role.value for role in self.roles))
+                raise Refused(403, "FORBIDDEN", f"{scope['path']} serves {allowed} only.")
+            scope.setdefault("state", {})[CALLER_KEY] = caller
+            response = await self.endpoint(Request(scope, receive), caller)
+        except Refused as refused:
+            await _refuse(send, refused, request_id)
+            return
+        except Exception as error:
+            log.error("unexpected %s serving request %s", type(error).__name__, request_id, exc_info=error)
+            await _refuse(send, Refused(500, "INTERNAL_SERVER_ERROR", MASKED_MESSAGE), request_id)
+            return
+        response.headers["x-request-id"] = request_id
+        await response(scope, receive, send)
 
 
 def _wants_graphiql_page(scope: Scope, headers: dict[str, str]) -> bool:

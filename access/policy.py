@@ -18,7 +18,7 @@ ROLES_WITHOUT_PURPOSE = frozenset({CallerRole.CARDHOLDER, CallerRole.REPORTING})
 # Types whose fields come with their parent whatever their nullability: paging structure, the
 # caller's own grants, and a person's identity (DOMAIN.md: name and passports come with any
 # grant on the person).
-UNGUARDED_TYPES = frozenset({"PageInfo", "AccessGrants", "PersonName", "Passport"})
+UNGUARDED_TYPES = frozenset({"PageInfo", "AccessGrants", "PersonName", "Passport", "UserError"})
 
 
 class PolicyError(Exception):
@@ -116,7 +116,8 @@ def _guarded_fields(schema: GraphQLSchema) -> frozenset[tuple[str, str]]:
     for type_name, graphql_type in schema.type_map.items():
         if type_name.startswith("__") or not isinstance(graphql_type, GraphQLObjectType):
             continue
-        if type_name in UNGUARDED_TYPES or type_name.endswith(("Connection", "Edge")):
+        # A mutation's payload comes with the grant to call the mutation.
+        if type_name in UNGUARDED_TYPES or type_name.endswith(("Connection", "Edge", "Payload")):
             continue
         for field_name, definition in graphql_type.fields.items():
             if type_name in roots or not isinstance(definition.type, GraphQLNonNull):

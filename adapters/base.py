@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, MetaData, Table, case, event, func, literal, select, tuple_
 from sqlalchemy.engine import Row
@@ -38,6 +38,18 @@ class SourceDataInvalid(AdapterError):
     def __init__(self, problem: DataProblem) -> None:
         super().__init__(problem.agency, problem.describe())
         self.problem = problem
+
+
+class RowWriter(Protocol):
+    """How a workflow writes to a legacy table: every change journaled, so it can be undone."""
+
+    async def insert(
+        self, conn: AsyncConnection, target: str, table: Table, row: dict[str, Any], key: list[str]
+    ) -> None: ...
+
+    async def update(
+        self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any], values: dict[str, Any]
+    ) -> None: ...
 
 
 class UnmappableValue(ValueError):

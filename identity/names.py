@@ -39,3 +39,10 @@ def split_upper_name(name: str) -> tuple[str, str | None]:
 
 def normalise_passport(number: str) -> str:
     return re.sub(r"[\s-]", "", number).upper()
+
+
+def fold_diacritics(name: str) -> str:
+    """A name as the social insurance agency stores it: letters spelled out (Müller ->
+    Mueller), other accents dropped, case kept."""
+    spelled = name.translate(_SPELLED_OUT)
+    return "".join(c for c in unicodedata.normalize("NFKD", spelled) if not unicodedata.combining(c))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     Column,
     ColumnElement,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -23,8 +24,10 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
@@ -47,6 +50,17 @@ IDENTIFIER = PersonIdentifier.__table__  # type: ignore[attr-defined]
 INDEX = PersonIndexRow.__table__  # type: ignore[attr-defined]
 NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
 LINK_RUN = LinkRun.__table__  # type: ignore[attr-defined]
+# The keys of notifications written at most once (an expiry notice per permit period and end
+# date, a retried workflow's notice): a notification whose key is taken is not written again.
+NOTIFICATION_KEY = Table(
+    "notification_key",
+    SQLModel.metadata,
+    Column("key", String, primary_key=True),
+    Column("notification_id", Integer, ForeignKey("notification.id"), nullable=False),
+)
+# PostgreSQL: notifications are inserted under this transaction-level advisory lock, so their ids
+# commit in id order and `id > last seen` never skips one (SQLite serializes writers anyway).
+NOTIFICATION_LOCK = 0x6E6F74696679  # "notify"
 
 PASSPORT_COLUMNS = ("person_id", "number", "nationality", "valid_from", "valid_to", "current")
 LINK_COLUMNS = ("person_id", "agency", "record_type", "record_key", "owner_key", "confidence", "evidence")
@@ -134,6 +148,18 @@ class NotificationRecord:
     message: str
     subject_type: str | None
     subject_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewNotification:
+    """A notification to write; one with a `key` is written at most once."""
+
+    person_id: int
+    kind: str
+    message: str
+    subject_type: str | None = None
+    subject_key: str | None = None
+    key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,15 +499,113 @@ class HubStore:
         found = {r.id: _notification(r) for r in rows}
         return [found.get(i) for i in ids]
 
+    async def add_notifications(
+        self, notices: Sequence[NewNotification], conn: AsyncConnection | None = None
+    ) -> list[NotificationRecord]:
+        """Write notifications, skipping those whose key is already taken; returns what was
+        written. On `conn` they join the caller's transaction (wake subscribers after it
+        commits); otherwise they commit here. Ids are allocated and committed in order."""
+        if conn is not None:
+            return await _add_notifications(conn, notices, datetime.now(UTC))
+        for attempt in (1, 2):
+            try:
+                async with self.engine.begin() as own:
+                    return await _add_notifications(own, notices, datetime.now(UTC))
+            except IntegrityError:
+                # Another process took one of the keys between our check and our insert
+                # (SQLite; PostgreSQL checks under the lock): read the keys again, once.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def notifications_after(self, person_id: int, after: int, limit: int) -> list[NotificationRecord]:
+        """The person's notifications after a position, oldest first (what a subscriber missed)."""
+        statement = (
+            select(NOTIFICATION)
+            .where(and_(NOTIFICATION.c.person_id == person_id, NOTIFICATION.c.id > after))
+            .order_by(NOTIFICATION.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [_notification(r) for r in rows]
+
+    async def last_notification_key(self, person_id: int) -> int:
+        """The position of the person's newest notification, 0 when there is none."""
+        statement = select(func.coalesce(func.max(NOTIFICATION.c.id), 0)).where(
+            NOTIFICATION.c.person_id == person_id
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    async def notification_keys_taken(self, keys: Sequence[str]) -> set[str]:
+        """Which of these notification keys are already used."""
+        async with self.engine.connect() as conn:
+            return await _keys_taken(conn, keys)
+
 
 def _person(row: Any) -> PersonCore:
     return PersonCore(row.id, row.surname, row.given_names, Sex(row.sex), row.birth_date, row.nationality)
 
 
 def _notification(row: Any) -> NotificationRecord:
+    # The column type answers UTC with its offset; a value written without one is UTC too.
+    at = row.at if row.at.tzinfo is not None else row.at.replace(tzinfo=UTC)
     return NotificationRecord(
-        row.id, row.person_id, row.kind, row.at, row.message, row.subject_type, row.subject_key
+        row.id, row.person_id, row.kind, at, row.message, row.subject_type, row.subject_key
     )
+
+
+async def _keys_taken(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
+    taken: set[str] = set()
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 500):
+        chunk = unique[start : start + 500]
+        statement = select(NOTIFICATION_KEY.c.key).where(NOTIFICATION_KEY.c.key.in_(chunk))
+        taken |= {r[0] for r in (await conn.execute(statement)).all()}
+    return taken
+
+
+async def _add_notifications(
+    conn: AsyncConnection, notices: Sequence[NewNotification], now: datetime
+) -> list[NotificationRecord]:
+    if not notices:
+        return []
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": NOTIFICATION_LOCK})
+    taken = await _keys_taken(conn, [n.key for n in notices if n.key is not None])
+    at = now.astimezone(UTC)
+    written: list[NotificationRecord] = []
+    for notice in notices:
+        if notice.key is not None:
+            if notice.key in taken:
+                continue
+            taken.add(notice.key)
+        values = {
+            "person_id": notice.person_id,
+            "kind": notice.kind,
+            "at": at,
+            "message": notice.message,
+            "subject_type": notice.subject_type,
+            "subject_key": notice.subject_key,
+        }
+        key = (
+            await conn.execute(insert(NOTIFICATION).values(**values).returning(NOTIFICATION.c.id))
+        ).scalar_one()
+        if notice.key is not None:
+            await conn.execute(insert(NOTIFICATION_KEY).values(key=notice.key, notification_id=key))
+        written.append(
+            NotificationRecord(
+                key,
+                notice.person_id,
+                notice.kind,
+                at,
+                notice.message,
+                notice.subject_type,
+                notice.subject_key,
+            )
+        )
+    return written
 
 
 def _core_values(core: PersonCoreRow) -> dict[str, object]:

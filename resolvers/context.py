@@ -9,12 +9,14 @@ from typing import Any
 import strawberry
 
 from access.policy import Grant, Policy
+from access.tokens import TokenAuthority
 from adapters import Sources
 from adapters.records import CallerRole, DataProblem
 from audit.log import AuditLog
 from identity.store import HubStore
 from resolvers.loaders import Loaders
 from tracing import SourceTrace
+from workflows.engine import WorkflowRunner
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class Context:
     grant: Grant
     scope: Scope
     audit: AuditLog | None
+    workflows: WorkflowRunner
+    tokens: TokenAuthority
     trace: SourceTrace | None = None
     # Values returned together with an error (a failed check character, an unreadable row in a list).
     problems: list[tuple[tuple[str | int, ...], DataProblem]] = field(default_factory=list)

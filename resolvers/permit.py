@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.records import Employer, Page, WorkPermit
+from adapters.records import Employer, Page, WorkPermit, WorkPermitStatus
 from identity.store import PersonCore
 from resolvers import relationships as rel
 from resolvers.context import Info
-from resolvers.errors import NotAvailable
 from resolvers.fetch import deliver
+from resolvers.global_ids import to_global_id
 from resolvers.paging import decode_cursor, page_size
+from resolvers.verification import signing_keys
 
 EMPLOYER_PERMITS = "employer_permits"
 
@@ -34,7 +35,14 @@ def employer(info: Info, permit: WorkPermit) -> Employer | None:
 
 
 async def qr_code(info: Info, permit: WorkPermit) -> str | None:
-    raise NotAvailable("QR codes are signed once the hub's signing keys and the workflows are in place")
+    """A QR code signed now, valid 24 hours, for a permit valid today; null for any other
+    status (there is nothing to verify)."""
+    if permit.status is not WorkPermitStatus.VALID:
+        return None
+    person_id = await info.context.loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
+    if person_id is None:
+        return None
+    return signing_keys(info).issue_qr(permit.number, to_global_id("Person", person_id))
 
 
 async def employer_by_credit_code(info: Info, credit_code: str) -> Employer | None:

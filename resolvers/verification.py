@@ -1,10 +1,12 @@
-"""Verifying a work permit: by its number in the system, or by the e-card that carries it."""
+"""Verifying a work permit: by its number in the system, by the e-card that carries it, or by
+its QR code (the hub's signature first, then the permit as it stands today)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
 
+from access.qr import PermitKeys, QrRejected, permit_keys
 from adapters.records import (
     ElectronicCardStatus,
     PermitVerificationFailure,
@@ -14,7 +16,7 @@ from adapters.records import (
 )
 from resolvers import relationships as rel
 from resolvers.context import Info
-from resolvers.errors import ClientError, NotAvailable
+from resolvers.errors import ClientError
 from resolvers.global_ids import from_global_id
 
 
@@ -34,7 +36,7 @@ async def verify(
     info: Info, work_permit_number: str | None, qr_code: str | None, electronic_card_id: str | None
 ) -> Verification:
     if qr_code is not None:
-        raise NotAvailable("QR codes are verified once the hub signs them")
+        return await _by_qr_code(info, qr_code)
     loaders = info.context.loaders
     if work_permit_number is not None:
         permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(work_permit_number.strip())
@@ -55,6 +57,30 @@ async def verify(
         if card_holder != permit_holder:
             return Verification(False, PermitVerificationFailure.HOLDER_MISMATCH, channel, permit.number)
     return await _outcome(info, permit, channel)
+
+
+async def _by_qr_code(info: Info, qr_code: str) -> Verification:
+    """The QR code's signature and expiry, then its permit as it stands today and its holder."""
+    channel = VerificationChannel.QR_CODE
+    try:
+        claims = signing_keys(info).verify_qr(qr_code)
+    except QrRejected as rejected:
+        return Verification(False, rejected.failure, channel)
+    loaders = info.context.loaders
+    permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(claims.permit_number)
+    if permit is not None:
+        holder = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
+        if holder != claims.person_id:
+            return Verification(False, PermitVerificationFailure.HOLDER_MISMATCH, channel, permit.number)
+    return await _outcome(info, permit, channel)
+
+
+def signing_keys(info: Info) -> PermitKeys:
+    """The QR and document keys of the hub serving this request (its data directory's)."""
+    request = info.context.request
+    if request is None:
+        raise RuntimeError("QR codes are signed and verified by a hub serving a request")
+    return permit_keys(request.app.state.hub.settings.data_dir)
 
 
 def _electronic_card_key(value: str) -> str:

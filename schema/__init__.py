@@ -13,10 +13,12 @@ from schema.access import AccessControl
 from schema.card import ElectronicCard
 from schema.errors import ShapeErrors, SourceTraceReport
 from schema.limits import limit_extensions
+from schema.mutation import Mutation
 from schema.notifications import Notification
 from schema.permit import Employer, WorkPermit
 from schema.person import Person
 from schema.query import Query
+from schema.subscription import Subscription
 from settings import Limits
 
 
@@ -31,6 +33,8 @@ class HubSchema(strawberry.Schema):
 def build_schema(limits: Limits | None = None) -> HubSchema:
     return HubSchema(
         query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
         types=[Person, WorkPermit, Employer, ElectronicCard, Notification],
         extensions=[
             ShapeErrors,

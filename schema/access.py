@@ -29,24 +29,58 @@ from graphql import (
 from graphql.pyutils import Path
 from strawberry.extensions import SchemaExtension
 
-from adapters.records import ElectronicCard, Employer, WorkPermit
+from adapters.records import (
+    ElectronicCard,
+    Employer,
+    Entry,
+    ResidencePermit,
+    SocialSecurityCard,
+    Visa,
+    WorkPermit,
+)
 from audit.chain import AuditEntry
 from audit.log import AuditUnavailable
 from identity.store import NotificationRecord, PersonCore
 from resolvers.context import Context
 from resolvers.errors import Forbidden, Refusal
 from resolvers.verification import Verification
+from schema.mutation import UserError, UserErrorCode
 
 # Fields every authenticated caller may read: what it may read.
 OPEN_FIELDS = frozenset({("Query", "accessGrants")})
 # The identity link through which each kind of record names its person.
-OWNER_LINK: dict[type, str] = {WorkPermit: "WP_SQR", ElectronicCard: "SBK_DZK"}
+OWNER_LINK: dict[type, str] = {
+    WorkPermit: "WP_SQR",
+    ElectronicCard: "SBK_DZK",
+    Visa: "CRJ_RY",
+    Entry: "CRJ_RY",
+    ResidencePermit: "CRJ_RY",
+    SocialSecurityCard: "SBK_KXX",
+}
 
 
 class AuditNotRecorded(Refusal):
     """The response's audit records could not be made durable: its data is withheld."""
 
     code = "AUDIT_UNAVAILABLE"
+
+
+class DeniedMutation:
+    """The payload of a mutation the caller may not call: a FORBIDDEN user error, nothing else."""
+
+    def __init__(self, context: Context, name: str) -> None:
+        caller = context.caller
+        purpose = f" for {caller.purpose}" if caller.purpose else ""
+        self.user_errors = [
+            UserError(
+                code=UserErrorCode.FORBIDDEN,
+                message=f"{name} may not be called by {caller.role.value}{purpose}.",
+                field=None,
+            )
+        ]
+
+    def __getattr__(self, _name: str) -> None:
+        return None
 
 
 class AccessControl(SchemaExtension):
@@ -69,7 +103,14 @@ class AccessControl(SchemaExtension):
     ) -> Any:
         context: Context = info.context
         key = (info.parent_type.name, info.field_name)
-        if key in context.policy.guarded and key not in context.grant.readable and key not in OPEN_FIELDS:
+        if key[0] == "Mutation" and key[1] not in context.grant.mutations:
+            return _answer(DeniedMutation(context, key[1]))  # mutations are async: answer awaitably
+        if (
+            key in context.policy.guarded
+            and key[0] != "Mutation"
+            and key not in context.grant.readable
+            and key not in OPEN_FIELDS
+        ):
             caller = context.caller
             raise Forbidden(
                 f"{key[0]}.{key[1]} is not granted to {caller.role.value}"
@@ -205,6 +246,10 @@ class AccessControl(SchemaExtension):
             prefix = None if above is None else (above[0], f"{above[1]}.{self.names.get(id(path), path.key)}")
         self.prefixes[id(path)] = prefix
         return prefix
+
+
+async def _answer(value: Any) -> Any:
+    return value
 
 
 def _type_name(info: GraphQLResolveInfo) -> str:

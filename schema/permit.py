@@ -98,7 +98,11 @@ class WorkPermit(Node):
         return await permit.holder(info, root)  # type: ignore[return-value]
 
     @strawberry.field(
-        description="The permit's QR code: a compact JWS verifiable offline with the hub's published keys."
+        description=(
+            "The permit's QR code: a compact JWS (EdDSA) naming the permit and its holder, signed when"
+            " read and valid for 24 hours, verifiable offline with the keys at /.well-known/jwks.json"
+            " and online by verifyWorkPermit; null unless the permit is valid."
+        )
     )
     async def qr_code(root: WorkPermitRecord, info: Info) -> str | None:  # noqa: N805
         return await permit.qr_code(info, root)

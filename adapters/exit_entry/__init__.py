@@ -14,6 +14,7 @@ from adapters.base import (
     RecordList,
     SourceDataInvalid,
     SqlSource,
+    answer_by_key,
     by_group,
     fetch_all,
     group_index,
@@ -109,3 +110,36 @@ class ExitEntry(SqlSource):
             residence.setdefault(row.RYBH.strip(), []).append(row.JLXKZH.strip())
         keys = sorted(set(letters) | set(residence))
         return [TravellerDocuments(k, tuple(letters.get(k, ())), tuple(residence.get(k, ()))) for k in keys]
+
+    async def visas_by_number(self, numbers: list[str]) -> list[Visa | SourceDataInvalid | None]:
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(CRJ_QZ).where(CRJ_QZ.c.QZH.in_(numbers)))
+        return answer_by_key(numbers, ((r.QZH, self.map_one(r.QZH, r, mapping.visa)) for r in rows))
+
+    async def entries_by_key(
+        self, keys: list[tuple[str, str, str]]
+    ) -> list[Entry | SourceDataInvalid | None]:
+        """Entries by (RYBH, RJRQ, KA)."""
+        travellers = [k[0] for k in keys]
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(CRJ_RJ).where(CRJ_RJ.c.RYBH.in_(travellers)))
+        return answer_by_key(
+            keys,
+            (
+                ((r.RYBH, r.RJRQ, r.KA), self.map_one(f"{r.RYBH}/{r.RJRQ}/{r.KA}", r, mapping.entry))
+                for r in rows
+            ),
+        )
+
+    async def residence_permits_by_number(
+        self, numbers: list[str], today: date
+    ) -> list[ResidencePermit | SourceDataInvalid | None]:
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(CRJ_JLXK).where(CRJ_JLXK.c.JLXKZH.in_(numbers)))
+        return answer_by_key(
+            numbers,
+            (
+                (r.JLXKZH, self.map_one(r.JLXKZH, r, lambda row: mapping.residence_permit(row, today)))
+                for r in rows
+            ),
+        )

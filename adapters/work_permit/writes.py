@@ -1,0 +1,188 @@
+"""Writes to the work-permit system, in its own codes and formats, each step with its
+business record (`WP_YWJL`). Every change goes through a RowWriter, which journals it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.base import RowWriter
+from adapters.records import Agency
+from adapters.work_permit.mapping import compact_date
+from adapters.work_permit.tables import WP_HZLS, WP_SQR, WP_XKZ, WP_YWJL
+
+AGENCY = Agency.WORK_PERMIT_SYSTEM.value
+# The division code of the first issuing authority for permits the hub applies for: Beijing.
+ISSUING_DIVISION = "110000"
+PENDING, APPROVED, REJECTED = "0", "1", "2"
+
+
+@dataclass(frozen=True)
+class Application:
+    surname: str
+    given_names: str | None
+    sex_code: str
+    birth_date: date
+    nationality: str
+    passport_number: str
+    employer_credit_code: str
+    employer_name: str
+    category: str
+    position: str
+    work_district: str
+
+
+@dataclass(frozen=True)
+class OpenedPeriod:
+    applicant_key: int
+    permit_key: int
+    permit_number: str
+    new_applicant: bool
+
+
+async def _next(conn: AsyncConnection, column: Any) -> int:
+    return int((await conn.execute(select(func.coalesce(func.max(column), 0)))).scalar_one()) + 1
+
+
+async def applicant_by_passport(conn: AsyncConnection, passport_number: str, nationality: str) -> int | None:
+    """The applicant who holds or held this passport, by number and nationality."""
+    statement = (
+        select(WP_SQR.c.SQRID)
+        .join(WP_HZLS, WP_HZLS.c.SQRID == WP_SQR.c.SQRID, isouter=True)
+        .where(WP_SQR.c.GJ == nationality)
+        .where((WP_SQR.c.HZHM == passport_number) | (WP_HZLS.c.HZHM == passport_number))
+        .limit(1)
+    )
+    found = (await conn.execute(statement)).scalar_one_or_none()
+    return int(found) if found is not None else None
+
+
+async def permit_number_of(conn: AsyncConnection, applicant_key: int) -> str | None:
+    statement = select(WP_XKZ.c.XKZH).where(WP_XKZ.c.SQRID == applicant_key).limit(1)
+    return (await conn.execute(statement)).scalar_one_or_none()
+
+
+async def open_period(
+    writer: RowWriter, conn: AsyncConnection, application: Application, today: date
+) -> OpenedPeriod:
+    """A new permit period under review; a new applicant unless the passport is known, and the
+    applicant's lifelong permit number, or a new one for a first permit."""
+    applicant = await applicant_by_passport(conn, application.passport_number, application.nationality)
+    new_applicant = applicant is None
+    if applicant is None:
+        applicant = await _next(conn, WP_SQR.c.SQRID)
+        name = " ".join(p for p in (application.surname, application.given_names) if p).upper()
+        await writer.insert(
+            conn,
+            AGENCY,
+            WP_SQR,
+            {
+                "SQRID": applicant,
+                "XM": name.ljust(40),
+                "XB": application.sex_code,
+                "CSRQ": compact_date(application.birth_date),
+                "GJ": application.nationality,
+                "HZHM": application.passport_number,
+            },
+            ["SQRID"],
+        )
+        await writer.insert(
+            conn,
+            AGENCY,
+            WP_HZLS,
+            {"SQRID": applicant, "HZHM": application.passport_number, "QSRQ": "", "ZZRQ": ""},
+            ["SQRID", "HZHM"],
+        )
+    number = await permit_number_of(conn, applicant)
+    if number is None:
+        prefix = f"{ISSUING_DIVISION}{today.year:04d}"
+        highest = (
+            await conn.execute(select(func.max(WP_XKZ.c.XKZH)).where(WP_XKZ.c.XKZH.like(f"{prefix}%")))
+        ).scalar_one()
+        number = f"{prefix}{(int(highest[-8:]) + 1 if highest else 1):08d}"
+    permit_key = await _next(conn, WP_XKZ.c.XKID)
+    await writer.insert(
+        conn,
+        AGENCY,
+        WP_XKZ,
+        {
+            "XKID": permit_key,
+            "XKZH": number,
+            "SQRID": applicant,
+            "RCLB": application.category,
+            "ZT": "10",
+            "YXQQ": "",
+            "YXQZ": "",
+            "DWMC": application.employer_name,
+            "TYSHXYDM": application.employer_credit_code,
+            "GZDD": application.work_district,
+            "ZW": application.position,
+            "STZ": "0",  # no new physical card is ever issued
+            "TZSBH": "",
+            "TZRQ": "",
+        },
+        ["XKID"],
+    )
+    await business_record(writer, conn, permit_key, "XB", today, decided=None, outcome=PENDING)
+    return OpenedPeriod(applicant, permit_key, number, new_applicant)
+
+
+async def business_record(
+    writer: RowWriter,
+    conn: AsyncConnection,
+    permit_key: int,
+    kind: str,
+    applied: date,
+    *,
+    decided: date | None,
+    outcome: str,
+    remark: str = "",
+) -> None:
+    await writer.insert(
+        conn,
+        AGENCY,
+        WP_YWJL,
+        {
+            "XKID": permit_key,
+            "YWLX": kind,
+            "SQRQ": compact_date(applied),
+            "BJRQ": compact_date(decided) if decided else "",
+            "JG": outcome,
+            "BZ": remark,
+        },
+        ["XKID", "YWLX", "SQRQ"],
+    )
+
+
+async def decide_application(
+    writer: RowWriter, conn: AsyncConnection, permit_key: int, today: date, outcome: str
+) -> None:
+    """The pending application record (`XB`) gets its decision."""
+    statement = select(WP_YWJL.c.SQRQ).where((WP_YWJL.c.XKID == permit_key) & (WP_YWJL.c.YWLX == "XB"))
+    applied = (await conn.execute(statement)).scalar_one_or_none()
+    if applied is not None:
+        await writer.update(
+            conn,
+            AGENCY,
+            WP_YWJL,
+            {"XKID": permit_key, "YWLX": "XB", "SQRQ": applied},
+            {"BJRQ": compact_date(today), "JG": outcome},
+        )
+
+
+async def next_letter_number(conn: AsyncConnection, today: date) -> str:
+    prefix = f"TZ{today.year:04d}"
+    highest = (
+        await conn.execute(select(func.max(WP_XKZ.c.TZSBH)).where(WP_XKZ.c.TZSBH.like(f"{prefix}%")))
+    ).scalar_one()
+    return f"{prefix}{(int(highest[-7:]) + 1 if highest else 1):07d}"
+
+
+async def update_period(
+    writer: RowWriter, conn: AsyncConnection, permit_key: int, values: dict[str, Any]
+) -> None:
+    await writer.update(conn, AGENCY, WP_XKZ, {"XKID": permit_key}, values)

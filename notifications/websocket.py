@@ -1,0 +1,167 @@
+"""The WebSocket side of the graph (graphql-transport-ws), which serves `Subscription.notifications`.
+
+- The client's token travels in `connection_init`'s payload, with the same names as HTTP
+  headers, in any case: `{"Authorization": "Bearer <token>"}` (or the bare token under
+  `token`). A missing or bad token, or a refused purpose, closes the socket with 4403
+  Forbidden (the protocol's answer to a refused `connection_init`), the reason saying why.
+- Only subscriptions run here. Queries and mutations go over HTTP, where every read is in the
+  audit trail before its answer leaves; over WebSocket they answer an `error` message.
+- Every error of a `next` or `error` message carries `extensions.code`, as over HTTP.
+- The connection's context: notifications/connection.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast, parse
+from starlette.websockets import WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+from strawberry.types import ExecutionResult
+
+from gateway import CALLER_KEY, Refused
+from notifications.connection import UNBOUND, ConnectionContext
+from resolvers.context import Caller, Context
+from schema.errors import problem_extensions, with_code
+
+REFUSED = 4403  # graphql-transport-ws: "Forbidden", the answer to a refused connection_init
+MAX_REASON_BYTES = 123  # what a WebSocket close frame holds
+
+
+def caller_of(websocket: Any) -> Caller:
+    """The caller connection_init admitted, UNBOUND before it."""
+    caller: Caller = websocket.scope.setdefault("state", {}).get(CALLER_KEY, UNBOUND)
+    return caller
+
+
+async def admit_connection(
+    context: Context,
+    admit: Callable[[object], tuple[Caller, datetime]],
+    context_for: Callable[[Any, Any], Awaitable[Context]],
+) -> None:
+    """connection_init: admit the payload's token (as the HTTP gate admits a request's), then
+    bind the connection's context to that caller until the token expires, when the socket is
+    closed with 4403; a refusal closes it with 4403 at once."""
+    assert isinstance(context, ConnectionContext)
+    try:
+        caller, expires_at = admit(context.connection_params)
+    except Refused as refused:
+        await refuse_connection(context, str(refused))
+    context.request.scope.setdefault("state", {})[CALLER_KEY] = caller
+    context.bind(await context_for(context.request, context.response))
+    context.expires_at = expires_at
+
+
+async def refuse_connection(context: ConnectionContext, reason: str) -> NoReturn:
+    """Close the socket with 4403 and the reason (strawberry's own close then does nothing)."""
+    encoded = reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
+    await context.response.close(code=REFUSED, reason=encoded)
+    raise ConnectionRejectionError()
+
+
+class HubWebSocketAdapter(ASGIWebSocketAdapter):
+    async def close(self, code: int, reason: str) -> None:
+        # A socket already closed (a refused connection_init) is not closed twice.
+        if self.ws.application_state != WebSocketState.DISCONNECTED:
+            await super().close(code, reason)
+
+
+def subscriptions_handler(max_document_bytes: int) -> type[BaseGraphQLTransportWSHandler[Context, None]]:
+    """The graphql-transport-ws handler of the hub: subscriptions only, documents within the
+    size limit, every error with its code."""
+
+    class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
+        expiry: asyncio.Task[None] | None = None
+
+        async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+            await super().handle_connection_init(message)
+            expires_at = getattr(self.context, "expires_at", None)
+            if self.connection_acknowledged and expires_at is not None and self.expiry is None:
+                self.expiry = asyncio.create_task(self.close_at(expires_at))
+                self.expiry.add_done_callback(self._task_done)
+
+        async def close_at(self, expires_at: datetime) -> None:
+            """End the connection when its token expires: a token is not valid for longer
+            over WebSocket than over HTTP."""
+            await asyncio.sleep(max((expires_at - datetime.now(UTC)).total_seconds(), 0))
+            for operation_id in list(self.operations):
+                await self.cleanup_operation(operation_id)
+            await self.websocket.close(REFUSED, "Unauthenticated: the token has expired.")
+
+        async def shutdown(self) -> None:
+            if self.expiry is not None and self.expiry is not asyncio.current_task():
+                self.expiry.cancel()
+            await super().shutdown()
+
+        async def handle_subscribe(self, message: SubscribeMessage) -> None:
+            if self.connection_acknowledged and message["id"] not in self.operations:
+                payload = message["payload"]
+                refusal = refusal_of(payload.get("query"), payload.get("operationName"), max_document_bytes)
+                if refusal is not None:
+                    await self.send_message({"id": message["id"], "type": "error", "payload": [refusal]})
+                    return
+            await super().handle_subscribe(message)
+
+        async def _send_result_stream(
+            self, operation: Operation[Context, None], result_source: AsyncIterator[Any]
+        ) -> None:
+            # Pinned strawberry (<0.342): each result passes here on its way to the client.
+            await super()._send_result_stream(operation, self._coded(result_source))
+
+        async def _coded(self, results: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for result in results:
+                if isinstance(result, ExecutionResult):
+                    result.errors = coded_errors(result.errors, self.context)
+                yield result
+
+    return SubscriptionsOnly
+
+
+def refusal_of(query: object, operation_name: object, max_document_bytes: int) -> dict[str, Any] | None:
+    """Why a subscribe message is not run, as a GraphQL error; None to run it (a document that
+    does not parse or names no operation is left to the protocol, which closes with 4400)."""
+    if not isinstance(query, str):
+        return None
+    if len(query.encode()) > max_document_bytes:
+        return _error(f"The document exceeds {max_document_bytes} bytes.", "QUERY_TOO_LARGE")
+    try:
+        document = parse(query)
+    except GraphQLSyntaxError:
+        return None
+    operation = get_operation_ast(document, operation_name if isinstance(operation_name, str) else None)
+    if operation is not None and operation.operation is not OperationType.SUBSCRIPTION:
+        return _error(
+            "Only subscriptions are served over WebSocket; send queries and mutations over HTTP.",
+            "BAD_REQUEST",
+        )
+    return None
+
+
+def coded_errors(errors: list[GraphQLError] | None, context: Any) -> list[GraphQLError] | None:
+    """The result's errors shaped as over HTTP, and the problems found in values that still
+    answered (each event's own: they are taken from the connection's context)."""
+    shaped = [with_code(error) for error in errors or []]
+    problems = getattr(context, "problems", None)
+    if problems:
+        for path, problem in problems:
+            shaped.append(
+                GraphQLError(problem.describe(), path=list(path), extensions=problem_extensions(problem))
+            )
+        problems.clear()
+    return shaped or None
+
+
+def _error(message: str, code: str) -> dict[str, Any]:
+    return {"message": message, "extensions": {"code": code}}

@@ -1,0 +1,284 @@
+"""Resolvers of the mutations: each runs its workflow and answers what the payload shows."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from access.qr import permit_keys
+from adapters.base import SourceDataInvalid
+from adapters.records import Agency, CallerRole, WorkPermit
+from resolvers.context import Info
+from resolvers.errors import ClientError
+from resolvers.global_ids import key_of
+from workflows import cards, exit_entry, permits
+from workflows.engine import Journal, UserFailure
+from workflows.permits import PermitWork
+
+
+@dataclass(frozen=True)
+class UserErrorData:
+    code: str
+    message: str
+    field: list[str] | None
+
+
+@dataclass(frozen=True)
+class PermitAnswer:
+    work_permit: WorkPermit | None
+    user_errors: list[UserErrorData]
+
+
+Body = Callable[[PermitWork, Journal], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A workflow's answer: the record it made or changed, or why it did nothing."""
+
+    record: Any
+    user_errors: list[UserErrorData]
+
+
+async def run_workflow(
+    info: Info,
+    kind: str,
+    idempotency_key: str | None,
+    arguments: dict[str, Any],
+    body: Body,
+    fetch: Callable[[dict[str, Any]], Awaitable[Any]],
+) -> Answer:
+    context = info.context
+    data_dir = context.request.app.state.hub.settings.data_dir
+    work = PermitWork(context.sources, context.store, context.today, permit_keys(data_dir))
+    outcome = await context.workflows.run(
+        kind, context.caller.subject, idempotency_key, arguments, lambda journal: body(work, journal)
+    )
+    if outcome.errors:
+        return Answer(None, [UserErrorData(e.code, e.message, e.field) for e in outcome.errors])
+    return Answer(await fetch(outcome.result), [])
+
+
+async def run_permit_workflow(
+    info: Info, kind: str, idempotency_key: str | None, arguments: dict[str, Any], body: Body
+) -> PermitAnswer:
+    context = info.context
+
+    async def permit(result: dict[str, Any]) -> WorkPermit | None:
+        found = (await context.sources.work_permits.permits_by_id([result["permit"]], context.today))[0]
+        return None if isinstance(found, SourceDataInvalid) else found
+
+    answer = await run_workflow(info, kind, idempotency_key, arguments, body, permit)
+    return PermitAnswer(answer.record, answer.user_errors)
+
+
+def permit_key(global_id: str) -> str:
+    try:
+        return key_of(global_id, "WorkPermit", "input.workPermitId")
+    except ClientError as error:
+        raise UserFailure("INVALID_INPUT", str(error), ["input", "workPermitId"]) from None
+
+
+async def apply_for_work_permit(info: Info, arguments: dict[str, Any], key: str | None) -> PermitAnswer:
+    return await run_permit_workflow(
+        info, "applyForWorkPermit", key, arguments, lambda w, j: permits.apply(w, j, arguments)
+    )
+
+
+async def issue_notification_letter(info: Info, permit_id: str, key: str | None) -> PermitAnswer:
+    return await run_permit_workflow(
+        info,
+        "issueNotificationLetter",
+        key,
+        {"workPermitId": permit_id},
+        lambda w, j: permits.issue_notice(w, j, permit_key(permit_id)),
+    )
+
+
+async def reject_work_permit_application(
+    info: Info, permit_id: str, reason: str, key: str | None
+) -> PermitAnswer:
+    return await run_permit_workflow(
+        info,
+        "rejectWorkPermitApplication",
+        key,
+        {"workPermitId": permit_id, "reason": reason},
+        lambda w, j: permits.reject(w, j, permit_key(permit_id), reason),
+    )
+
+
+async def activate_work_permit(info: Info, number: str, entered_on: date, key: str | None) -> PermitAnswer:
+    return await run_permit_workflow(
+        info,
+        "activateWorkPermit",
+        key,
+        {"workPermitNumber": number, "enteredOn": entered_on},
+        lambda w, j: permits.activate(w, j, number, entered_on),
+    )
+
+
+async def extend_work_permit(info: Info, number: str, valid_to: date, key: str | None) -> PermitAnswer:
+    return await run_permit_workflow(
+        info,
+        "extendWorkPermit",
+        key,
+        {"workPermitNumber": number, "validTo": valid_to},
+        lambda w, j: permits.extend(w, j, number, valid_to),
+    )
+
+
+async def change_work_permit(
+    info: Info, number: str, changes: dict[str, Any], key: str | None
+) -> PermitAnswer:
+    return await run_permit_workflow(
+        info,
+        "changeWorkPermit",
+        key,
+        {"workPermitNumber": number, **changes},
+        lambda w, j: permits.change(w, j, number, changes),
+    )
+
+
+async def cancel_work_permit(info: Info, number: str, reason: str, key: str | None) -> PermitAnswer:
+    return await run_permit_workflow(
+        info,
+        "cancelWorkPermit",
+        key,
+        {"workPermitNumber": number, "reason": reason},
+        lambda w, j: permits.cancel(w, j, number, reason),
+    )
+
+
+# ---------------------------------------------------------------- exit-entry
+
+
+async def issue_z_visa(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
+    sources = info.context.sources
+    return await run_workflow(
+        info,
+        "issueZVisa",
+        key,
+        arguments,
+        lambda w, j: exit_entry.issue_z_visa(w, j, arguments),
+        lambda result: _one(sources.exit_entry.visas_by_number([result["visa"]])),
+    )
+
+
+async def record_entry(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
+    sources = info.context.sources
+    return await run_workflow(
+        info,
+        "recordEntry",
+        key,
+        arguments,
+        lambda w, j: exit_entry.record_entry(w, j, arguments),
+        lambda result: _one(sources.exit_entry.entries_by_key([tuple(result["entry"])])),
+    )
+
+
+async def apply_for_residence_permit(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
+    context = info.context
+    return await run_workflow(
+        info,
+        "applyForResidencePermit",
+        key,
+        arguments,
+        lambda w, j: exit_entry.apply_for_residence(w, j, arguments),
+        lambda result: _one(
+            context.sources.exit_entry.residence_permits_by_number([result["residencePermit"]], context.today)
+        ),
+    )
+
+
+async def extend_residence_permit(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
+    context = info.context
+    return await run_workflow(
+        info,
+        "extendResidencePermit",
+        key,
+        arguments,
+        lambda w, j: exit_entry.extend_residence(w, j, arguments),
+        lambda result: _one(
+            context.sources.exit_entry.residence_permits_by_number([result["residencePermit"]], context.today)
+        ),
+    )
+
+
+async def _one(found: Awaitable[list[Any]]) -> Any:
+    record = (await found)[0]
+    return None if isinstance(record, SourceDataInvalid) else record
+
+
+# ---------------------------------------------------------------- insurance and cards
+
+CARDHOLDER_TOKEN_LIFETIME = timedelta(days=30)
+
+
+def _bound(info: Info) -> cards.Bound:
+    caller = info.context.caller
+    return cards.Bound(caller.role, caller.person_id, caller.employer)
+
+
+async def enroll_in_insurance(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
+    context = info.context
+    bound = _bound(info)
+
+    async def answer(result: dict[str, Any]) -> tuple[Any, Any]:
+        person = (await context.store.persons_by_id([result["person"]]))[0]
+        card = None
+        if result.get("card"):
+            holders = (await context.store.links_by_person([result["person"]]))[0].owners(Agency.CARD_SERVICE)
+            found = (await context.sources.cards.cards_by_person([holders]))[0] if holders else []
+            card = next((c for c in found if c.number == result["card"]), None)
+        return person, card
+
+    return await run_workflow(
+        info, "enrollInInsurance", key, arguments, lambda w, j: cards.enroll(w, j, arguments, bound), answer
+    )
+
+
+async def activate_social_security_card(info: Info, card_number: str, key: str | None) -> Answer:
+    context = info.context
+
+    async def answer(result: dict[str, Any]) -> Any:
+        holder = (await context.store.person_ids_by_identifier([("CARD_NUMBER", result["card"])]))[0]
+        if holder is None:
+            return None
+        owners = (await context.store.links_by_person([holder]))[0].owners(Agency.CARD_SERVICE)
+        found = (await context.sources.cards.cards_by_person([owners]))[0] if owners else []
+        return next((c for c in found if c.number == result["card"]), None)
+
+    return await run_workflow(
+        info,
+        "activateSocialSecurityCard",
+        key,
+        {"cardNumber": card_number},
+        lambda w, j: cards.activate_card(w, j, card_number),
+        answer,
+    )
+
+
+async def register_electronic_card(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
+    """Registration hands the e-card app's backend a CARDHOLDER token for the person."""
+    context = info.context
+
+    async def answer(result: dict[str, Any]) -> tuple[Any, str]:
+        card = (await context.sources.cards.electronic_cards_by_id([result["electronicCard"]]))[0]
+        token = context.tokens.issue(
+            subject=f"{context.caller.subject}/cardholder/{result['person']}",
+            role=CallerRole.CARDHOLDER,
+            ttl=CARDHOLDER_TOKEN_LIFETIME,
+            person_id=result["person"],
+        )
+        return (None if isinstance(card, SourceDataInvalid) else card), token
+
+    return await run_workflow(
+        info,
+        "registerElectronicCard",
+        key,
+        arguments,
+        lambda w, j: cards.register_electronic_card(w, j, arguments),
+        answer,
+    )

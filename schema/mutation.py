@@ -1,0 +1,493 @@
+"""The notice's workflows as mutations: each answers its record and `userErrors`."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import Enum
+
+import strawberry
+from strawberry.tools import merge_types
+
+from resolvers import mutations
+from resolvers.context import Info
+from resolvers.mutations import PermitAnswer
+from schema.card import ElectronicCard, SocialSecurityCard
+from schema.common import Sex, TalentCategory, VerificationMethod
+from schema.inputs import PassportInput, PersonNameInput
+from schema.permit import WorkPermit
+from schema.person import Person
+from schema.residence import Entry, ResidencePermit, Visa
+
+
+@strawberry.enum(description="Why a mutation did not do what was asked.")
+class UserErrorCode(Enum):
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"
+    VERIFICATION_FAILED = "VERIFICATION_FAILED"
+    CONFLICT = "CONFLICT"
+    FORBIDDEN = "FORBIDDEN"
+    SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
+
+
+@strawberry.type(description="A rule the input broke: its code, what it means, and the input field.")
+class UserError:
+    code: UserErrorCode = strawberry.field(description="The kind of error.")
+    message: str = strawberry.field(description="What went wrong, in words.")
+    field: list[str] | None = strawberry.field(description="The path of the input field at fault.")
+
+
+def _errors(answer: PermitAnswer | mutations.Answer) -> list[UserError]:
+    return [
+        UserError(code=UserErrorCode(e.code), message=e.message, field=e.field) for e in answer.user_errors
+    ]
+
+
+@strawberry.input(description="The foreigner applying, as the passport shows them.")
+class ApplicantInput:
+    name: PersonNameInput = strawberry.field(description="Surname and given names.")
+    sex: Sex = strawberry.field(description="MALE or FEMALE (the work-permit system records no other).")
+    birth_date: date = strawberry.field(description="Date of birth.")
+    nationality: str = strawberry.field(description="ISO 3166-1 alpha-3.")
+    passport_number: str = strawberry.field(description="The current passport's number.")
+
+
+@strawberry.input(description="An online application for a work permit.")
+class ApplyForWorkPermitInput:
+    applicant: ApplicantInput = strawberry.field(description="Who applies.")
+    employer_credit_code: str = strawberry.field(description="The employer's Unified Social Credit Code.")
+    category: TalentCategory = strawberry.field(description="The talent category applied for.")
+    position: str = strawberry.field(description="The position.")
+    work_district: str = strawberry.field(description="The work district (GB/T 2260 code).")
+    valid_to: date = strawberry.field(description="The end date asked for; written at the notice.")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Makes a retry safe (24 h or more)."
+    )
+
+
+@strawberry.input(description="Issue the Notification Letter for an application under review.")
+class IssueNotificationLetterInput:
+    work_permit_id: strawberry.ID = strawberry.field(description="The permit period's global id.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Reject an application under review, with the reason.")
+class RejectWorkPermitApplicationInput:
+    work_permit_id: strawberry.ID = strawberry.field(description="The permit period's global id.")
+    reason: str = strawberry.field(description="Why; kept in the business record.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Make a notice-issued permit valid after the holder's entry.")
+class ActivateWorkPermitInput:
+    work_permit_number: str = strawberry.field(description="The permit number.")
+    entered_on: date = strawberry.field(description="The day of entry, as exit-entry recorded it.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Extend a valid permit.")
+class ExtendWorkPermitInput:
+    work_permit_number: str = strawberry.field(description="The permit number.")
+    valid_to: date = strawberry.field(description="The new end date.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Change a valid permit's employer, position or district (at least one).")
+class ChangeWorkPermitInput:
+    work_permit_number: str = strawberry.field(description="The permit number.")
+    employer_credit_code: str | None = strawberry.field(default=None, description="The new employer.")
+    position: str | None = strawberry.field(default=None, description="The new position.")
+    work_district: str | None = strawberry.field(default=None, description="The new work district.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Cancel a permit, with the reason.")
+class CancelWorkPermitInput:
+    work_permit_number: str = strawberry.field(description="The permit number.")
+    reason: str = strawberry.field(description="Why; kept in the business record.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+def _payload(name: str, description: str) -> type:
+    @strawberry.type(name=name, description=description)
+    class Payload:
+        work_permit: WorkPermit | None = strawberry.field(description="The permit period as it now stands.")
+        user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+    return Payload
+
+
+ApplyForWorkPermitPayload = _payload("ApplyForWorkPermitPayload", "The application, under review.")
+IssueNotificationLetterPayload = _payload("IssueNotificationLetterPayload", "The permit, notice issued.")
+RejectWorkPermitApplicationPayload = _payload(
+    "RejectWorkPermitApplicationPayload", "The application, rejected."
+)
+ActivateWorkPermitPayload = _payload("ActivateWorkPermitPayload", "The permit, now valid.")
+ExtendWorkPermitPayload = _payload("ExtendWorkPermitPayload", "The permit, extended.")
+ChangeWorkPermitPayload = _payload("ChangeWorkPermitPayload", "The permit, changed.")
+CancelWorkPermitPayload = _payload("CancelWorkPermitPayload", "The permit, cancelled.")
+
+
+def _answer(payload: type, answer: PermitAnswer) -> object:
+    return payload(work_permit=answer.work_permit, user_errors=_errors(answer))
+
+
+@strawberry.type
+class PermitMutation:
+    @strawberry.mutation(description="Apply for a work permit online (status under review).")
+    async def apply_for_work_permit(
+        self, info: Info, input: ApplyForWorkPermitInput
+    ) -> ApplyForWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+        applicant = input.applicant
+        arguments = {
+            "applicant": {
+                "name": {"surname": applicant.name.surname, "givenNames": applicant.name.given_names},
+                "sex": applicant.sex.value,
+                "birthDate": applicant.birth_date,
+                "nationality": applicant.nationality,
+                "passportNumber": applicant.passport_number,
+            },
+            "employerCreditCode": input.employer_credit_code,
+            "category": input.category.value,
+            "position": input.position,
+            "workDistrict": input.work_district,
+            "validTo": input.valid_to,
+        }
+        answer = await mutations.apply_for_work_permit(info, arguments, input.idempotency_key)
+        return _answer(ApplyForWorkPermitPayload, answer)
+
+    @strawberry.mutation(description="Issue the Notification Letter; the permit's dates are written now.")
+    async def issue_notification_letter(
+        self, info: Info, input: IssueNotificationLetterInput
+    ) -> IssueNotificationLetterPayload:  # type: ignore[valid-type]  # noqa: A002
+        answer = await mutations.issue_notification_letter(info, input.work_permit_id, input.idempotency_key)
+        return _answer(IssueNotificationLetterPayload, answer)
+
+    @strawberry.mutation(description="Reject an application under review.")
+    async def reject_work_permit_application(
+        self, info: Info, input: RejectWorkPermitApplicationInput
+    ) -> RejectWorkPermitApplicationPayload:  # type: ignore[valid-type]  # noqa: A002
+        answer = await mutations.reject_work_permit_application(
+            info, input.work_permit_id, input.reason, input.idempotency_key
+        )
+        return _answer(RejectWorkPermitApplicationPayload, answer)
+
+    @strawberry.mutation(description="Make a permit valid after the holder entered; the cards carry it.")
+    async def activate_work_permit(
+        self, info: Info, input: ActivateWorkPermitInput
+    ) -> ActivateWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+        answer = await mutations.activate_work_permit(
+            info, input.work_permit_number, input.entered_on, input.idempotency_key
+        )
+        return _answer(ActivateWorkPermitPayload, answer)
+
+    @strawberry.mutation(
+        description="Extend a valid permit; a legacy physical permit moves to the integrated procedure."
+    )
+    async def extend_work_permit(self, info: Info, input: ExtendWorkPermitInput) -> ExtendWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+        answer = await mutations.extend_work_permit(
+            info, input.work_permit_number, input.valid_to, input.idempotency_key
+        )
+        return _answer(ExtendWorkPermitPayload, answer)
+
+    @strawberry.mutation(
+        description="Change a valid permit; a legacy physical permit moves to the integrated procedure."
+    )
+    async def change_work_permit(self, info: Info, input: ChangeWorkPermitInput) -> ChangeWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+        changes = {
+            "employerCreditCode": input.employer_credit_code,
+            "position": input.position,
+            "workDistrict": input.work_district,
+        }
+        answer = await mutations.change_work_permit(
+            info, input.work_permit_number, changes, input.idempotency_key
+        )
+        return _answer(ChangeWorkPermitPayload, answer)
+
+    @strawberry.mutation(
+        description="Cancel a permit; the reason is kept and the cards carry the cancellation."
+    )
+    async def cancel_work_permit(self, info: Info, input: CancelWorkPermitInput) -> CancelWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+        answer = await mutations.cancel_work_permit(
+            info, input.work_permit_number, input.reason, input.idempotency_key
+        )
+        return _answer(CancelWorkPermitPayload, answer)
+
+
+# ---------------------------------------------------------------- exit-entry
+
+
+@strawberry.input(description="Issue a Z visa against a Notification Letter.")
+class IssueZVisaInput:
+    passport: PassportInput = strawberry.field(description="The passport the visa is for.")
+    notification_letter_number: str = strawberry.field(
+        description="The letter of a notice-issued or valid permit."
+    )
+    valid_to: date = strawberry.field(description="The visa's last day of use.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Record an entry into China.")
+class RecordEntryInput:
+    passport: PassportInput = strawberry.field(description="The passport shown at the border.")
+    visa_number: str = strawberry.field(description="The visa entered on.")
+    entered_on: date = strawberry.field(description="The day of entry.")
+    port: str = strawberry.field(description="The port of entry (3-letter code such as PEK).")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(
+    one_of=True, description="How the work permit is verified for a residence permit: exactly one."
+)
+class ResidenceEvidenceInput:
+    notification_letter_number: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Checked in the system."
+    )
+    electronic_card_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The e-card carrying the permit."
+    )
+    qr_code: str | None = strawberry.field(default=strawberry.UNSET, description="The permit's QR code.")
+
+
+@strawberry.input(description="Apply for a residence permit after entering on a Z visa.")
+class ApplyForResidencePermitInput:
+    passport: PassportInput = strawberry.field(description="The applicant's passport.")
+    evidence: ResidenceEvidenceInput = strawberry.field(description="How the work permit is verified.")
+    issuing_office: str = strawberry.field(description="The exit-entry office issuing the permit.")
+    valid_to: date = strawberry.field(description="90 days to 5 years, never past the work permit's end.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Extend a residence permit, at least 30 days before it expires.")
+class ExtendResidencePermitInput:
+    residence_permit_number: str = strawberry.field(description="The residence permit number.")
+    valid_to: date = strawberry.field(description="The new last day.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.type(description="The visa issued.")
+class IssueZVisaPayload:
+    visa: Visa | None = strawberry.field(description="The Z visa, recording the letter number.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type(description="The entry recorded.")
+class RecordEntryPayload:
+    entry: Entry | None = strawberry.field(description="The entry.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type(description="The residence permit issued.")
+class ApplyForResidencePermitPayload:
+    residence_permit: ResidencePermit | None = strawberry.field(description="The residence permit.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type(description="The residence permit extended.")
+class ExtendResidencePermitPayload:
+    residence_permit: ResidencePermit | None = strawberry.field(description="The residence permit.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+def _passport(value: PassportInput) -> dict[str, str]:
+    return {"number": value.number, "nationality": value.nationality}
+
+
+@strawberry.type
+class ExitEntryMutation:
+    @strawberry.mutation(
+        description="Issue a Z visa against a Notification Letter of the same passport's holder."
+    )
+    async def issue_z_visa(self, info: Info, input: IssueZVisaInput) -> IssueZVisaPayload:  # noqa: A002
+        arguments = {
+            "passport": _passport(input.passport),
+            "notificationLetterNumber": input.notification_letter_number,
+            "validTo": input.valid_to,
+        }
+        answer = await mutations.issue_z_visa(info, arguments, input.idempotency_key)
+        return IssueZVisaPayload(visa=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Record an entry on a visa of the passport's holder.")
+    async def record_entry(self, info: Info, input: RecordEntryInput) -> RecordEntryPayload:  # noqa: A002
+        arguments = {
+            "passport": _passport(input.passport),
+            "visaNumber": input.visa_number,
+            "enteredOn": input.entered_on,
+            "port": input.port,
+        }
+        answer = await mutations.record_entry(info, arguments, input.idempotency_key)
+        return RecordEntryPayload(entry=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Issue a residence permit after an entry on a Z visa within 30 days.")
+    async def apply_for_residence_permit(
+        self, info: Info, input: ApplyForResidencePermitInput
+    ) -> ApplyForResidencePermitPayload:  # noqa: A002
+        evidence = {
+            "notificationLetterNumber": _given(input.evidence.notification_letter_number),
+            "electronicCardId": _given(input.evidence.electronic_card_id),
+            "qrCode": _given(input.evidence.qr_code),
+        }
+        arguments = {
+            "passport": _passport(input.passport),
+            "evidence": evidence,
+            "issuingOffice": input.issuing_office,
+            "validTo": input.valid_to,
+        }
+        answer = await mutations.apply_for_residence_permit(info, arguments, input.idempotency_key)
+        return ApplyForResidencePermitPayload(residence_permit=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="Extend a residence permit in force, at least 30 days before it expires."
+    )
+    async def extend_residence_permit(
+        self, info: Info, input: ExtendResidencePermitInput
+    ) -> ExtendResidencePermitPayload:  # noqa: A002
+        arguments = {"residencePermitNumber": input.residence_permit_number, "validTo": input.valid_to}
+        answer = await mutations.extend_residence_permit(info, arguments, input.idempotency_key)
+        return ExtendResidencePermitPayload(residence_permit=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+
+
+def _given(value: object) -> object:
+    return None if value is strawberry.UNSET else value
+
+
+# ---------------------------------------------------------------- insurance and cards
+
+
+@strawberry.input(description="The card service's check that the registering person is real.")
+class IdentityVerificationInput:
+    method: VerificationMethod = strawberry.field(description="Face, bank or counter verification.")
+    passed: bool = strawberry.field(description="Whether it passed; a failed check registers nothing.")
+    reference: str = strawberry.field(description="The verification's reference, recorded with the card.")
+
+
+@strawberry.input(one_of=True, description="The number a cardholder registers with: exactly one.")
+class CardholderIdentifierInput:
+    work_permit_number: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The work permit number."
+    )
+    social_security_number: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The social security number."
+    )
+
+
+@strawberry.input(description="Register an electronic social security card in the e-card app.")
+class RegisterElectronicCardInput:
+    name: PersonNameInput = strawberry.field(
+        description="The name, checked against the permit or insurance record."
+    )
+    identifier: CardholderIdentifierInput = strawberry.field(
+        description="The permit or social security number."
+    )
+    verification: IdentityVerificationInput = strawberry.field(description="The real-person check.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(one_of=True, description="What enrollment is based on: exactly one.")
+class EnrollmentEvidenceInput:
+    notification_letter_number: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The Notification Letter."
+    )
+    electronic_card_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The e-card carrying the permit."
+    )
+
+
+@strawberry.input(description="Enroll a foreigner with a valid permit in social insurance.")
+class EnrollInInsuranceInput:
+    work_permit_number: str = strawberry.field(description="The valid permit.")
+    evidence: EnrollmentEvidenceInput = strawberry.field(description="The letter or the e-card presented.")
+    employer_credit_code: str = strawberry.field(description="The employer the permit names.")
+    insuring_district: str = strawberry.field(description="The insuring district (GB/T 2260 code).")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Put a physical card into use; the permit is loaded onto it.")
+class ActivateSocialSecurityCardInput:
+    card_number: str = strawberry.field(description="The card pending production.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.type(description="The registered e-card, and a cardholder token for the app's backend.")
+class RegisterElectronicCardPayload:
+    electronic_card: ElectronicCard | None = strawberry.field(description="The e-card, signed.")
+    cardholder_token: str | None = strawberry.field(
+        description="A CARDHOLDER token for the registered person."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type(description="The enrolled person and the card requested for them.")
+class EnrollInInsurancePayload:
+    person: Person | None = strawberry.field(description="The person, now with a social security number.")
+    social_security_card: SocialSecurityCard | None = strawberry.field(
+        description="The card, pending production."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type(description="The card, now in use.")
+class ActivateSocialSecurityCardPayload:
+    social_security_card: SocialSecurityCard | None = strawberry.field(
+        description="The card, carrying the permit."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type
+class CardMutation:
+    @strawberry.mutation(description="Register an e-card after the real-name and real-person checks.")
+    async def register_electronic_card(
+        self, info: Info, input: RegisterElectronicCardInput
+    ) -> RegisterElectronicCardPayload:  # noqa: A002
+        arguments = {
+            "name": {"surname": input.name.surname, "givenNames": input.name.given_names},
+            "identifier": {
+                "workPermitNumber": _given(input.identifier.work_permit_number),
+                "socialSecurityNumber": _given(input.identifier.social_security_number),
+            },
+            "verification": {
+                "method": input.verification.method.value,
+                "passed": input.verification.passed,
+                "reference": input.verification.reference,
+            },
+        }
+        answer = await mutations.register_electronic_card(info, arguments, input.idempotency_key)
+        card, token = answer.record if answer.record else (None, None)
+        return RegisterElectronicCardPayload(
+            electronic_card=card, cardholder_token=token, user_errors=_errors(answer)
+        )  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description="Enroll in the five insurance types and request a physical card, all or nothing."
+    )
+    async def enroll_in_insurance(
+        self, info: Info, input: EnrollInInsuranceInput
+    ) -> EnrollInInsurancePayload:  # noqa: A002
+        arguments = {
+            "workPermitNumber": input.work_permit_number,
+            "evidence": {
+                "notificationLetterNumber": _given(input.evidence.notification_letter_number),
+                "electronicCardId": _given(input.evidence.electronic_card_id),
+            },
+            "employerCreditCode": input.employer_credit_code,
+            "insuringDistrict": input.insuring_district,
+        }
+        answer = await mutations.enroll_in_insurance(info, arguments, input.idempotency_key)
+        person, card = answer.record if answer.record else (None, None)
+        return EnrollInInsurancePayload(person=person, social_security_card=card, user_errors=_errors(answer))  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="Put a pending card into use: the permit is loaded, the e-card linked.")
+    async def activate_social_security_card(
+        self, info: Info, input: ActivateSocialSecurityCardInput
+    ) -> ActivateSocialSecurityCardPayload:  # noqa: A002
+        answer = await mutations.activate_social_security_card(info, input.card_number, input.idempotency_key)
+        return ActivateSocialSecurityCardPayload(
+            social_security_card=answer.record, user_errors=_errors(answer)
+        )  # type: ignore[arg-type]
+
+
+Mutation = merge_types("Mutation", (PermitMutation, ExitEntryMutation, CardMutation))
+Mutation.__strawberry_definition__.description = (
+    "The notice's workflows; each callable by the roles DOMAIN.md names."  # type: ignore[attr-defined]
+)

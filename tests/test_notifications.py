@@ -1,0 +1,579 @@
+"""Notifications (DOMAIN.md workflow 7): stored in the hub store, listed by Person.notifications,
+written once per expiring permit period by `hub notify` and the server's periodic check, and
+pushed to the cardholder over graphql-transport-ws by a real uvicorn server, with what a client
+missed replayed on reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from access.keys import load_or_create_key
+from adapters import Sources
+from adapters.records import CallerRole, NotificationKind
+from app import create_app
+from audit.log import AUDIT_KEY, AuditLog
+from identity.store import NOTIFICATION, HubStore
+from notifications import notify
+from notifications.broker import broker
+from notifications.expiry import WINDOW_DAYS, write_expiry_notices
+from resolvers.global_ids import to_global_id
+from settings import Settings
+from tests.conftest import AS_OF, caller_headers, graphql, seed_estate, serve
+from tests.databases import postgres_settings, postgres_unavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
+PERSONS = 120
+SEED = 23
+PROTOCOL = Subprotocol("graphql-transport-ws")
+SUBSCRIBE = (
+    "subscription($after: String) { notifications(after: $after) "
+    "{ id kind message at subject { id __typename } } }"
+)
+LISTING = (
+    "{ me { notifications(first: 50) { edges { cursor node { id kind message at "
+    "subject { __typename ... on WorkPermit { number validTo } ... on Person { id } } } } } } }"
+)
+
+
+# ------------------------------------------------------------------ estates
+
+
+@pytest.fixture(scope="module")
+async def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small SQLite estate as of the hub clock, never written to: tests copy it."""
+    data_dir = tmp_path_factory.mktemp("notify-pristine")
+    await seed_estate(Settings.for_directory(data_dir, fixed_today=AS_OF), PERSONS, SEED)
+    return data_dir
+
+
+def copy_of(pristine: Path, tmp_path: Path) -> Settings:
+    data_dir = tmp_path / "estate"
+    shutil.copytree(pristine, data_dir)
+    return Settings.for_directory(data_dir, fixed_today=AS_OF)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def estate(request: pytest.FixtureRequest, pristine: Path, tmp_path: Path) -> AsyncIterator[Settings]:
+    """A fresh estate of this test's own, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        yield copy_of(pristine, tmp_path)
+        return
+    reason = await postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    settings, databases = await postgres_settings(tmp_path, AS_OF)
+    try:
+        await seed_estate(settings, PERSONS, SEED)
+        yield settings
+    finally:
+        await databases.drop()
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[tuple[Sources, HubStore]]:
+    sources = Sources.open(settings.source_urls)
+    store = HubStore.open(settings.store_url)
+    try:
+        yield sources, store
+    finally:
+        await sources.close()
+        await store.close()
+
+
+async def expected_expiry(settings: Settings) -> dict[str, tuple[int, date]]:
+    """XKID -> (person, validTo) of every current valid period ending within 30 days of the
+    hub clock whose applicant is linked to a person."""
+    async with opened(settings) as (sources, store):
+        page = await sources.work_permits.expiring_permits(
+            AS_OF, AS_OF + timedelta(days=WINDOW_DAYS), 1000, None
+        )
+        persons = await store.person_ids_by_owner([("WP_SQR", p.owner) for p in page.items])
+    expected = {
+        p.key: (person, p.valid_to)
+        for p, person in zip(page.items, persons, strict=True)
+        if person is not None and p.valid_to is not None
+    }
+    assert expected, "the seeded estate has permits expiring within 30 days"
+    assert all(AS_OF <= valid_to <= AS_OF + timedelta(days=30) for _, valid_to in expected.values())
+    return expected
+
+
+async def expiry_notices(settings: Settings) -> list[tuple[int, str, str]]:
+    """(person, subject key, message) of every PERMIT_EXPIRING notification stored."""
+    store = HubStore.open(settings.store_url)
+    try:
+        async with store.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(NOTIFICATION.c.person_id, NOTIFICATION.c.subject_key, NOTIFICATION.c.message)
+                    .where(NOTIFICATION.c.kind == NotificationKind.PERMIT_EXPIRING.value)
+                    .order_by(NOTIFICATION.c.id)
+                )
+            ).all()
+    finally:
+        await store.close()
+    return [(r.person_id, r.subject_key, r.message) for r in rows]
+
+
+def cardholder(settings: Settings, person_id: int) -> dict[str, str]:
+    return caller_headers(settings, CallerRole.CARDHOLDER, person_id=person_id)
+
+
+# ------------------------------------------------------------------ stored and listed
+
+
+async def test_an_emitted_notification_is_listed_newest_first_with_its_subject(estate: Settings) -> None:
+    async with opened(estate) as (_sources, store):
+        first = await notify(store, 3, NotificationKind.CARD_ISSUED, "Your card was issued.")
+        second = await notify(
+            store,
+            3,
+            "NEWS",
+            "  New: the e-card shows your permit.  ",
+            subject_type="Person",
+            subject_key=3,
+        )
+        other = await notify(store, 4, NotificationKind.NEWS, "Someone else's news.")
+        assert first and second and other and first.key < second.key < other.key
+        assert second.message == "New: the e-card shows your permit." and second.at.tzinfo is not None
+        with pytest.raises(ValueError, match="NotificationKind"):
+            await notify(store, 3, "PARTY", "not a kind")
+        with pytest.raises(ValueError, match="subject"):
+            await notify(store, 3, "NEWS", "half a subject", subject_type="WorkPermit")
+    async with serve(estate) as http:
+        body = await graphql(http, LISTING, headers=cardholder(estate, 3))
+        assert "errors" not in body, body["errors"]
+        edges = body["data"]["me"]["notifications"]["edges"]
+        assert [e["node"]["message"] for e in edges] == [
+            "New: the e-card shows your permit.",
+            "Your card was issued.",
+        ]
+        assert [e["node"]["kind"] for e in edges] == ["NEWS", "CARD_ISSUED"]
+        assert edges[0]["node"]["id"] == to_global_id("Notification", second.key)
+        assert edges[0]["node"]["subject"] == {"__typename": "Person", "id": to_global_id("Person", 3)}
+        assert edges[1]["node"]["subject"] is None
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", edges[0]["node"]["at"])
+        # Another cardholder reaches neither the list nor the node.
+        other_id = to_global_id("Notification", first.key)
+        body = await graphql(
+            http, "query($id: ID!) { node(id: $id) { id } }", {"id": other_id}, cardholder(estate, 4)
+        )
+        assert body["data"]["node"] is None
+        assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_keyed_notification_is_written_once(estate: Settings) -> None:
+    async with opened(estate) as (_sources, store):
+        written = await notify(store, 5, "ENROLLED", "You are enrolled.", key="enrolled:5:run-1")
+        again = await notify(store, 5, "ENROLLED", "You are enrolled.", key="enrolled:5:run-1")
+        assert written is not None and again is None
+        assert [n.key for n in await store.notifications_after(5, 0, 10)] == [written.key]
+
+
+async def test_the_expiry_check_writes_each_expiring_period_once(estate: Settings) -> None:
+    expected = await expected_expiry(estate)
+    async with opened(estate) as (sources, store):
+        first = await write_expiry_notices(sources, store, AS_OF)
+        second = await write_expiry_notices(sources, store, AS_OF)
+    assert first.written == len(expected) and first.already == 0
+    assert second.written == 0 and second.already == len(expected)
+    notices = await expiry_notices(estate)
+    assert sorted((person, key) for person, key, _ in notices) == sorted(
+        (person, key) for key, (person, _) in expected.items()
+    )
+    person, (key, valid_to) = next((p, (k, v)) for k, (p, v) in expected.items())
+    async with serve(estate) as http:
+        body = await graphql(http, LISTING, headers=cardholder(estate, person))
+        assert "errors" not in body, body["errors"]
+        nodes = [e["node"] for e in body["data"]["me"]["notifications"]["edges"]]
+        notice = next(n for n in nodes if n["kind"] == "PERMIT_EXPIRING")
+        assert notice["subject"]["__typename"] == "WorkPermit"
+        assert notice["subject"]["validTo"] == valid_to.isoformat()
+        assert notice["subject"]["number"] in notice["message"]
+        assert valid_to.isoformat() in notice["message"]
+
+
+def _hub(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HUB_DATA_DIR": str(settings.data_dir), "HUB_TODAY": AS_OF.isoformat()}
+    return subprocess.run(
+        [*HUB, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+async def test_hub_notify_writes_expiry_notices_once(pristine: Path, tmp_path: Path) -> None:
+    settings = copy_of(pristine, tmp_path)
+    expected = await expected_expiry(settings)
+    runs = [_hub(settings, "notify"), _hub(settings, "notify")]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+    counts = [re.search(r"wrote (\d+) expiry notices", run.stdout) for run in runs]
+    assert counts[0] and counts[1], [run.stdout for run in runs]
+    assert (int(counts[0].group(1)), int(counts[1].group(1))) == (len(expected), 0)
+    notices = await expiry_notices(settings)
+    assert sorted(key for _, key, _ in notices) == sorted(expected)
+
+
+async def test_the_server_checks_expiry_periodically_and_stops_cleanly(
+    pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = copy_of(pristine, tmp_path)
+    expected = await expected_expiry(settings)
+    monkeypatch.setenv("HUB_NOTIFY_INTERVAL", "0.2")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        task = app.state.expiry_check
+        deadline = time.monotonic() + 20
+        while len(await expiry_notices(settings)) < len(expected):
+            assert time.monotonic() < deadline, "the periodic check wrote nothing"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.6)  # a few more runs: nothing written twice
+        assert len(await expiry_notices(settings)) == len(expected)
+        assert not task.done()
+        stopping = time.monotonic()
+    assert task.cancelled()
+    assert time.monotonic() - stopping < 5
+    monkeypatch.setenv("HUB_NOTIFY_INTERVAL", "0")
+    assert create_app(settings) is not None  # 0 turns the check off
+    monkeypatch.setenv("HUB_NOTIFY_INTERVAL", "soon")
+    with pytest.raises(ValueError, match="HUB_NOTIFY_INTERVAL"):
+        create_app(settings)
+
+
+# ------------------------------------------------------------------ pushed over WebSocket
+
+
+@dataclass
+class Live:
+    settings: Settings
+    url: str
+    http: str
+    store: HubStore
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+async def live(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
+    """The hub served by a real uvicorn server in this process (so that `notify` here wakes its
+    subscribers), on a copy of the estate, with the periodic expiry check off."""
+    settings = copy_of(pristine, tmp_path_factory.mktemp("live"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HUB_NOTIFY_INTERVAL", "0")
+        app = create_app(settings)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert not serving.done() and time.monotonic() < deadline, "the server did not start"
+        await asyncio.sleep(0.05)
+    store = HubStore.open(settings.store_url)
+    try:
+        yield Live(settings, f"ws://127.0.0.1:{port}/graphql", f"http://127.0.0.1:{port}/graphql", store)
+    finally:
+        await store.close()
+        server.should_exit = True
+        await asyncio.wait_for(serving, 20)
+
+
+async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
+    await ws.send(json.dumps(message))
+
+
+async def receive(ws: ClientConnection, seconds: float = 10) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), seconds))
+    return message
+
+
+async def silence(ws: ClientConnection, seconds: float = 0.5) -> None:
+    """Nothing arrives within so many seconds."""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ws.recv(), seconds)
+
+
+@asynccontextmanager
+async def connection(live: Live, payload: dict[str, Any]) -> AsyncIterator[ClientConnection]:
+    """An acknowledged graphql-transport-ws connection."""
+    async with connect(live.url, subprotocols=[PROTOCOL]) as ws:
+        assert ws.subprotocol == PROTOCOL
+        await send(ws, {"type": "connection_init", "payload": payload})
+        assert await receive(ws) == {"type": "connection_ack"}
+        yield ws
+
+
+async def listening(live: Live, person_id: int, count: int = 1) -> None:
+    """Wait until the server's subscription of the person listens (in this process's broker)."""
+    deadline = time.monotonic() + 10
+    while broker.listeners(live.store, person_id) != count:
+        assert time.monotonic() < deadline, "the subscription never started listening"
+        await asyncio.sleep(0.02)
+
+
+async def subscribe(
+    ws: ClientConnection, live: Live, person_id: int, after: str | None = None, op: str = "1"
+) -> None:
+    before = broker.listeners(live.store, person_id)
+    await send(
+        ws, {"id": op, "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": {"after": after}}}
+    )
+    await listening(live, person_id, before + 1)
+
+
+async def event(ws: ClientConnection, op: str = "1") -> dict[str, Any]:
+    message = await receive(ws)
+    assert message["type"] == "next" and message["id"] == op, message
+    assert "errors" not in message["payload"], message
+    node: dict[str, Any] = message["payload"]["data"]["notifications"]
+    return node
+
+
+def token(live: Live, person_id: int) -> str:
+    return cardholder(live.settings, person_id)["Authorization"]
+
+
+PERSON, OTHER = 7, 8
+
+
+async def test_a_cardholder_receives_their_own_events_live(live: Live) -> None:
+    async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
+        await subscribe(ws, live, PERSON)
+        await silence(ws, 0.3)  # nothing written before the subscription is replayed
+        mine = await notify(
+            live.store,
+            PERSON,
+            "BENEFIT_PAID",
+            "A benefit was paid.",
+            subject_type="Person",
+            subject_key=PERSON,
+        )
+        assert mine is not None
+        got = await event(ws)
+        assert got["id"] == to_global_id("Notification", mine.key)
+        assert (got["kind"], got["message"]) == ("BENEFIT_PAID", "A benefit was paid.")
+        assert got["subject"] == {"id": to_global_id("Person", PERSON), "__typename": "Person"}
+        # Another person's event does not arrive; the next one of the person's own does.
+        await notify(live.store, OTHER, "NEWS", "For someone else.")
+        await silence(ws)
+        later = await notify(live.store, PERSON, "NEWS", "For you.")
+        assert later is not None
+        assert (await event(ws))["id"] == to_global_id("Notification", later.key)
+        await send(ws, {"id": "1", "type": "complete"})
+        await listening(live, PERSON, 0)
+
+
+async def test_deliveries_are_not_audited(live: Live) -> None:
+    log = AuditLog.open(live.settings.audit_url, load_or_create_key(live.settings.data_dir, AUDIT_KEY))
+    try:
+        before = await log.counts()
+        async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
+            await subscribe(ws, live, PERSON)
+            await notify(live.store, PERSON, "NEWS", "Not in the access log.")
+            assert (await event(ws))["message"] == "Not in the access log."
+        await listening(live, PERSON, 0)
+        assert await log.counts() == before
+    finally:
+        await log.close()
+
+
+async def test_the_connection_ends_when_its_token_expires(live: Live) -> None:
+    brief = caller_headers(live.settings, CallerRole.CARDHOLDER, ttl=timedelta(seconds=2), person_id=PERSON)
+    async with connection(live, brief) as ws:
+        await subscribe(ws, live, PERSON)
+        with pytest.raises(ConnectionClosed):
+            await receive(ws, 10)
+        assert ws.close_code == 4403 and "expired" in (ws.close_reason or "")
+    await listening(live, PERSON, 0)
+
+
+async def test_a_reconnecting_client_receives_what_it_missed_in_order_once(live: Live) -> None:
+    async with connection(live, {"authorization": token(live, PERSON)}) as ws:
+        await subscribe(ws, live, PERSON)
+        seen = await notify(live.store, PERSON, "PERMIT_CHANGED", "Your permit changed.")
+        assert seen is not None
+        last = (await event(ws))["id"]
+    await listening(live, PERSON, 0)
+    # While the client is away.
+    missed = [await notify(live.store, PERSON, "NEWS", f"Missed {n}.") for n in (1, 2, 3)]
+    await notify(live.store, OTHER, "NEWS", "Not yours.")
+    async with connection(live, {"token": token(live, PERSON).removeprefix("Bearer ")}) as ws:
+        await subscribe(ws, live, PERSON, after=last)
+        replayed = [await event(ws) for _ in missed]
+        assert [e["message"] for e in replayed] == ["Missed 1.", "Missed 2.", "Missed 3."]
+        assert [e["id"] for e in replayed] == [to_global_id("Notification", m.key) for m in missed if m]
+        live_one = await notify(live.store, PERSON, "CARD_ISSUED", "Your card was issued.")
+        assert live_one is not None
+        assert (await event(ws))["message"] == "Your card was issued."
+        await silence(ws)  # none twice
+    # The cursor of a Person.notifications edge resumes as well as a notification's id.
+    async with httpx.AsyncClient() as http:
+        listed = await http.post(
+            live.http, json={"query": LISTING}, headers=cardholder(live.settings, PERSON)
+        )
+        edges = listed.json()["data"]["me"]["notifications"]["edges"]
+    cursor = next(e["cursor"] for e in edges if e["node"]["message"] == "Missed 2.")
+    async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
+        await subscribe(ws, live, PERSON, after=cursor)
+        assert [(await event(ws))["message"] for _ in range(2)] == ["Missed 3.", "Your card was issued."]
+        await silence(ws)
+
+
+async def test_two_subscribers_of_one_person_each_receive_every_event(live: Live) -> None:
+    async with (
+        connection(live, {"Authorization": token(live, PERSON)}) as first,
+        connection(live, {"Authorization": token(live, PERSON)}) as second,
+    ):
+        await subscribe(first, live, PERSON)
+        await subscribe(second, live, PERSON)
+        written = await notify(live.store, PERSON, "RESIDENCE_PERMIT_ISSUED", "Residence permit issued.")
+        assert written is not None
+        assert (
+            (await event(first))["message"] == (await event(second))["message"] == "Residence permit issued."
+        )
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ({}, "Authorization"),
+        ({"Authorization": "Bearer not-a-token"}, "not one this hub signed"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "Authorization"),
+        ({"token": ""}, "Authorization"),
+    ],
+)
+async def test_a_missing_or_bad_token_is_refused_with_4403(
+    live: Live, payload: dict[str, Any], reason: str
+) -> None:
+    async with connect(live.url, subprotocols=[PROTOCOL]) as ws:
+        await send(ws, {"type": "connection_init", "payload": payload})
+        with pytest.raises(ConnectionClosed):
+            await receive(ws)
+        assert ws.close_code == 4403
+        assert ws.close_reason and reason in ws.close_reason
+
+
+async def test_an_expired_token_is_refused(live: Live) -> None:
+    expired = caller_headers(
+        live.settings, CallerRole.CARDHOLDER, ttl=timedelta(seconds=-60), person_id=PERSON
+    )
+    async with connect(live.url, subprotocols=[PROTOCOL]) as ws:
+        await send(ws, {"type": "connection_init", "payload": expired})
+        with pytest.raises(ConnectionClosed):
+            await receive(ws)
+        assert ws.close_code == 4403 and "expired" in (ws.close_reason or "")
+
+
+@pytest.mark.parametrize(
+    ("role", "purpose"),
+    [
+        (CallerRole.EXIT_ENTRY, "entry-control"),
+        (CallerRole.REPORTING, None),
+        (CallerRole.DATA_PROTECTION_OFFICER, "complaint-handling"),
+    ],
+)
+async def test_only_a_cardholder_may_subscribe(live: Live, role: CallerRole, purpose: str | None) -> None:
+    headers = caller_headers(live.settings, role, purpose)
+    async with connection(live, headers) as ws:
+        await send(ws, {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+        answer = await receive(ws)
+        assert answer["type"] == "error" and answer["id"] == "1", answer
+        assert answer["payload"][0]["extensions"]["code"] == "FORBIDDEN"
+        assert "Subscription.notifications" in answer["payload"][0]["message"]
+
+
+async def test_only_subscriptions_run_over_websocket(live: Live) -> None:
+    async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
+        await send(ws, {"id": "q", "type": "subscribe", "payload": {"query": "{ me { id } }"}})
+        answer = await receive(ws)
+        assert answer["type"] == "error" and answer["payload"][0]["extensions"]["code"] == "BAD_REQUEST"
+        huge = "subscription { notifications { id } }" + " " * 70_000
+        await send(ws, {"id": "big", "type": "subscribe", "payload": {"query": huge}})
+        answer = await receive(ws)
+        assert answer["type"] == "error" and answer["payload"][0]["extensions"]["code"] == "QUERY_TOO_LARGE"
+        aliased = "subscription { notifications { " + " ".join(f"a{n}: id" for n in range(31)) + " } }"
+        await send(ws, {"id": "wide", "type": "subscribe", "payload": {"query": aliased}})
+        answer = await receive(ws)
+        assert answer["type"] == "error" and answer["payload"][0]["extensions"]["code"] == "TOO_MANY_ALIASES"
+        await send(
+            ws,
+            {
+                "id": "bad",
+                "type": "subscribe",
+                "payload": {"query": SUBSCRIBE, "variables": {"after": "nonsense"}},
+            },
+        )
+        answer = await receive(ws)
+        assert answer["type"] == "error", answer
+        error = answer["payload"][0]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+
+
+async def test_subscriptions_end_with_their_connection(live: Live) -> None:
+    async with connection(live, {"Authorization": token(live, OTHER)}) as ws:
+        await subscribe(ws, live, OTHER)
+        await subscribe(ws, live, OTHER, op="2")
+    await listening(live, OTHER, 0)
+
+
+async def test_websocket_needs_the_transport_ws_protocol(live: Live) -> None:
+    # The legacy subscriptions-transport-ws protocol is not served (its handler would skip ours).
+    async with connect(live.url, subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4406
+
+
+async def test_the_server_stops_cleanly_with_subscribers_connected(
+    pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = copy_of(pristine, tmp_path)
+    monkeypatch.setenv("HUB_NOTIFY_INTERVAL", "0.5")
+    app = create_app(settings)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done()
+        await asyncio.sleep(0.05)
+    store = HubStore.open(settings.store_url)
+    here = Live(settings, f"ws://127.0.0.1:{port}/graphql", f"http://127.0.0.1:{port}/graphql", store)
+    try:
+        async with connection(here, {"Authorization": token(here, PERSON)}) as ws:
+            await subscribe(ws, here, PERSON)
+            server.should_exit = True
+            with pytest.raises(ConnectionClosed):
+                await receive(ws, 10)
+            await asyncio.wait_for(serving, 10)
+        assert app.state.expiry_check.cancelled()
+        assert broker.listeners(store, PERSON) == 0
+    finally:
+        server.should_exit = True
+        await store.close()

@@ -1,0 +1,271 @@
+"""Insurance enrollment, the physical card and the electronic card (DOMAIN.md workflows 3, 5
+and 6): the social insurance agency's and the card service's records change together, or
+neither does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters.base import SourceDataInvalid
+from adapters.card_service import writes as card_writes
+from adapters.card_service.tables import SBK_KXX
+from adapters.identifiers import DISTRICT_CODE
+from adapters.records import (
+    Agency,
+    CallerRole,
+    ElectronicCardStatus,
+    InsuredPerson,
+    NotificationKind,
+    WorkPermit,
+    WorkPermitStatus,
+)
+from adapters.social_insurance import writes as si_writes
+from adapters.social_insurance.tables import AC01
+from adapters.work_permit.tables import WP_SQR
+from identity.names import fold_diacritics, name_words
+from identity.store import INDEX, IdentifierKind
+from resolvers.global_ids import from_global_id
+from settings import SHANGHAI
+from workflows.engine import HUB_STORE, Journal, UserFailure
+from workflows.exit_entry import years_after
+from workflows.hub_records import add_identifier, announce, link_record
+from workflows.permits import PermitWork
+
+CARD_YEARS = 10
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The party a caller's token is bound to, which limits what it may enroll."""
+
+    role: CallerRole
+    person_id: int | None
+    employer: str | None
+
+
+async def enroll(
+    work: PermitWork, journal: Journal, arguments: dict[str, Any], bound: Bound
+) -> dict[str, Any]:
+    permit = await work.current_period(arguments["workPermitNumber"], ["input", "workPermitNumber"])
+    person_id = await work.person_of(permit)
+    if bound.role is CallerRole.CARDHOLDER and person_id != bound.person_id:
+        raise UserFailure("FORBIDDEN", "A cardholder enrolls only themselves.", ["input", "workPermitNumber"])
+    credit_code = arguments["employerCreditCode"].strip().upper()
+    if bound.role is CallerRole.EMPLOYER and credit_code != bound.employer:
+        raise UserFailure(
+            "FORBIDDEN", "An employer enrolls only its own employees.", ["input", "employerCreditCode"]
+        )
+    if permit.status is not WorkPermitStatus.VALID:
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            f"Enrollment needs a valid permit; this one is {permit.status.value}.",
+            ["input", "workPermitNumber"],
+        )
+    if permit.employer is None or permit.employer.credit_code != credit_code:
+        raise UserFailure(
+            "NOT_ELIGIBLE", "The permit names another employer.", ["input", "employerCreditCode"]
+        )
+    district = arguments["insuringDistrict"].strip()
+    if not DISTRICT_CODE.match(district):
+        raise UserFailure(
+            "INVALID_INPUT", "Must be a 6-digit GB/T 2260 division code.", ["input", "insuringDistrict"]
+        )
+    evidence = {k: v for k, v in arguments["evidence"].items() if v is not None}
+    ((kind, value),) = evidence.items()
+    await _check_evidence(work, permit, person_id, kind, value)
+    assert person_id is not None
+    links = (await work.store.links_by_person([person_id]))[0]
+    if links.owners(Agency.SOCIAL_INSURANCE):
+        # Enrolled already: the existing number answers, and nothing is written twice.
+        insured = (await work.sources.insurance.insured_by_person([links.owners(Agency.SOCIAL_INSURANCE)]))[0]
+        cards = (
+            (await work.sources.cards.cards_by_person([links.owners(Agency.CARD_SERVICE)]))[0]
+            if links.owners(Agency.CARD_SERVICE)
+            else []
+        )
+        return {
+            "person": person_id,
+            "card": cards[0].key if cards else None,
+            "ssn": getattr(insured, "social_security_number", None),
+        }
+    person = (await work.store.persons_by_id([person_id]))[0]
+    passports = (await work.store.passports_by_person([person_id]))[0]
+    assert person is not None
+    passport = next((p for p in passports if p.current), passports[0])
+    name = " ".join(p for p in (person.given_names, person.surname) if p)
+    async with journal.writing(Agency.SOCIAL_INSURANCE.value) as conn:
+        employer = await si_writes.employer_number(journal, conn, credit_code, permit.employer.name)
+        number = await si_writes.new_social_security_number(
+            conn, person.nationality, district, person.birth_date
+        )
+        insured = await si_writes.enroll(
+            journal,
+            conn,
+            number=number,
+            folded_name=fold_diacritics(name),
+            sex=person.sex,
+            birth_date=person.birth_date,
+            nationality=person.nationality,
+            passport_number=passport.number,
+            employer=employer,
+            today=work.today,
+        )
+    async with journal.writing(Agency.CARD_SERVICE.value) as conn:
+        card = await card_writes.order_card(journal, conn, number, fold_diacritics(name).upper())
+    await link_record(
+        journal, person_id, Agency.SOCIAL_INSURANCE, "AC01", str(insured), str(insured), "enrollment"
+    )
+    await link_record(journal, person_id, Agency.CARD_SERVICE, "SBK_KXX", card, number, "enrollment")
+    await add_identifier(journal, IdentifierKind.SOCIAL_SECURITY_NUMBER, number, person_id)
+    await add_identifier(journal, IdentifierKind.CARD_NUMBER, card, person_id)
+    async with journal.writing(HUB_STORE) as conn:
+        await journal.update(conn, HUB_STORE, INDEX, {"person_id": person_id}, {"insured": True})
+    message = "You are enrolled in pension, unemployment, medical, work-injury and maternity insurance."
+    await announce(journal, work.store, person_id, NotificationKind.ENROLLED, message)
+    return {"person": person_id, "card": card, "ssn": number}
+
+
+async def activate_card(work: PermitWork, journal: Journal, card_number: str) -> dict[str, Any]:
+    number = card_number.strip().upper()
+    async with work.sources.cards.engine.connect() as conn:
+        card = (await conn.execute(select(SBK_KXX).where(SBK_KXX.c.KH == number))).first()
+    if card is None:
+        raise UserFailure("NOT_FOUND", "No card has this number.", ["input", "cardNumber"])
+    if card.KZT != "0":
+        raise UserFailure(
+            "NOT_ELIGIBLE", "Only a card pending production is activated.", ["input", "cardNumber"]
+        )
+    holder = card.SHBZHM.strip()
+    person_id = (await work.store.person_ids_by_owner([("SBK_KXX", holder)]))[0]
+    async with journal.writing(Agency.CARD_SERVICE.value) as conn:
+        await card_writes.activate_card(
+            journal, conn, number, work.today, years_after(work.today, CARD_YEARS)
+        )
+        await card_writes.link_electronic_cards(journal, conn, holder, number)
+    if person_id is not None:
+        applicants = (await work.store.links_by_person([person_id]))[0].owners(Agency.WORK_PERMIT_SYSTEM)
+        permit = (
+            (await work.sources.work_permits.current_permit_by_applicant([applicants], work.today))[0]
+            if applicants
+            else None
+        )
+        if isinstance(permit, WorkPermit) and permit.status is WorkPermitStatus.VALID:
+            await work.carry_onto_cards(journal, person_id, permit.number, "30", permit.valid_to)
+    message = f"Your social security card {number} is in use."
+    await announce(journal, work.store, person_id, NotificationKind.CARD_ISSUED, message)
+    return {"card": number}
+
+
+async def register_electronic_card(
+    work: PermitWork, journal: Journal, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    verification = arguments["verification"]
+    if not verification["passed"]:
+        raise UserFailure(
+            "VERIFICATION_FAILED", "The real-person check did not pass.", ["input", "verification", "passed"]
+        )
+    if not verification["reference"].strip():
+        raise UserFailure(
+            "INVALID_INPUT",
+            "The verification's reference is required.",
+            ["input", "verification", "reference"],
+        )
+    identifier = {k: v for k, v in arguments["identifier"].items() if v is not None}
+    ((kind, value),) = identifier.items()
+    lookup = (
+        IdentifierKind.WORK_PERMIT_NUMBER
+        if kind == "workPermitNumber"
+        else IdentifierKind.SOCIAL_SECURITY_NUMBER
+    )
+    person_id = (await work.store.person_ids_by_identifier([(lookup.value, value.strip().upper())]))[0]
+    if person_id is None:
+        raise UserFailure("NOT_FOUND", "Nobody is found by this number.", ["input", "identifier", kind])
+    links = (await work.store.links_by_person([person_id]))[0]
+    names = await _recorded_names(work, links)
+    given = " ".join(p for p in (arguments["name"]["surname"], arguments["name"].get("givenNames")) if p)
+    if name_words(given) not in names:
+        raise UserFailure(
+            "VERIFICATION_FAILED",
+            "The name does not match the permit or insurance record.",
+            ["input", "name"],
+        )
+    holders = links.owners(Agency.CARD_SERVICE)
+    if not holders and links.owners(Agency.SOCIAL_INSURANCE):
+        insured = (await work.sources.insurance.insured_by_person([links.owners(Agency.SOCIAL_INSURANCE)]))[0]
+        if isinstance(insured, InsuredPerson) and insured.social_security_number:
+            holders = (insured.social_security_number,)
+    if not holders:
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            "The e-card is issued on the social security number: enroll in insurance first.",
+            ["input", "identifier", kind],
+        )
+    cards = (await work.sources.cards.cards_by_person([holders]))[0]
+    in_use = next((c.number for c in cards if c.status.value == "IN_USE"), None)
+    applicants = links.owners(Agency.WORK_PERMIT_SYSTEM)
+    permit = (
+        (await work.sources.work_permits.current_permit_by_applicant([applicants], work.today))[0]
+        if applicants
+        else None
+    )
+    async with journal.writing(Agency.CARD_SERVICE.value) as conn:
+        card_id = await card_writes.register_electronic_card(
+            journal,
+            conn,
+            holder=holders[0],
+            card_number=in_use,
+            permit_number=permit.number if isinstance(permit, WorkPermit) else None,
+            signed_at=datetime.now(SHANGHAI),
+            method=verification["method"],
+            reference=verification["reference"].strip(),
+        )
+    await link_record(journal, person_id, Agency.CARD_SERVICE, "SBK_DZK", card_id, holders[0], "registration")
+    return {"electronicCard": card_id, "person": person_id}
+
+
+async def _recorded_names(work: PermitWork, links: Any) -> set[tuple[str, ...]]:
+    names: set[tuple[str, ...]] = set()
+    applicants = links.owners(Agency.WORK_PERMIT_SYSTEM)
+    if applicants:
+        async with work.sources.work_permits.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(WP_SQR.c.XM).where(WP_SQR.c.SQRID.in_([int(a) for a in applicants]))
+                )
+            ).all()
+        names |= {name_words(r.XM) for r in rows}
+    insured = links.owners(Agency.SOCIAL_INSURANCE)
+    if insured:
+        async with work.sources.insurance.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(AC01.c.AAC003).where(AC01.c.AAC001.in_([int(a) for a in insured])))
+            ).all()
+        names |= {name_words(r.AAC003) for r in rows}
+    return names
+
+
+async def _check_evidence(
+    work: PermitWork, permit: WorkPermit, person_id: int | None, kind: str, value: str
+) -> None:
+    field = ["input", "evidence", kind]
+    if kind == "notificationLetterNumber":
+        if value.strip().upper() != (permit.notification_letter_number or ""):
+            raise UserFailure("VERIFICATION_FAILED", "The Notification Letter is not this permit's.", field)
+        return
+    key = value.strip().upper()
+    if not key.startswith("DZK"):
+        _type, key = from_global_id(value, "input.evidence.electronicCardId")
+    card = (await work.sources.cards.electronic_cards_by_id([key]))[0]
+    if (
+        card is None
+        or isinstance(card, SourceDataInvalid)
+        or card.status is not ElectronicCardStatus.SIGNED
+        or card.work_permit_number != permit.number
+    ):
+        raise UserFailure("VERIFICATION_FAILED", "The e-card does not carry this permit.", field)
+    if (await work.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0] != person_id:
+        raise UserFailure("VERIFICATION_FAILED", "The e-card is another person's.", field)

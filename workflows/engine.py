@@ -1,0 +1,306 @@
+"""Running a workflow: all or nothing across the agencies' databases, idempotent, recoverable.
+
+Every change a workflow makes goes through its journal, which first writes the row's
+before-image durably into the hub's store; then the change is made in the agency's own
+database, in that database's transaction. A run that fails (a broken rule, an unreachable
+source, a crash) is undone by writing the before-images back, newest first. At start, every
+run still marked RUNNING was interrupted by a crash, and is undone the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from identity.store import HubStore
+from workflows.tables import WorkflowJournal, WorkflowRun
+
+RUN = WorkflowRun.__table__  # type: ignore[attr-defined]
+JOURNAL = WorkflowJournal.__table__  # type: ignore[attr-defined]
+HUB_STORE = "HUB_STORE"
+
+
+class UserFailure(Exception):
+    """A broken rule: the run is undone and the caller gets a user error naming the field."""
+
+    def __init__(self, code: str, message: str, field: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run answered: its result (ids the payload is built from) or its user errors."""
+
+    result: dict[str, Any] = field(default_factory=dict)
+    errors: list[UserFailure] = field(default_factory=list)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot journal a {type(value).__name__}")
+
+
+def _dump(value: object) -> str:
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class Journal:
+    """The one way a workflow writes: before-image first, then the change."""
+
+    def __init__(self, runner: WorkflowRunner, run_id: int, kind: str = "") -> None:
+        self.runner = runner
+        self.run_id = run_id
+        self.kind = kind
+        self.changes = 0
+
+    def _changed(self) -> None:
+        """Counts the run's changes; a crash drill kills the process after the chosen one."""
+        self.changes += 1
+        drill = self.runner.crash_after
+        if drill is not None and drill == (self.kind, self.changes):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    @asynccontextmanager
+    async def writing(self, target: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction on one target's database, committed when the block ends."""
+        async with self.runner.engines[target].begin() as conn:
+            yield conn
+
+    async def _record(
+        self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any], before: Any
+    ) -> None:
+        row = {
+            "run_id": self.run_id,
+            "target": target,
+            "table_name": table.name,
+            "key": _dump({str(k): v for k, v in key.items()}),
+            # Column names may be str subclasses (quoted names): the journal keeps plain text.
+            "before": None if before is None else _dump({str(k): v for k, v in before._mapping.items()}),
+        }
+        if target == HUB_STORE:
+            await conn.execute(insert(JOURNAL).values(row))  # atomic with the change itself
+            return
+        async with self.runner.store.engine.begin() as journal:
+            await journal.execute(insert(JOURNAL).values(row))
+
+    async def insert(
+        self, conn: AsyncConnection, target: str, table: Table, row: dict[str, Any], key: list[str]
+    ) -> None:
+        await self._record(conn, target, table, {k: row[k] for k in key}, None)
+        await conn.execute(insert(table).values(row))
+        self._changed()
+
+    async def delete(self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any]) -> None:
+        where = and_(*(table.c[k] == v for k, v in key.items()))
+        before = (await conn.execute(select(table).where(where))).first()
+        if before is not None:
+            await self._record(conn, target, table, key, before)
+            await conn.execute(delete(table).where(where))
+            self._changed()
+
+    async def update(
+        self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any], values: dict[str, Any]
+    ) -> None:
+        where = and_(*(table.c[k] == v for k, v in key.items()))
+        before = (await conn.execute(select(table).where(where))).first()
+        if before is None:
+            raise LookupError(f"{table.name} has no row {key}")
+        await self._record(conn, target, table, key, before)
+        await conn.execute(update(table).where(where).values(values))
+        self._changed()
+
+
+class WorkflowRunner:
+    def __init__(
+        self,
+        store: HubStore,
+        engines: Mapping[str, AsyncEngine],
+        tables: Mapping[tuple[str, str], Table],
+        crash_after: tuple[str, int] | None = None,
+    ):
+        self.store = store
+        self.engines = {**engines, HUB_STORE: store.engine}
+        self.tables = tables
+        # A drill: (workflow kind, n) kills the process after the run's n-th change, before it
+        # commits, to rehearse recovery (HUB_CRASH_DRILL=kind:n; never set in service).
+        self.crash_after = crash_after
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def run(
+        self,
+        kind: str,
+        client: str,
+        idempotency_key: str | None,
+        arguments: dict[str, Any],
+        body: Callable[[Journal], Awaitable[dict[str, Any]]],
+    ) -> Outcome:
+        """Run `body` once; with an idempotency key, a retry with the same input answers the
+        first outcome and changes nothing, a retry with other input is a CONFLICT."""
+        input_hash = hashlib.sha256(_dump({"kind": kind, "input": arguments}).encode()).hexdigest()
+        if idempotency_key is None:
+            return await self._run_once(kind, client, None, input_hash, body)
+        lock = self._locks.setdefault((client, idempotency_key), asyncio.Lock())
+        async with lock:  # two identical requests at once: the second waits and answers the first's outcome
+            earlier = await self._earlier(client, idempotency_key)
+            if earlier is not None:
+                return _replay(earlier, input_hash)
+            try:
+                return await self._run_once(kind, client, idempotency_key, input_hash, body)
+            except _Claimed:
+                earlier = await self._earlier(client, idempotency_key)
+                return _replay(earlier, input_hash) if earlier is not None else _busy()
+
+    async def _earlier(self, client: str, key: str) -> Any:
+        async with self.store.engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(RUN).where(and_(RUN.c.client == client, RUN.c.idempotency_key == key))
+                )
+            ).first()
+
+    async def _run_once(
+        self,
+        kind: str,
+        client: str,
+        key: str | None,
+        input_hash: str,
+        body: Callable[[Journal], Awaitable[dict[str, Any]]],
+    ) -> Outcome:
+        now = datetime.now(UTC)
+        try:
+            async with self.store.engine.begin() as conn:
+                run_id = (
+                    await conn.execute(
+                        insert(RUN).values(
+                            kind=kind,
+                            client=client,
+                            idempotency_key=key,
+                            input_hash=input_hash,
+                            status="RUNNING",
+                            started_at=now,
+                        )
+                    )
+                ).inserted_primary_key[0]
+        except IntegrityError:
+            raise _Claimed from None
+        journal = Journal(self, run_id, kind)
+        try:
+            result = await body(journal)
+        except UserFailure as failure:
+            await self.undo(run_id)
+            outcome = Outcome(errors=[failure])
+            # A broken rule stays broken on retry: its answer is kept; an unreachable source is not.
+            kept = failure.code != "SOURCE_UNAVAILABLE"
+            await self._finish(run_id, "DONE" if kept else "UNDONE", outcome, forget_key=not kept)
+            return outcome
+        except BaseException:
+            await self.undo(run_id)
+            await self._finish(run_id, "UNDONE", None, forget_key=True)
+            raise
+        outcome = Outcome(result=result)
+        await self._finish(run_id, "DONE", outcome, forget_key=False)
+        return outcome
+
+    async def _finish(self, run_id: int, status: str, outcome: Outcome | None, forget_key: bool) -> None:
+        values: dict[str, Any] = {"status": status, "finished_at": datetime.now(UTC)}
+        if outcome is not None:
+            values["result"] = _dump(
+                {"result": outcome.result, "errors": [[e.code, e.message, e.field] for e in outcome.errors]}
+            )
+        if forget_key:
+            values["idempotency_key"] = None  # the next retry runs again
+        async with self.store.engine.begin() as conn:
+            await conn.execute(update(RUN).where(RUN.c.id == run_id).values(values))
+
+    async def undo(self, run_id: int) -> None:
+        """Write every before-image of the run back, newest first."""
+        async with self.store.engine.connect() as conn:
+            entries = (
+                await conn.execute(
+                    select(JOURNAL).where(JOURNAL.c.run_id == run_id).order_by(JOURNAL.c.id.desc())
+                )
+            ).all()
+        for entry in entries:
+            table = self.tables[(entry.target, entry.table_name)]
+            key = orjson.loads(entry.key)
+            where = and_(*(table.c[k] == _column_value(table, k, v) for k, v in key.items()))
+            async with self.engines[entry.target].begin() as conn:
+                await conn.execute(delete(table).where(where))
+                if entry.before is not None:
+                    before = orjson.loads(entry.before)
+                    await conn.execute(
+                        insert(table).values({k: _column_value(table, k, v) for k, v in before.items()})
+                    )
+
+    async def recover(self) -> int:
+        """Undo every run a crash left unfinished; how many there were."""
+        async with self.store.engine.connect() as conn:
+            unfinished = [
+                r.id for r in (await conn.execute(select(RUN.c.id).where(RUN.c.status == "RUNNING"))).all()
+            ]
+        for run_id in unfinished:
+            await self.undo(run_id)
+            await self._finish(run_id, "UNDONE", None, forget_key=True)
+        return len(unfinished)
+
+
+class _Claimed(Exception):
+    """Another process holds the idempotency key."""
+
+
+def _replay(earlier: Any, input_hash: str) -> Outcome:
+    if earlier.input_hash != input_hash:
+        return Outcome(
+            errors=[
+                UserFailure(
+                    "CONFLICT", "This idempotency key was used with other input.", ["input", "idempotencyKey"]
+                )
+            ]
+        )
+    if earlier.status != "DONE" or earlier.result is None:
+        return _busy()
+    stored = orjson.loads(earlier.result)
+    return Outcome(result=stored["result"], errors=[UserFailure(c, m, f) for c, m, f in stored["errors"]])
+
+
+def _busy() -> Outcome:
+    return Outcome(
+        errors=[
+            UserFailure(
+                "CONFLICT",
+                "A request with this idempotency key is still running.",
+                ["input", "idempotencyKey"],
+            )
+        ]
+    )
+
+
+def _column_value(table: Table, column: str, value: Any) -> Any:
+    """JSON gives dates back as text: a Date or DateTime column gets its value again."""
+    if not isinstance(value, str):
+        return value
+    try:
+        python_type = table.c[column].type.python_type
+    except NotImplementedError:
+        return value
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    if python_type is date:
+        return date.fromisoformat(value)
+    return value

@@ -1,0 +1,89 @@
+"""The hub's own records that a workflow keeps in step with the agencies: identity links and
+the identifiers a person is found by, written through the journal like every other change."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, select
+
+from adapters.records import Agency, LinkConfidence, NotificationKind
+from identity.store import IDENTIFIER, LINK, HubStore, IdentifierKind
+from notifications.emit import notify
+from workflows.engine import HUB_STORE, Journal
+
+
+async def link_record(
+    journal: Journal,
+    person_id: int,
+    agency: Agency,
+    record_type: str,
+    record_key: str,
+    owner_key: str,
+    evidence: str,
+) -> None:
+    """A confirmed link, unless the record is linked already."""
+    async with journal.writing(HUB_STORE) as conn:
+        known = (
+            await conn.execute(
+                select(LINK.c.id).where(
+                    and_(LINK.c.record_type == record_type, LINK.c.record_key == record_key)
+                )
+            )
+        ).first()
+        if known is None:
+            await journal.insert(
+                conn,
+                HUB_STORE,
+                LINK,
+                {
+                    "person_id": person_id,
+                    "agency": agency.value,
+                    "record_type": record_type,
+                    "record_key": record_key,
+                    "owner_key": owner_key,
+                    "confidence": LinkConfidence.CONFIRMED.value,
+                    "evidence": evidence,
+                },
+                ["person_id", "record_type", "record_key"],
+            )
+
+
+async def add_identifier(journal: Journal, kind: IdentifierKind, value: str, person_id: int) -> None:
+    async with journal.writing(HUB_STORE) as conn:
+        known = (
+            await conn.execute(
+                select(IDENTIFIER.c.person_id).where(
+                    and_(IDENTIFIER.c.kind == kind.value, IDENTIFIER.c.value == value)
+                )
+            )
+        ).first()
+        if known is None:
+            await journal.insert(
+                conn,
+                HUB_STORE,
+                IDENTIFIER,
+                {"kind": kind.value, "value": value, "person_id": person_id},
+                ["kind", "value"],
+            )
+
+
+async def announce(
+    journal: Journal,
+    store: HubStore,
+    person_id: int | None,
+    kind: NotificationKind,
+    message: str,
+    subject: tuple[str, str] | None = None,
+) -> None:
+    """Tell the person, as the run's last step: once per run, even when a retry re-answers."""
+    if person_id is None:
+        return
+    subject_type, subject_key = subject if subject else (None, None)
+    await notify(
+        store,
+        person_id,
+        kind,
+        message,
+        subject_type=subject_type,
+        subject_key=subject_key,
+        key=f"run:{journal.run_id}",
+    )

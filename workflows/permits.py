@@ -1,0 +1,499 @@
+"""The work-permit lifecycle (DOMAIN.md workflows 1 and 6): apply, issue the Notification
+Letter or reject, activate after entry, extend, change, cancel; whenever a permit is
+activated, extended, changed or cancelled, the permit information on the person's cards
+changes with it, in the same run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+
+from access.qr import PermitKeys
+from adapters import Sources
+from adapters.base import SourceDataInvalid
+from adapters.card_service import writes as card_writes
+from adapters.countries import ALPHA3
+from adapters.exit_entry.mapping import slash_date
+from adapters.exit_entry.tables import CRJ_RJ
+from adapters.identifiers import DISTRICT_CODE, is_valid_credit_code
+from adapters.records import Agency, NotificationKind, WorkPermit, WorkPermitStatus
+from adapters.work_permit import mapping as wp_mapping
+from adapters.work_permit import writes as wp_writes
+from identity.linking import passport_identifier
+from identity.store import (
+    INDEX,
+    PASSPORT,
+    PERSON,
+    HubStore,
+    IdentifierKind,
+)
+from settings import SHANGHAI
+from workflows.engine import HUB_STORE, Journal, UserFailure
+from workflows.hub_records import add_identifier, announce, link_record
+from workflows.tables import PendingPermit
+
+PENDING = PendingPermit.__table__  # type: ignore[attr-defined]
+WP = Agency.WORK_PERMIT_SYSTEM.value
+SEX_CODES = {"MALE": "M", "FEMALE": "F"}
+
+
+@dataclass(frozen=True)
+class PermitWork:
+    """What a permit workflow needs: the sources, the hub's store and its clock."""
+
+    sources: Sources
+    store: HubStore
+    today: date
+    qr_keys: PermitKeys | None = None  # to verify a permit's QR code presented as evidence
+
+    # ------------------------------------------------------------ reads
+
+    async def current_period(self, number: str, field: list[str]) -> WorkPermit:
+        found = (await self.sources.work_permits.current_permit_by_number([number.strip()], self.today))[0]
+        if found is None:
+            raise UserFailure("NOT_FOUND", f"No work permit has the number {number!r}.", field)
+        if isinstance(found, SourceDataInvalid):
+            raise UserFailure("SOURCE_UNAVAILABLE", "The work-permit record cannot be read.", field)
+        return found
+
+    async def period(self, key: str, field: list[str]) -> WorkPermit:
+        found = (await self.sources.work_permits.permits_by_id([key], self.today))[0]
+        if found is None or isinstance(found, SourceDataInvalid):
+            raise UserFailure("NOT_FOUND", "No work permit period has this id.", field)
+        return found
+
+    async def person_of(self, permit: WorkPermit) -> int | None:
+        return (await self.store.person_ids_by_owner([("WP_SQR", permit.owner)]))[0]
+
+    async def employer_name(self, credit_code: str) -> str:
+        employer = (await self.sources.work_permits.employers_by_credit_code([credit_code]))[0]
+        if employer is None:
+            employer = (await self.sources.insurance.employers_by_credit_code([credit_code]))[0]
+        return employer.name if employer else credit_code
+
+    # ------------------------------------------------------------ the hub's own records
+
+    async def register_person(
+        self, journal: Journal, opened: wp_writes.OpenedPeriod, application: wp_writes.Application
+    ) -> int:
+        """A new applicant becomes a person of the hub at once, findable by permit and passport."""
+        key = str(opened.applicant_key)
+        async with journal.writing(HUB_STORE) as conn:
+            found = (
+                await conn.execute(select(PERSON.c.id).where(PERSON.c.anchor_key == key))
+            ).scalar_one_or_none()
+            if found is None:
+                latest = (
+                    await conn.execute(select(PERSON.c.id).order_by(PERSON.c.id.desc()).limit(1))
+                ).scalar()
+                person_id = int(latest or 0) + 1
+                core = {
+                    "id": person_id,
+                    "surname": application.surname,
+                    "given_names": application.given_names,
+                    "sex": {"M": "MALE", "F": "FEMALE"}[application.sex_code],
+                    "birth_date": application.birth_date,
+                    "nationality": application.nationality,
+                    "anchor_key": key,
+                }
+                await journal.insert(conn, HUB_STORE, PERSON, core, ["id"])
+                index = {"person_id": person_id, "nationality": application.nationality, "insured": False}
+                await journal.insert(conn, HUB_STORE, INDEX, index, ["person_id"])
+                passport = {
+                    "person_id": person_id,
+                    "number": application.passport_number,
+                    "nationality": application.nationality,
+                    "valid_from": None,
+                    "valid_to": None,
+                    "current": True,
+                }
+                passport_key = ["person_id", "number", "nationality"]
+                await journal.insert(conn, HUB_STORE, PASSPORT, passport, passport_key)
+            else:
+                person_id = int(found)
+        await link_record(journal, person_id, Agency.WORK_PERMIT_SYSTEM, "WP_SQR", key, key, "applicant")
+        await add_identifier(journal, IdentifierKind.WORK_PERMIT_NUMBER, opened.permit_number, person_id)
+        passport = passport_identifier(application.passport_number, application.nationality)
+        await add_identifier(journal, IdentifierKind.PASSPORT, passport, person_id)
+        return person_id
+
+    async def refresh_index(self, journal: Journal, person_id: int | None, applicant_key: str) -> None:
+        """The person index follows the current period, so statistics stay current."""
+        if person_id is None:
+            return
+        current = (
+            await self.sources.work_permits.current_permit_by_applicant([(applicant_key,)], self.today)
+        )[0]
+        if current is None or isinstance(current, SourceDataInvalid):
+            return
+        raw_status = current.status
+        if (
+            raw_status is WorkPermitStatus.EXPIRED
+            and current.valid_to is not None
+            and current.valid_to < self.today
+        ):
+            raw_status = (
+                WorkPermitStatus.VALID
+            )  # the index keeps the raw status; expiry is computed when counted
+        async with journal.writing(HUB_STORE) as conn:
+            await journal.update(
+                conn,
+                HUB_STORE,
+                INDEX,
+                {"person_id": person_id},
+                {
+                    "talent_category": current.category.value,
+                    "permit_status": raw_status.value,
+                    "permit_valid_to": current.valid_to,
+                    "work_district": current.work_district,
+                    "employer_credit_code": current.employer.credit_code if current.employer else None,
+                },
+            )
+
+    async def carry_onto_cards(
+        self, journal: Journal, person_id: int | None, number: str, status_code: str, valid_to: date | None
+    ) -> None:
+        """DOMAIN.md workflow 6: the cards carry the permit as it now stands."""
+        if person_id is None:
+            return
+        holders = (await self.store.links_by_person([person_id]))[0].owners(Agency.CARD_SERVICE)
+        async with journal.writing(Agency.CARD_SERVICE.value) as conn:
+            await card_writes.load_permit(
+                journal, conn, holders, number, status_code, valid_to, datetime.now(SHANGHAI)
+            )
+
+
+# ---------------------------------------------------------------- the mutations' bodies
+
+
+async def apply(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -> dict[str, Any]:
+    applicant = arguments["applicant"]
+    sex = SEX_CODES.get(applicant["sex"])
+    if sex is None:
+        raise UserFailure(
+            "INVALID_INPUT",
+            "The work-permit system records sex as MALE or FEMALE only.",
+            ["input", "applicant", "sex"],
+        )
+    nationality = applicant["nationality"].strip().upper()
+    if nationality not in ALPHA3:
+        raise UserFailure(
+            "INVALID_INPUT",
+            "Must be an ISO 3166-1 alpha-3 country code.",
+            ["input", "applicant", "nationality"],
+        )
+    credit_code = arguments["employerCreditCode"].strip().upper()
+    if not is_valid_credit_code(credit_code):
+        raise UserFailure(
+            "INVALID_INPUT",
+            "Not a Unified Social Credit Code (GB 32100 check character).",
+            ["input", "employerCreditCode"],
+        )
+    if not DISTRICT_CODE.match(arguments["workDistrict"].strip()):
+        raise UserFailure(
+            "INVALID_INPUT", "Must be a 6-digit GB/T 2260 division code.", ["input", "workDistrict"]
+        )
+    if arguments["validTo"] <= work.today:
+        raise UserFailure("INVALID_INPUT", "Must be after today.", ["input", "validTo"])
+    name = applicant["name"]
+    if not name["surname"].strip():
+        raise UserFailure(
+            "INVALID_INPUT", "A surname is required.", ["input", "applicant", "name", "surname"]
+        )
+    if not arguments["position"].strip():
+        raise UserFailure("INVALID_INPUT", "A position is required.", ["input", "position"])
+    passport = applicant["passportNumber"].strip().upper()
+    async with journal.writing(WP) as conn:
+        known = await wp_writes.applicant_by_passport(conn, passport, nationality)
+    if known is not None:
+        current = (await work.sources.work_permits.current_permit_by_applicant([(str(known),)], work.today))[
+            0
+        ]
+        if isinstance(current, WorkPermit) and current.status in (
+            WorkPermitStatus.UNDER_REVIEW,
+            WorkPermitStatus.NOTICE_ISSUED,
+            WorkPermitStatus.VALID,
+        ):
+            raise UserFailure(
+                "NOT_ELIGIBLE",
+                f"This passport's holder already has permit {current.number} ({current.status.value}).",
+                ["input", "applicant", "passportNumber"],
+            )
+    application = wp_writes.Application(
+        surname=name["surname"].strip(),
+        given_names=(name.get("givenNames") or "").strip() or None,
+        sex_code=sex,
+        birth_date=applicant["birthDate"],
+        nationality=nationality,
+        passport_number=passport,
+        employer_credit_code=credit_code,
+        employer_name=await work.employer_name(credit_code),
+        category=arguments["category"],
+        position=arguments["position"].strip(),
+        work_district=arguments["workDistrict"].strip(),
+    )
+    async with journal.writing(WP) as conn:
+        opened = await wp_writes.open_period(journal, conn, application, work.today)
+    person_id = await work.register_person(journal, opened, application)
+    async with journal.writing(HUB_STORE) as conn:
+        # The requested end date is the hub's until the notice writes YXQQ/YXQZ.
+        await journal.insert(
+            conn,
+            HUB_STORE,
+            PENDING,
+            {"permit_key": opened.permit_key, "valid_to": arguments["validTo"]},
+            ["permit_key"],
+        )
+    await work.refresh_index(journal, person_id, str(opened.applicant_key))
+    return {"permit": str(opened.permit_key)}
+
+
+async def issue_notice(work: PermitWork, journal: Journal, permit_key: str) -> dict[str, Any]:
+    permit = await work.period(permit_key, ["input", "workPermitId"])
+    if permit.status is not WorkPermitStatus.UNDER_REVIEW:
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            f"Only an application under review gets a letter; this one is {permit.status.value}.",
+            ["input", "workPermitId"],
+        )
+    async with work.store.engine.connect() as conn:
+        requested = (
+            await conn.execute(select(PENDING.c.valid_to).where(PENDING.c.permit_key == int(permit.key)))
+        ).scalar_one_or_none()
+    if requested is None or requested <= work.today:
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            "The application has no requested end date after today.",
+            ["input", "workPermitId"],
+        )
+    async with journal.writing(WP) as conn:
+        letter = await wp_writes.next_letter_number(conn, work.today)
+        await wp_writes.update_period(
+            journal,
+            conn,
+            int(permit.key),
+            {
+                "ZT": "20",
+                "TZSBH": letter,
+                "TZRQ": wp_mapping.compact_date(work.today),
+                "YXQQ": wp_mapping.compact_date(work.today),
+                "YXQZ": wp_mapping.compact_date(requested),
+            },
+        )
+        await wp_writes.decide_application(journal, conn, int(permit.key), work.today, wp_writes.APPROVED)
+        await wp_writes.business_record(
+            journal, conn, int(permit.key), "TZ", work.today, decided=work.today, outcome=wp_writes.APPROVED
+        )
+    async with journal.writing(HUB_STORE) as conn:
+        await journal.delete(conn, HUB_STORE, PENDING, {"permit_key": int(permit.key)})
+    await work.refresh_index(journal, await work.person_of(permit), permit.owner)
+    return {"permit": permit.key}
+
+
+async def reject(work: PermitWork, journal: Journal, permit_key: str, reason: str) -> dict[str, Any]:
+    permit = await work.period(permit_key, ["input", "workPermitId"])
+    if permit.status is not WorkPermitStatus.UNDER_REVIEW:
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            f"Only an application under review can be rejected; this one is {permit.status.value}.",
+            ["input", "workPermitId"],
+        )
+    if not reason.strip():
+        raise UserFailure("INVALID_INPUT", "A rejection gives its reason.", ["input", "reason"])
+    async with journal.writing(WP) as conn:
+        await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "60"})
+        await wp_writes.decide_application(journal, conn, int(permit.key), work.today, wp_writes.REJECTED)
+        await wp_writes.business_record(
+            journal,
+            conn,
+            int(permit.key),
+            "BH",
+            work.today,
+            decided=work.today,
+            outcome=wp_writes.APPROVED,
+            remark=reason.strip(),
+        )
+    await work.refresh_index(journal, await work.person_of(permit), permit.owner)
+    return {"permit": permit.key}
+
+
+async def activate(work: PermitWork, journal: Journal, number: str, entered_on: date) -> dict[str, Any]:
+    permit = await work.current_period(number, ["input", "workPermitNumber"])
+    if permit.status is not WorkPermitStatus.NOTICE_ISSUED:
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            f"Only a permit with a Notification Letter is activated; this one is {permit.status.value}.",
+            ["input", "workPermitNumber"],
+        )
+    if entered_on > work.today:
+        raise UserFailure("INVALID_INPUT", "The entry cannot be in the future.", ["input", "enteredOn"])
+    person_id = await work.person_of(permit)
+    travellers = (
+        (await work.store.links_by_person([person_id]))[0].owners(Agency.EXIT_ENTRY) if person_id else ()
+    )
+    async with work.sources.exit_entry.engine.connect() as conn:
+        entered = (
+            (
+                await conn.execute(
+                    select(CRJ_RJ.c.RYBH)
+                    .where(and_(CRJ_RJ.c.RYBH.in_(travellers), CRJ_RJ.c.RJRQ == slash_date(entered_on)))
+                    .limit(1)
+                )
+            ).first()
+            if travellers
+            else None
+        )
+    if entered is None:
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            "A permit becomes valid only after an entry: exit-entry has no entry of the holder on that day.",
+            ["input", "enteredOn"],
+        )
+    async with journal.writing(WP) as conn:
+        await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "30"})
+        await wp_writes.business_record(
+            journal, conn, int(permit.key), "JH", entered_on, decided=work.today, outcome=wp_writes.APPROVED
+        )
+    await work.carry_onto_cards(journal, person_id, permit.number, "30", permit.valid_to)
+    await work.refresh_index(journal, person_id, permit.owner)
+    message = f"Your work permit {permit.number} is valid until {permit.valid_to}; your cards carry it."
+    await announce(
+        journal, work.store, person_id, NotificationKind.PERMIT_CHANGED, message, ("WorkPermit", permit.key)
+    )
+    return {"permit": permit.key}
+
+
+async def extend(work: PermitWork, journal: Journal, number: str, valid_to: date) -> dict[str, Any]:
+    permit = await _valid(work, number)
+    if permit.valid_to is not None and valid_to <= permit.valid_to:
+        raise UserFailure(
+            "INVALID_INPUT",
+            f"An extension ends after the current end, {permit.valid_to.isoformat()}.",
+            ["input", "validTo"],
+        )
+    async with journal.writing(WP) as conn:
+        # A legacy physical permit moves to the integrated procedure on its first extension.
+        await wp_writes.update_period(
+            journal, conn, int(permit.key), {"YXQZ": wp_mapping.compact_date(valid_to), "STZ": "0"}
+        )
+        await wp_writes.business_record(
+            journal,
+            conn,
+            int(permit.key),
+            "YQ",
+            work.today,
+            decided=work.today,
+            outcome=wp_writes.APPROVED,
+            remark=f"YXQZ: {permit.valid_to} -> {valid_to}",
+        )
+    person_id = await work.person_of(permit)
+    await work.carry_onto_cards(journal, person_id, permit.number, "30", valid_to)
+    await work.refresh_index(journal, person_id, permit.owner)
+    message = f"Your work permit {permit.number} is extended until {valid_to}."
+    await announce(
+        journal, work.store, person_id, NotificationKind.PERMIT_CHANGED, message, ("WorkPermit", permit.key)
+    )
+    return {"permit": permit.key}
+
+
+async def change(
+    work: PermitWork, journal: Journal, number: str, arguments: dict[str, Any]
+) -> dict[str, Any]:
+    permit = await _valid(work, number)
+    values: dict[str, Any] = {}
+    remarks: list[str] = []
+    credit_code = (arguments.get("employerCreditCode") or "").strip().upper()
+    if credit_code:
+        if not is_valid_credit_code(credit_code):
+            raise UserFailure(
+                "INVALID_INPUT",
+                "Not a Unified Social Credit Code (GB 32100 check character).",
+                ["input", "employerCreditCode"],
+            )
+        name = await work.employer_name(credit_code)
+        values |= {"TYSHXYDM": credit_code, "DWMC": name}
+        remarks.append(f"DWMC: {permit.employer.name if permit.employer else ''} -> {name}")
+    position = (arguments.get("position") or "").strip()
+    if position:
+        values["ZW"] = position
+        remarks.append(f"ZW: {permit.position or ''} -> {position}")
+    district = (arguments.get("workDistrict") or "").strip()
+    if district:
+        if not DISTRICT_CODE.match(district):
+            raise UserFailure(
+                "INVALID_INPUT", "Must be a 6-digit GB/T 2260 division code.", ["input", "workDistrict"]
+            )
+        values["GZDD"] = district
+        remarks.append(f"GZDD: {permit.work_district or ''} -> {district}")
+    if not values:
+        raise UserFailure(
+            "INVALID_INPUT",
+            "A change names at least one of employerCreditCode, position, workDistrict.",
+            ["input"],
+        )
+    async with journal.writing(WP) as conn:
+        await wp_writes.update_period(journal, conn, int(permit.key), {**values, "STZ": "0"})
+        await wp_writes.business_record(
+            journal,
+            conn,
+            int(permit.key),
+            "BG",
+            work.today,
+            decided=work.today,
+            outcome=wp_writes.APPROVED,
+            remark="; ".join(remarks),
+        )
+    person_id = await work.person_of(permit)
+    await work.carry_onto_cards(journal, person_id, permit.number, "30", permit.valid_to)
+    await work.refresh_index(journal, person_id, permit.owner)
+    message = f"Your work permit {permit.number} was changed: {'; '.join(remarks)}."
+    await announce(
+        journal, work.store, person_id, NotificationKind.PERMIT_CHANGED, message, ("WorkPermit", permit.key)
+    )
+    return {"permit": permit.key}
+
+
+async def cancel(work: PermitWork, journal: Journal, number: str, reason: str) -> dict[str, Any]:
+    permit = await work.current_period(number, ["input", "workPermitNumber"])
+    if permit.status not in (WorkPermitStatus.VALID, WorkPermitStatus.NOTICE_ISSUED):
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            f"Only a valid or notice-issued permit is cancelled; this one is {permit.status.value}.",
+            ["input", "workPermitNumber"],
+        )
+    if not reason.strip():
+        raise UserFailure("INVALID_INPUT", "A cancellation gives its reason.", ["input", "reason"])
+    async with journal.writing(WP) as conn:
+        await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "40"})
+        await wp_writes.business_record(
+            journal,
+            conn,
+            int(permit.key),
+            "ZX",
+            work.today,
+            decided=work.today,
+            outcome=wp_writes.APPROVED,
+            remark=reason.strip(),
+        )
+    person_id = await work.person_of(permit)
+    await work.carry_onto_cards(journal, person_id, permit.number, "40", permit.valid_to)
+    await work.refresh_index(journal, person_id, permit.owner)
+    message = f"Your work permit {permit.number} was cancelled: {reason.strip()}."
+    await announce(
+        journal, work.store, person_id, NotificationKind.PERMIT_CANCELLED, message, ("WorkPermit", permit.key)
+    )
+    return {"permit": permit.key}
+
+
+async def _valid(work: PermitWork, number: str) -> WorkPermit:
+    permit = await work.current_period(number, ["input", "workPermitNumber"])
+    if permit.status is not WorkPermitStatus.VALID:
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            f"Only a valid permit is extended or changed; this one is {permit.status.value}.",
+            ["input", "workPermitNumber"],
+        )
+    return permit

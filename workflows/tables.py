@@ -1,0 +1,48 @@
+"""Workflow state in the hub's store: each run, and the journal of what it changed where."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+
+class WorkflowRun(SQLModel, table=True):
+    """One mutation's run. `(client, idempotency_key)` is unique, so a retry finds the first run."""
+
+    __tablename__ = "workflow_run"
+    __table_args__ = (UniqueConstraint("client", "idempotency_key", name="uq_workflow_idempotency"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    client: str
+    idempotency_key: str | None = None
+    input_hash: str
+    status: str = Field(index=True)  # RUNNING, DONE, UNDONE
+    result: str | None = None  # JSON: what the payload is built from
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class WorkflowJournal(SQLModel, table=True):
+    """A before-image written durably *before* the change it describes, so that an unfinished
+    run can be undone after a crash: the row as it was (None: the row did not exist)."""
+
+    __tablename__ = "workflow_journal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True, foreign_key="workflow_run.id")
+    target: str  # an agency, or HUB_STORE
+    table_name: str
+    key: str  # JSON object: the row's key columns
+    before: str | None = None  # JSON object, or None when the change inserts the row
+
+
+class PendingPermit(SQLModel, table=True):
+    """The end date an application asks for, kept by the hub until the notice writes it
+    (`YXQQ`/`YXQZ` stay empty in the work-permit system before approval)."""
+
+    __tablename__ = "pending_permit"
+
+    permit_key: int = Field(primary_key=True)
+    valid_to: date
