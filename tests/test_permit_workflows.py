@@ -848,3 +848,223 @@ async def test_an_e_card_is_registered_only_for_the_real_name_and_person(
         headers={"Authorization": f"Bearer {registered['cardholderToken']}"},
     )
     assert me["data"]["me"]["socialSecurityNumber"] == number
+
+
+async def _under_review(hub: httpx.AsyncClient, passport: str) -> dict[str, Any]:
+    answer = await mutate(hub, "applyForWorkPermit", application(passport))
+    permit: dict[str, Any] = answer["workPermit"]
+    return permit
+
+
+async def test_a_z_visa_needs_a_letter_of_a_notice_issued_or_valid_permit(
+    hub: httpx.AsyncClient, estate: Settings
+) -> None:
+    wp = estate.source_urls[Agency.WORK_PERMIT_SYSTEM]
+    cancelled = await rows(
+        wp,
+        """SELECT x."TZSBH", s."HZHM", s."GJ" FROM "WP_XKZ" x JOIN "WP_SQR" s ON s."SQRID" = x."SQRID" WHERE x."ZT" = '40' AND x."TZSBH" <> '' LIMIT 1""",
+    )
+    letter = cancelled[0]
+    answer = await _as(
+        hub,
+        estate,
+        CallerRole.VISA_AUTHORITY,
+        "visa-application",
+        "issueZVisa",
+        "visa { number }",
+        {
+            "passport": {"number": letter.HZHM, "nationality": letter.GJ},
+            "notificationLetterNumber": letter.TZSBH,
+            "validTo": "2026-09-01",
+        },
+    )
+    assert [(e["code"], e["field"]) for e in answer["userErrors"]] == [
+        ("NOT_ELIGIBLE", ["input", "notificationLetterNumber"])
+    ]
+    unknown = await _as(
+        hub,
+        estate,
+        CallerRole.VISA_AUTHORITY,
+        "visa-application",
+        "issueZVisa",
+        "visa { number }",
+        {
+            "passport": {"number": letter.HZHM, "nationality": letter.GJ},
+            "notificationLetterNumber": "TZ20260000000",
+            "validTo": "2026-09-01",
+        },
+    )
+    assert [(e["code"], e["field"]) for e in unknown["userErrors"]] == [
+        ("NOT_FOUND", ["input", "notificationLetterNumber"])
+    ]
+
+
+async def test_enrollment_rules(hub: httpx.AsyncClient, estate: Settings) -> None:
+    permit = await _under_review(hub, "C0300001")
+    base = {
+        "workPermitNumber": permit["number"],
+        "evidence": {"notificationLetterNumber": "TZ20260000001"},
+        "employerCreditCode": CREDIT_CODE,
+        "insuringDistrict": "110105",
+    }
+    not_valid = await _as(
+        hub,
+        estate,
+        CallerRole.SOCIAL_INSURANCE_AGENCY,
+        "insurance-enrollment",
+        "enrollInInsurance",
+        ENROLLED,
+        base,
+    )
+    assert [(e["code"], e["field"]) for e in not_valid["userErrors"]] == [
+        ("NOT_ELIGIBLE", ["input", "workPermitNumber"])
+    ]
+    valid = await _valid_with_cards(estate)
+    employer = (
+        await rows(
+            estate.source_urls[Agency.WORK_PERMIT_SYSTEM],
+            f"""SELECT "TYSHXYDM" FROM "WP_XKZ" WHERE "XKZH" = '{valid.XKZH}' AND "ZT" = '30'""",
+        )
+    )[0].TYSHXYDM
+    wrong_letter = await _as(
+        hub,
+        estate,
+        CallerRole.SOCIAL_INSURANCE_AGENCY,
+        "insurance-enrollment",
+        "enrollInInsurance",
+        ENROLLED,
+        {**base, "workPermitNumber": valid.XKZH, "employerCreditCode": employer},
+    )
+    assert [(e["code"], e["field"]) for e in wrong_letter["userErrors"]] == [
+        ("VERIFICATION_FAILED", ["input", "evidence", "notificationLetterNumber"])
+    ]
+    body = await graphql(
+        hub,
+        _gql_mutation("enrollInInsurance", ENROLLED),
+        {"input": {**base, "workPermitNumber": valid.XKZH, "employerCreditCode": employer}},
+        headers=caller_headers(estate, CallerRole.EMPLOYER, "employment", employer=CREDIT_CODE),
+    )
+    # The token is bound to another employer's credit code.
+    other_employer = body["data"]["enrollInInsurance"]
+    assert [(e["code"], e["field"]) for e in other_employer["userErrors"]] == [
+        ("FORBIDDEN", ["input", "employerCreditCode"])
+    ]
+
+
+async def test_residence_permit_periods(hub: httpx.AsyncClient, estate: Settings) -> None:
+    passport = {"number": "C0300002", "nationality": "DEU"}
+    short = application(passport["number"], validTo=(AS_OF + timedelta(days=60)).isoformat())
+    permit = (await mutate(hub, "applyForWorkPermit", short))["workPermit"]
+    await mutate(hub, "issueNotificationLetter", {"workPermitId": permit["id"]})
+    letter = (
+        await rows(
+            estate.source_urls[Agency.WORK_PERMIT_SYSTEM],
+            f"""SELECT "TZSBH" FROM "WP_XKZ" WHERE "XKZH" = '{permit["number"]}'""",
+        )
+    )[0].TZSBH
+    visa = await _as(
+        hub,
+        estate,
+        CallerRole.VISA_AUTHORITY,
+        "visa-application",
+        "issueZVisa",
+        "visa { number }",
+        {"passport": passport, "notificationLetterNumber": letter, "validTo": "2026-08-01"},
+    )
+    await _as(
+        hub,
+        estate,
+        CallerRole.EXIT_ENTRY,
+        "entry-control",
+        "recordEntry",
+        "entry { port }",
+        {
+            "passport": passport,
+            "visaNumber": visa["visa"]["number"],
+            "enteredOn": AS_OF.isoformat(),
+            "port": "PEK",
+        },
+    )
+    ending_soon = await _as(
+        hub,
+        estate,
+        CallerRole.EXIT_ENTRY,
+        "residence-application",
+        "applyForResidencePermit",
+        "residencePermit { number }",
+        {
+            "passport": passport,
+            "evidence": {"notificationLetterNumber": letter},
+            "issuingOffice": "Dongcheng",
+            "validTo": (AS_OF + timedelta(days=55)).isoformat(),
+        },
+    )
+    assert [(e["code"], e["field"]) for e in ending_soon["userErrors"]] == [
+        ("NOT_ELIGIBLE", ["input", "validTo"])
+    ]
+    seeded = await rows(
+        estate.source_urls[Agency.EXIT_ENTRY],
+        """SELECT "JLXKZH", "YXQZ" FROM "CRJ_JLXK" WHERE "ZT" = 'Y' AND "YXQZ" >= '2026/06/15' AND "YXQZ" < '2026/07/15' LIMIT 1""",
+    )
+    if seeded:
+        late = await _as(
+            hub,
+            estate,
+            CallerRole.EXIT_ENTRY,
+            "residence-application",
+            "extendResidencePermit",
+            "residencePermit { number }",
+            {"residencePermitNumber": seeded[0].JLXKZH, "validTo": "2027-01-01"},
+        )
+        assert [(e["code"], e["field"]) for e in late["userErrors"]] == [
+            ("NOT_ELIGIBLE", ["input", "residencePermitNumber"])
+        ]
+
+
+async def test_card_and_e_card_rules(hub: httpx.AsyncClient, estate: Settings) -> None:
+    in_use = (
+        await rows(
+            estate.source_urls[Agency.CARD_SERVICE],
+            """SELECT "KH" FROM "SBK_KXX" WHERE "KZT" = '1' LIMIT 1""",
+        )
+    )[0].KH
+    again = await _as(
+        hub,
+        estate,
+        CallerRole.CARD_SERVICE,
+        "card-administration",
+        "activateSocialSecurityCard",
+        "socialSecurityCard { status }",
+        {"cardNumber": in_use},
+    )
+    assert [(e["code"], e["field"]) for e in again["userErrors"]] == [
+        ("NOT_ELIGIBLE", ["input", "cardNumber"])
+    ]
+    missing = await _as(
+        hub,
+        estate,
+        CallerRole.CARD_SERVICE,
+        "card-administration",
+        "activateSocialSecurityCard",
+        "socialSecurityCard { status }",
+        {"cardNumber": "Z99999999"},
+    )
+    assert [(e["code"], e["field"]) for e in missing["userErrors"]] == [
+        ("NOT_FOUND", ["input", "cardNumber"])
+    ]
+    nobody = await _as(
+        hub,
+        estate,
+        CallerRole.CARD_SERVICE,
+        "electronic-card-registration",
+        "registerElectronicCard",
+        "electronicCard { id }",
+        {
+            "name": {"surname": "X"},
+            "identifier": {"workPermitNumber": "110000209900000000"},
+            "verification": {"method": "BANK", "passed": True, "reference": "B-1"},
+        },
+    )
+    assert [(e["code"], e["field"]) for e in nobody["userErrors"]] == [
+        ("NOT_FOUND", ["input", "identifier", "workPermitNumber"])
+    ]
