@@ -87,23 +87,35 @@ async def seed_estate(settings: Settings, persons: int = PERSONS, seed: int = SE
         await store.close()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-async def estate(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@asynccontextmanager
+async def fresh_estate(
+    backend: str, data_dir: Path, persons: int = PERSONS, seed: int = SEED
 ) -> AsyncIterator[Estate]:
-    data_dir = tmp_path_factory.mktemp(f"estate-{request.param}")
-    if request.param == "sqlite":
+    """A newly seeded and linked estate on SQLite files or on PostgreSQL databases (skipped,
+    with the reason, where no PostgreSQL server answers), dropped afterwards."""
+    if backend == "sqlite":
         settings = Settings.for_directory(data_dir, fixed_today=AS_OF)
-        yield Estate("sqlite", settings, await seed_estate(settings))
+        yield Estate(backend, settings, await seed_estate(settings, persons, seed))
         return
     reason = await postgres_unavailable()
     if reason is not None:
         pytest.skip(reason)
     settings, databases = await postgres_settings(data_dir, AS_OF)
     try:
-        yield Estate("postgresql", settings, await seed_estate(settings))
+        yield Estate(backend, settings, await seed_estate(settings, persons, seed))
     finally:
         await databases.drop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def estate(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Estate]:
+    async with fresh_estate(request.param, tmp_path_factory.mktemp(f"estate-{request.param}")) as seeded:
+        yield seeded
 
 
 @pytest.fixture(scope="session")

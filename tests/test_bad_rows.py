@@ -18,8 +18,7 @@ from identity.linking import link_estate
 from identity.store import HubStore
 from resolvers.global_ids import to_global_id
 from settings import Settings
-from tests.conftest import AS_OF, graphql, read_everything, seed_estate, serve
-from tests.databases import postgres_settings, postgres_unavailable
+from tests.conftest import BACKENDS, fresh_estate, graphql, read_everything, serve
 
 QUERY = """query($l: PersonLookup!) { person(lookup: $l) {
   name { full }
@@ -42,26 +41,14 @@ async def execute(url: str, sql: str) -> list[Any]:
         await engine.dispose()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def damaged(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Settings]:
     """A fresh small estate whose rows the tests may break."""
     data_dir = tmp_path_factory.mktemp(f"damaged-{request.param}")
-    if request.param == "sqlite":
-        settings = Settings.for_directory(data_dir, fixed_today=AS_OF)
-        await seed_estate(settings, persons=80, seed=3)
-        yield settings
-        return
-    reason = await postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    settings, databases = await postgres_settings(data_dir, AS_OF)
-    try:
-        await seed_estate(settings, persons=80, seed=3)
-        yield settings
-    finally:
-        await databases.drop()
+    async with fresh_estate(request.param, data_dir, persons=80, seed=3) as seeded:
+        yield seeded.settings
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,7 @@ from adapters.records import Agency, CallerRole
 from adapters.work_permit.tables import WP_XKZ
 from identity.store import HubStore
 from settings import Settings
-from tests.conftest import AS_OF, caller_headers, graphql, seed_estate, serve
-from tests.databases import postgres_settings, postgres_unavailable
+from tests.conftest import AS_OF, BACKENDS, caller_headers, fresh_estate, graphql, serve
 from workflows.engine import HUB_STORE, Journal
 from workflows.registry import workflow_runner
 from workflows.tables import WorkflowRun
@@ -41,26 +40,14 @@ async def rows(url: str, sql: str) -> list[Any]:
         await engine.dispose()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=BACKENDS)
 async def estate(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Settings]:
     """A fresh small estate the workflows may write to."""
     data_dir = tmp_path_factory.mktemp(f"workflows-{request.param}")
-    if request.param == "sqlite":
-        settings = Settings.for_directory(data_dir, fixed_today=AS_OF)
-        await seed_estate(settings, persons=120, seed=5)
-        yield settings
-        return
-    reason = await postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    settings, databases = await postgres_settings(data_dir, AS_OF)
-    try:
-        await seed_estate(settings, persons=120, seed=5)
-        yield settings
-    finally:
-        await databases.drop()
+    async with fresh_estate(request.param, data_dir, persons=120, seed=5) as seeded:
+        yield seeded.settings
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adapters.base import SourceDataInvalid
 from adapters.card_service import writes as card_writes
 from adapters.card_service.tables import SBK_KXX
 from adapters.identifiers import DISTRICT_CODE
 from adapters.records import (
     Agency,
     CallerRole,
-    ElectronicCardStatus,
     InsuredPerson,
     NotificationKind,
     WorkPermit,
@@ -28,7 +26,6 @@ from adapters.social_insurance.tables import AC01
 from adapters.work_permit.tables import WP_SQR
 from identity.names import fold_diacritics, name_words
 from identity.store import INDEX, IdentifierKind
-from resolvers.global_ids import from_global_id
 from settings import SHANGHAI
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.exit_entry import years_after
@@ -253,19 +250,6 @@ async def _check_evidence(
 ) -> None:
     field = ["input", "evidence", kind]
     if kind == "notificationLetterNumber":
-        if value.strip().upper() != (permit.notification_letter_number or ""):
-            raise UserFailure("VERIFICATION_FAILED", "The Notification Letter is not this permit's.", field)
-        return
-    key = value.strip().upper()
-    if not key.startswith("DZK"):
-        _type, key = from_global_id(value, "input.evidence.electronicCardId")
-    card = (await work.sources.cards.electronic_cards_by_id([key]))[0]
-    if (
-        card is None
-        or isinstance(card, SourceDataInvalid)
-        or card.status is not ElectronicCardStatus.SIGNED
-        or card.work_permit_number != permit.number
-    ):
-        raise UserFailure("VERIFICATION_FAILED", "The e-card does not carry this permit.", field)
-    if (await work.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0] != person_id:
-        raise UserFailure("VERIFICATION_FAILED", "The e-card is another person's.", field)
+        work.check_letter(permit, value, field)
+    else:
+        await work.check_electronic_card(permit, person_id, value, field)

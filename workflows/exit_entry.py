@@ -15,11 +15,10 @@ from adapters.countries import ALPHA3
 from adapters.exit_entry import writes as ee_writes
 from adapters.exit_entry.mapping import day, slash_date
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ
-from adapters.records import Agency, ElectronicCardStatus, NotificationKind, WorkPermit, WorkPermitStatus
+from adapters.records import Agency, NotificationKind, WorkPermit, WorkPermitStatus
 from identity.linking import passport_identifier
 from identity.names import normalise_passport
 from identity.store import IdentifierKind
-from resolvers.global_ids import from_global_id
 from workflows.engine import Journal, UserFailure
 from workflows.hub_records import add_identifier, announce, link_record
 from workflows.permits import PermitWork
@@ -242,24 +241,9 @@ async def _check_evidence(
     if permit is None or permit.status not in (WorkPermitStatus.NOTICE_ISSUED, WorkPermitStatus.VALID):
         raise UserFailure("NOT_ELIGIBLE", "The holder has no notice-issued or valid work permit.", field)
     if kind == "notificationLetterNumber":
-        if value.strip().upper() != (permit.notification_letter_number or ""):
-            raise UserFailure(
-                "VERIFICATION_FAILED", "The Notification Letter is not the holder's current permit's.", field
-            )
+        work.check_letter(permit, value, field)
     elif kind == "electronicCardId":
-        key = value.strip().upper()
-        if not key.startswith("DZK"):
-            _type, key = from_global_id(value, "input.evidence.electronicCardId")
-        card = (await work.sources.cards.electronic_cards_by_id([key]))[0]
-        if (
-            card is None
-            or isinstance(card, SourceDataInvalid)
-            or card.status is not ElectronicCardStatus.SIGNED
-            or card.work_permit_number != permit.number
-        ):
-            raise UserFailure("VERIFICATION_FAILED", "The e-card does not carry the holder's permit.", field)
-        if (await work.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0] != holder.person_id:
-            raise UserFailure("VERIFICATION_FAILED", "The e-card is another person's.", field)
+        await work.check_electronic_card(permit, holder.person_id, value, field)
     else:
         if work.qr_keys is None:
             raise UserFailure(

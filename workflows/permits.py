@@ -19,7 +19,14 @@ from adapters.countries import ALPHA3
 from adapters.exit_entry.mapping import slash_date
 from adapters.exit_entry.tables import CRJ_RJ
 from adapters.identifiers import DISTRICT_CODE, is_valid_credit_code
-from adapters.records import Agency, NotificationKind, WorkPermit, WorkPermitStatus
+from adapters.records import (
+    Agency,
+    ElectronicCard,
+    ElectronicCardStatus,
+    NotificationKind,
+    WorkPermit,
+    WorkPermitStatus,
+)
 from adapters.work_permit import mapping as wp_mapping
 from adapters.work_permit import writes as wp_writes
 from identity.linking import passport_identifier
@@ -30,6 +37,8 @@ from identity.store import (
     HubStore,
     IdentifierKind,
 )
+from resolvers.errors import ClientError
+from resolvers.global_ids import from_global_id
 from settings import SHANGHAI
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.hub_records import add_identifier, announce, link_record
@@ -73,6 +82,33 @@ class PermitWork:
         if employer is None:
             employer = (await self.sources.insurance.employers_by_credit_code([credit_code]))[0]
         return employer.name if employer else credit_code
+
+    # ------------------------------------------------------------ evidence a foreigner presents
+
+    @staticmethod
+    def check_letter(permit: WorkPermit, letter: str, field: list[str]) -> None:
+        if letter.strip().upper() != (permit.notification_letter_number or ""):
+            raise UserFailure("VERIFICATION_FAILED", "The Notification Letter is not this permit's.", field)
+
+    async def check_electronic_card(
+        self, permit: WorkPermit, person_id: int | None, card_id: str, field: list[str]
+    ) -> None:
+        """The e-card is signed, carries this permit, and is the person's own."""
+        key = card_id.strip().upper()
+        if not key.startswith("DZK"):
+            try:
+                _type, key = from_global_id(card_id, ".".join(field))
+            except ClientError:
+                raise UserFailure("INVALID_INPUT", "Not an e-card id.", field) from None
+        card = (await self.sources.cards.electronic_cards_by_id([key]))[0]
+        if (
+            not isinstance(card, ElectronicCard)
+            or card.status is not ElectronicCardStatus.SIGNED
+            or card.work_permit_number != permit.number
+        ):
+            raise UserFailure("VERIFICATION_FAILED", "The e-card does not carry this permit.", field)
+        if (await self.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0] != person_id:
+            raise UserFailure("VERIFICATION_FAILED", "The e-card is another person's.", field)
 
     # ------------------------------------------------------------ the hub's own records
 
