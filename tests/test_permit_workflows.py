@@ -1055,3 +1055,14 @@ async def test_card_and_e_card_rules(hub: httpx.AsyncClient, estate: Settings) -
     assert [(e["code"], e["field"]) for e in nobody["userErrors"]] == [
         ("NOT_FOUND", ["input", "identifier", "workPermitNumber"])
     ]
+
+
+async def test_concurrent_different_applications_each_get_their_own_numbers(
+    hub: httpx.AsyncClient, estate: Settings
+) -> None:
+    answers = await asyncio.gather(
+        *(mutate(hub, "applyForWorkPermit", application(f"C04000{i:02d}")) for i in range(6))
+    )
+    assert all(a["userErrors"] == [] for a in answers)
+    assert len({a["workPermit"]["number"] for a in answers}) == 6
+    assert len({a["workPermit"]["id"] for a in answers}) == 6

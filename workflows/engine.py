@@ -78,8 +78,10 @@ class Journal:
 
     @asynccontextmanager
     async def writing(self, target: str) -> AsyncIterator[AsyncConnection]:
-        """A transaction on one target's database, committed when the block ends."""
-        async with self.runner.engines[target].begin() as conn:
+        """A transaction on one target's database, committed when the block ends. Runs in this
+        process write one target at a time, so that the next number of a series (max + 1) is
+        read and used by one run only."""
+        async with self.runner.writer_lock(target), self.runner.engines[target].begin() as conn:
             yield conn
 
     async def _record(
@@ -141,6 +143,10 @@ class WorkflowRunner:
         # commits, to rehearse recovery (HUB_CRASH_DRILL=kind:n; never set in service).
         self.crash_after = crash_after
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._writers: dict[str, asyncio.Lock] = {}
+
+    def writer_lock(self, target: str) -> asyncio.Lock:
+        return self._writers.setdefault(target, asyncio.Lock())
 
     async def run(
         self,
