@@ -8,9 +8,11 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -28,11 +30,23 @@ from access.scope import scope_of
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
+from faults import install as install_faults
+from faults import plan_from_environment as fault_plan_from_environment
 from gateway import CALLER_KEY, Gate
 from identity.store import HubStore
 from notifications.connection import connection_context
 from notifications.expiry import expiry_checks, interval_from_environment
 from notifications.websocket import HubWebSocketAdapter, admit_connection, caller_of, subscriptions_handler
+from operations import (
+    ObserveRequests,
+    OperationRecorder,
+    Readiness,
+    Telemetry,
+    drain,
+    metrics_endpoint,
+    observe_engine,
+    record_errors,
+)
 from resolvers.context import Caller, Context
 from resolvers.loaders import Loaders
 from schema import build_schema
@@ -41,6 +55,9 @@ from settings import Settings
 from tracing import HUB_STORE, SourceTrace, current_trace, instrument
 from workflows.engine import WorkflowRunner
 from workflows.registry import workflow_runner
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACE_HEADER = "x-hub-trace"
 
@@ -68,14 +85,20 @@ class HubGraphQL(GraphQL[Context, None]):
         # An exception raised around execution (in an extension) skips ShapeErrors: shape it here.
         if result.errors:
             result.errors = [with_code(error) for error in result.errors]
+            record_errors(result.errors)  # metrics and the request's log line count their codes
         return process_result(result)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         hub: HubState = request.app.state.hub
         websocket = isinstance(request, WebSocket)  # subscriptions: notifications/websocket.py
         caller: Caller = caller_of(request) if websocket else request.scope["state"][CALLER_KEY]
-        trace = SourceTrace() if request.headers.get(TRACE_HEADER) == "1" else None
-        current_trace.set(trace)
+        # Every HTTP request's statements are counted for its log line (operations/requests.py);
+        # the answer reports them only when asked.
+        asked = request.headers.get(TRACE_HEADER) == "1"
+        trace = None if websocket else current_trace.get()
+        if trace is None:
+            trace = SourceTrace() if asked else None
+            current_trace.set(trace)
         today = hub.settings.today()
         audit = hub.audit if hub.settings.audit else None
         loaders = Loaders(hub.sources, hub.store, audit, today)
@@ -91,7 +114,7 @@ class HubGraphQL(GraphQL[Context, None]):
             audit=audit,
             workflows=hub.workflows,
             tokens=hub.tokens,
-            trace=trace,
+            trace=trace if asked else None,
             request=request,
             response=response,
         )
@@ -103,7 +126,9 @@ class HubGraphQL(GraphQL[Context, None]):
 
 
 async def open_hub(settings: Settings, policy: Policy) -> HubState:
-    sources = Sources.open(settings.source_urls)
+    # Each source bounded, retried and cut off by its breaker; faults injected only in drills and tests.
+    sources = Sources.open(settings.source_urls, settings.source_budgets)
+    install_faults(sources, fault_plan_from_environment())
     store = HubStore.open(settings.store_url)
     audit = AuditLog.open(settings.audit_url, load_or_create_key(settings.data_dir, AUDIT_KEY))
     for source in sources.all():
@@ -124,14 +149,27 @@ async def close_hub(hub: HubState) -> None:
     await hub.audit.close()
 
 
+def observe_hub(hub: HubState, telemetry: Telemetry) -> None:
+    """Metrics for every statement on every database; spans too when tracing is configured."""
+    for source in hub.sources.all():
+        observe_engine(source.engine, source.agency.value)
+        telemetry.instrument(source.engine, source.agency.value)
+    observe_engine(hub.store.engine, HUB_STORE)
+    telemetry.instrument(hub.store.engine, HUB_STORE)
+    observe_engine(hub.audit.engine, "AUDIT")
+
+
 async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> Starlette:
+    """The app; `span_exporter` (tests) receives its spans besides any OTEL_* exporter."""
     settings = settings or Settings.from_environment()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     schema = build_schema(settings.limits)
+    schema.extensions = (*schema.extensions, OperationRecorder)  # the operation type, for metrics and logs
+    telemetry = Telemetry.configure(exporter=span_exporter)  # OTEL_* variables; off when none is set
     # Loaded before serving: a policy that does not fit the schema stops the start.
     policy = load_policy(schema._schema, settings.policy_path)
     authority = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
@@ -141,24 +179,34 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await open_hub(settings, policy)
         app.state.hub = hub
+        observe_hub(hub, telemetry)
         try:
             async with expiry_checks(hub.sources, hub.store, settings.today, notify_interval) as task:
                 app.state.expiry_check = task
                 yield
         finally:
+            # Graceful shutdown: workflow runs and audit records in flight finish first.
+            await drain(hub, settings.shutdown_grace)
             await close_hub(hub)
+            telemetry.shutdown()
 
     view = HubGraphQL(schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
     graphql = Gate(view, authority, policy, settings.limits)
     view.admit_connection = graphql.admit_connection
     view.graphql_transport_ws_handler_class = subscriptions_handler(settings.limits.max_document_bytes)
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        Route("/healthz", healthz),
+        # Operations (no token, nothing personal): readiness per database, Prometheus metrics.
+        Route("/readyz", Readiness(settings.ready_timeout).endpoint),
+        Route("/metrics", metrics_endpoint),
+        # The published verification keys; a cardholder's QR image and signed permit document.
+        *permit_routes(graphql, settings.data_dir),
+    ]
     return Starlette(
-        routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
-            Route("/healthz", healthz),
-            # The published verification keys; a cardholder's QR image and signed permit document.
-            *permit_routes(graphql, settings.data_dir),
-        ],
+        routes=routes,
+        # Outermost: request id, per-source counts, the request's log line, metrics and span.
+        middleware=[Middleware(ObserveRequests, routes=[r.path for r in routes], telemetry=telemetry)],
         lifespan=lifespan,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -122,7 +123,11 @@ def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
 
     from access.issuing import demo_tokens
     from app import create_app
+    from operations import configure_logging
 
+    # JSON lines for every logger, uvicorn's included; its access log gives way to the hub's own
+    # request line (operations/requests.py), which names no person.
+    configure_logging(settings.log_level)
     app = create_app(settings)  # refuses to start on a policy that does not fit the schema
     if demo:
         if not asyncio.run(_estate_exists(settings)):
@@ -149,7 +154,19 @@ def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
                 file=sys.stderr,
             )
     print(f"\nGraphiQL at http://{host}:{port}/graphql", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # SIGTERM: uvicorn stops accepting, lets requests in flight finish for up to the grace, then
+    # the lifespan drains workflow runs and the audit queue (operations/shutdown.py). uvicorn
+    # raises the signal again once it is done; this handler takes it, so a clean stop exits 0.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]  # seconds
+    )
 
 
 async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:

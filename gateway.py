@@ -24,12 +24,15 @@ from strawberry.asgi import GraphQL
 
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
 from access.tokens import InvalidToken, TokenAuthority
+from adapters.base import SourceUnavailable
 from adapters.records import CallerRole
 from resolvers.context import Caller
 from schema.errors import MASKED_MESSAGE
 from settings import Limits
 
 CALLER_KEY = "caller"
+# The request id the outermost middleware gave the request (operations/requests.py), if any.
+REQUEST_ID_KEY = "request_id"
 # The codes of the view's own HTTP refusals (a body that is not JSON, no query, a mutation by GET).
 HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "BAD_REQUEST"}
 
@@ -66,7 +69,7 @@ class Gate:
             # The page itself holds no data; the queries it sends bring their token.
             await HTMLResponse(self.app.graphql_ide_html)(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
+        request_id = _request_id(scope)
         try:
             # A GET carries its document in the query string: it counts against the same limit.
             in_url = len(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
@@ -79,6 +82,12 @@ class Gate:
         sending = _Sending(send, request_id)
         try:
             await self.app(scope, _replay(body), sending)
+        except SourceUnavailable as unavailable:
+            if sending.started:
+                raise
+            # The caller's scope could not be worked out (an employer's staff): nothing is answered.
+            refused = Refused(503, "SOURCE_UNAVAILABLE", str(unavailable), {"retry-after": "5"})
+            await _refuse(send, refused, request_id)
         except Exception as error:
             if sending.started:
                 raise
@@ -182,7 +191,7 @@ class Guarded:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = uuid.uuid4().hex
+        request_id = _request_id(scope)
         try:
             caller = self.gate._admit(headers, request_id)
             if caller.role not in self.roles:
@@ -199,6 +208,11 @@ class Guarded:
             return
         response.headers["x-request-id"] = request_id
         await response(scope, receive, send)
+
+
+def _request_id(scope: Scope) -> str:
+    given = scope.get("state", {}).get(REQUEST_ID_KEY)
+    return given if isinstance(given, str) and given else uuid.uuid4().hex
 
 
 def _wants_graphiql_page(scope: Scope, headers: dict[str, str]) -> bool:

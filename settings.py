@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from adapters.base import SourceBudget
 from adapters.records import Agency
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -28,6 +29,48 @@ SOURCE_FILE_NAMES: dict[Agency, str] = {
     Agency.EXIT_ENTRY: "exit_entry.sqlite",
     Agency.BEIJING_PASS: "beijing_pass.sqlite",
 }
+
+
+# Each source's time budget (seconds per call, retries included): one default for all, and
+# one variable per agency to override it.
+SOURCE_TIMEOUT_VARIABLES: dict[Agency, str] = {
+    Agency.WORK_PERMIT_SYSTEM: "HUB_TIMEOUT_WORK_PERMIT_SECONDS",
+    Agency.SOCIAL_INSURANCE: "HUB_TIMEOUT_SOCIAL_INSURANCE_SECONDS",
+    Agency.CARD_SERVICE: "HUB_TIMEOUT_CARD_SERVICE_SECONDS",
+    Agency.EXIT_ENTRY: "HUB_TIMEOUT_EXIT_ENTRY_SECONDS",
+    Agency.BEIJING_PASS: "HUB_TIMEOUT_BEIJING_PASS_SECONDS",
+}
+
+
+def default_budgets() -> dict[Agency, SourceBudget]:
+    return {agency: SourceBudget() for agency in Agency}
+
+
+def budgets_from_environment(env: dict[str, str]) -> dict[Agency, SourceBudget]:
+    """HUB_SOURCE_TIMEOUT (2 s) or HUB_TIMEOUT_<AGENCY>_SECONDS, HUB_SOURCE_ATTEMPTS (3),
+    HUB_BREAKER_FAILURES (5), HUB_BREAKER_PAUSE (10 s); anything unreadable stops the start."""
+    default = SourceBudget()
+
+    def number(name: str, fallback: float, minimum: float) -> float:
+        text = env.get(name, "").strip()
+        if not text:
+            return fallback
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{name}: {text!r} is not a number") from None
+        if not minimum <= value < float("inf"):
+            raise ValueError(f"{name}: {text!r} is less than {minimum:g}")
+        return value
+
+    timeout = number("HUB_SOURCE_TIMEOUT", default.timeout or 2.0, 0.001)
+    attempts = int(number("HUB_SOURCE_ATTEMPTS", default.attempts, 1))
+    failures = int(number("HUB_BREAKER_FAILURES", default.breaker_failures, 1))
+    pause = number("HUB_BREAKER_PAUSE", default.breaker_pause, 0.001)
+    return {
+        agency: SourceBudget(number(variable, timeout, 0.001), attempts, failures, pause)
+        for agency, variable in SOURCE_TIMEOUT_VARIABLES.items()
+    }
 
 
 def sqlite_url(path: Path) -> str:
@@ -63,6 +106,13 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     # Only a benchmark turns the audit off, to measure what it costs; nothing else may.
     audit: bool = True
+    # Per source: time budget, retries and circuit breaker (adapters/base.py, SourceGuard).
+    source_budgets: dict[Agency, SourceBudget] = field(default_factory=default_budgets)
+    # Operations: the grace for in-flight requests and workflow runs on SIGTERM (seconds), each
+    # readiness probe's bound (seconds), and the log level of the JSON logs.
+    shutdown_grace: float = 10.0
+    ready_timeout: float = 1.0
+    log_level: str = "INFO"
 
     @classmethod
     def for_directory(cls, data_dir: Path, fixed_today: date | None = None) -> Settings:
@@ -91,6 +141,7 @@ class Settings:
             audit_url=env.get("HUB_AUDIT_URL") or defaults.audit_url,
             fixed_today=date.fromisoformat(today) if today else None,
             policy_path=Path(env["HUB_POLICY"]) if env.get("HUB_POLICY") else defaults.policy_path,
+            source_budgets=budgets_from_environment(env),
             limits=Limits(
                 max_document_bytes=int(env.get("HUB_MAX_DOCUMENT_BYTES", limits.max_document_bytes)),
                 max_depth=int(env.get("HUB_MAX_DEPTH", limits.max_depth)),
@@ -99,6 +150,9 @@ class Settings:
                 max_cost=int(env.get("HUB_MAX_COST", limits.max_cost)),
                 rate_limit=env.get("HUB_RATE_LIMIT", limits.rate_limit),
             ),
+            shutdown_grace=_seconds(env, "HUB_SHUTDOWN_GRACE", cls.shutdown_grace),
+            ready_timeout=_seconds(env, "HUB_READY_TIMEOUT", cls.ready_timeout),
+            log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
         )
 
     def today(self) -> date:
@@ -106,3 +160,24 @@ class Settings:
         if self.fixed_today is not None:
             return self.fixed_today
         return datetime.now(SHANGHAI).date()
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    """A non-negative number of seconds (fractions allowed); anything else stops the start."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name}: {value!r} is not a number of seconds") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"{name}: {value!r} is not a number of seconds")
+    return seconds
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"HUB_LOG_LEVEL: {value!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level

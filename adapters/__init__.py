@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from adapters.base import SqlSource, open_engine
+from adapters.base import SourceBudget, SourceGuard, SqlSource, open_engine
 from adapters.beijing_pass import BeijingPass
 from adapters.card_service import CardService
 from adapters.exit_entry import ExitEntry
@@ -23,13 +24,25 @@ class Sources:
     beijing_pass: BeijingPass
 
     @classmethod
-    def open(cls, urls: Mapping[Agency, str]) -> Sources:
+    def open(
+        cls, urls: Mapping[Agency, str], budgets: Mapping[Agency, SourceBudget] | None = None
+    ) -> Sources:
+        """The five sources; with `budgets` (the server's), each call to a source is bounded,
+        retried and cut off by its breaker (adapters/base.py, SourceGuard); without them
+        (batch jobs: seeding, `hub link`), reads take as long as they take."""
+
+        def source(kind: type[SqlSource], agency: Agency) -> Any:
+            budget = budgets.get(agency) if budgets is not None else None
+            if budget is None:
+                return kind(open_engine(urls[agency]))
+            return kind(open_engine(urls[agency], budget.timeout), SourceGuard(agency, budget))
+
         return cls(
-            work_permits=WorkPermitSystem(open_engine(urls[Agency.WORK_PERMIT_SYSTEM])),
-            insurance=SocialInsurance(open_engine(urls[Agency.SOCIAL_INSURANCE])),
-            cards=CardService(open_engine(urls[Agency.CARD_SERVICE])),
-            exit_entry=ExitEntry(open_engine(urls[Agency.EXIT_ENTRY])),
-            beijing_pass=BeijingPass(open_engine(urls[Agency.BEIJING_PASS])),
+            work_permits=source(WorkPermitSystem, Agency.WORK_PERMIT_SYSTEM),
+            insurance=source(SocialInsurance, Agency.SOCIAL_INSURANCE),
+            cards=source(CardService, Agency.CARD_SERVICE),
+            exit_entry=source(ExitEntry, Agency.EXIT_ENTRY),
+            beijing_pass=source(BeijingPass, Agency.BEIJING_PASS),
         )
 
     def all(self) -> tuple[SqlSource, ...]:
@@ -37,6 +50,12 @@ class Sources:
 
     def by_agency(self) -> dict[Agency, SqlSource]:
         return {source.agency: source for source in self.all()}
+
+    def sources_status(self) -> dict[str, dict[str, Any]]:
+        """Per agency: `breaker` (closed, open, half_open), `failures` (consecutive failed
+        calls), `calls`, `failedCalls`, `rejectedCalls` (failed fast while open) and
+        `timeoutSeconds`. Read by /readyz and /metrics; touches no database."""
+        return {source.agency.value: source.status() for source in self.all()}
 
     async def create_tables(self) -> None:
         for source in self.all():

@@ -1,4 +1,4 @@
-"""What every agency adapter shares: its engine, its tables, batch reads and its errors.
+"""What every agency adapter shares: its engine, its tables, batch reads, its guard and its errors.
 
 An adapter wraps one agency's legacy database as it is. Reads are batch-shaped: they take
 many keys and answer in one statement, one result per key, in the keys' order, where a
@@ -6,19 +6,40 @@ result is the record, nothing, or that key's own error::
 
     permits = await work_permits.permits_by_applicant(["17", "42"], today)
     # -> [RecordList([...]), RecordList([])]
+
+Every public coroutine method of an adapter is such a read, and runs under its source's
+guard (`SourceGuard`) when the source was opened with a time budget: within the budget,
+retried when the failure is transient, failing fast while the source's breaker is open, and
+failing as `SourceUnavailable` naming the agency.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
+import asyncio
+import functools
+import inspect
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 from sqlalchemy import ColumnElement, MetaData, Table, case, event, func, literal, select, tuple_
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from adapters.records import Agency, DataProblem, Page
+
+try:  # SQLAlchemy 2.1 names it await_; 2.0 await_only
+    from sqlalchemy.util import await_
+except ImportError:  # pragma: no cover
+    from sqlalchemy.util import await_only as await_
 
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
@@ -38,6 +59,21 @@ class SourceDataInvalid(AdapterError):
     def __init__(self, problem: DataProblem) -> None:
         super().__init__(problem.agency, problem.describe())
         self.problem = problem
+
+
+class SourceUnavailable(AdapterError):
+    """A source that failed, gave no answer within its time budget, or is cut off by its
+    breaker. The message is written for the client: it names the agency, never SQL or a
+    driver's words."""
+
+    def __init__(self, agency: Agency, reason: str) -> None:
+        super().__init__(agency, f"The {agency.value} source could not answer ({reason}).")
+        self.reason = reason
+
+
+# Unreadable legacy values met, per agency (rows that could not be mapped, and values that
+# failed their check character), since the process started: the metrics read it.
+problems_by_agency: Counter[str] = Counter()
 
 
 class RowWriter(Protocol):
@@ -71,8 +107,14 @@ class RecordList(list[R], Generic[R]):
         self.head_problem: DataProblem | None = None
 
 
-def open_engine(url: str) -> AsyncEngine:
-    """An engine for one database; SQLite files get WAL so readers never wait on a writer."""
+def open_engine(url: str, statement_timeout: float | None = None) -> AsyncEngine:
+    """An engine for one database; SQLite files get WAL so readers never wait on a writer.
+
+    `statement_timeout` (seconds) is the server's own limit on each statement where the
+    engine offers one: PostgreSQL's `statement_timeout`. SQLite has none; there a statement
+    whose caller was cancelled (a time budget ran out) is interrupted instead, so the
+    connection's worker thread is free again at once rather than when the statement ends.
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -83,18 +125,233 @@ def open_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        @event.listens_for(engine.sync_engine, "handle_error")
+        def _interrupt_when_cancelled(context: Any) -> None:
+            if isinstance(context.original_exception, asyncio.CancelledError):
+                _interrupt_sqlite(context.connection)
+
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if statement_timeout is not None and url.startswith("postgresql"):
+        milliseconds = max(1, round(statement_timeout * 1000))
+        connect_args["server_settings"] = {"statement_timeout": str(milliseconds)}
+    return create_async_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args
+    )
+
+
+def _interrupt_sqlite(connection: Any) -> None:
+    """Interrupt the statement an aiosqlite connection's thread is running (it runs on after
+    its awaiting task was cancelled, and the connection could not be closed until it ends)."""
+    try:
+        driver = connection.connection.driver_connection
+        if driver is not None:
+            await_(driver.interrupt())
+    except Exception:  # already closed or invalidated: nothing runs there
+        return
+
+
+# ---------------------------------------------------------------- time budgets, retries, breakers
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBudget:
+    """How long one call to a source may take, how a transient failure is retried, and when
+    the source is cut off (settings.py reads these per agency from the environment)."""
+
+    timeout: float | None = 2.0  # seconds per call, retries included; None: no limit (batch jobs)
+    attempts: int = 3  # tries of a read whose failure is transient (writes: one)
+    breaker_failures: int = 5  # consecutive failed calls that open the breaker
+    breaker_pause: float = 10.0  # seconds the open breaker fails fast before it lets a probe through
+
+
+_TRANSIENT = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,  # no pooled connection came free in time
+    OSError,  # refused, reset, unreachable (TimeoutError is one too)
+)
+_NOT_THE_SOURCE = (sa_exc.IntegrityError, sa_exc.ProgrammingError, sa_exc.DataError, sa_exc.NotSupportedError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """A failure that may not recur: the connection, the server or a lock, not the statement."""
+    return isinstance(error, _TRANSIENT) or (
+        isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+    )
+
+
+def is_source_failure(error: BaseException) -> bool:
+    """A failure of the source rather than of the hub's statement (a statement the database
+    refuses for its content, a key violation, is the hub's, and stays an internal error)."""
+    return is_transient(error) or (
+        isinstance(error, sa_exc.DBAPIError) and not isinstance(error, _NOT_THE_SOURCE)
+    )
+
+
+def _no_failure(error: BaseException) -> bool:
+    """What the breaker does not count: anything but an unavailable source (a broken rule, a
+    cancelled caller)."""
+    return not isinstance(error, SourceUnavailable)
+
+
+class SourceGuard:
+    """One agency's time budget, retries and circuit breaker.
+
+    A read runs within the budget (`asyncio.timeout`, which cancels the driver's work; the
+    budget includes the retries); a transient failure is retried with jittered exponential
+    backoff (tenacity) while the budget lasts; a call that still fails counts against the
+    breaker (purgatory), which after `breaker_failures` consecutive failed calls opens: calls
+    then fail at once, before any connection is taken, until `breaker_pause` has passed and
+    one call probes the source again (half-open): a success closes the breaker, a failure
+    opens it for another pause. Writes (`bounded`) share the budget and the breaker but are
+    never retried here: a workflow's run is undone and retried as a whole, by its caller.
+    """
+
+    def __init__(self, agency: Agency, budget: SourceBudget) -> None:
+        self.agency = agency
+        self.budget = budget
+        self.calls = 0
+        self.failed_calls = 0
+        self.consecutive_failures = 0
+        self.rejected_calls = 0  # failed fast while the breaker was open
+        self._breakers = AsyncCircuitBreakerFactory(
+            default_threshold=max(1, budget.breaker_failures),
+            default_ttl=budget.breaker_pause,
+            exclude=[(BaseException, _no_failure)],
+        )
+        self._breaker: Any = None
+
+    async def _get_breaker(self) -> Any:
+        if self._breaker is None:
+            self._breaker = await self._breakers.get_breaker(self.agency.value)
+        return self._breaker
+
+    def status(self) -> dict[str, Any]:
+        """The breaker's state (closed, open, half_open: an open breaker whose pause is over
+        lets the next call probe) and its count of consecutive failures, with call counts."""
+        state = "closed"
+        if self._breaker is not None:
+            context = self._breaker.context
+            if context.state == "opened":
+                opened_at = context.opened_at or 0.0
+                state = "half_open" if time.time() > opened_at + context.ttl else "open"
+            elif context.state == "half-opened":
+                state = "half_open"
+        return {
+            "breaker": state,
+            "failures": self.consecutive_failures,
+            "calls": self.calls,
+            "failedCalls": self.failed_calls,
+            "rejectedCalls": self.rejected_calls,
+            "timeoutSeconds": self.budget.timeout,
+        }
+
+    async def read(self, call: Callable[[], Awaitable[R]]) -> R:
+        """One batch read: bounded, retried when transient, cut off by the breaker."""
+        async with self.bounded():
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(max(1, self.budget.attempts)),
+                wait=wait_random_exponential(multiplier=0.05, max=0.5),
+                retry=retry_if_exception(is_transient),
+                reraise=True,
+            ):
+                with attempt:
+                    return await call()
+        raise AssertionError("tenacity either returns or raises")  # pragma: no cover
+
+    @asynccontextmanager
+    async def bounded(self) -> AsyncIterator[None]:
+        """The block runs within the budget and counts for the breaker; a source failure or
+        the budget running out leaves it as SourceUnavailable. Not retried."""
+        self.calls += 1
+        breaker = await self._get_breaker()
+        try:
+            async with breaker:
+                try:
+                    async with asyncio.timeout(self.budget.timeout):
+                        yield
+                except TimeoutError:
+                    raise SourceUnavailable(
+                        self.agency, f"no answer within {self.budget.timeout:g} s"
+                    ) from None
+                except Exception as error:
+                    if is_source_failure(error):
+                        raise SourceUnavailable(self.agency, _kind_of(error)) from error
+                    raise
+            self.consecutive_failures = 0
+        except OpenedState as opened:
+            opened.__traceback__ = None  # purgatory raises the same instance each time
+            self.rejected_calls += 1
+            raise SourceUnavailable(self.agency, "cut off after repeated failures; retried later") from None
+        except SourceUnavailable:
+            self.failed_calls += 1
+            self.consecutive_failures += 1
+            raise
+
+
+def _kind_of(error: BaseException) -> str:
+    """Why, in words for the client: never the driver's own message (it may quote SQL)."""
+    if isinstance(error, OSError | sa_exc.DisconnectionError | sa_exc.InterfaceError):
+        return "connection failed"
+    if isinstance(error, sa_exc.TimeoutError):
+        return "no connection came free"
+    if isinstance(error, sa_exc.OperationalError):
+        return "the database failed"
+    return "the database failed the statement"
+
+
+def _guarded(read: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(read)
+    async def guarded(self: SqlSource, *args: Any, **kwargs: Any) -> Any:
+        guard = self.guard
+        if guard is None:
+            return await read(self, *args, **kwargs)
+        return await guard.read(lambda: read(self, *args, **kwargs))
+
+    guarded.__hub_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
 
 
 class SqlSource:
-    """One agency's database: its engine and its tables."""
+    """One agency's database: its engine, its tables and its guard.
+
+    Every public coroutine method a subclass defines is a batch read and is wrapped to run
+    under `self.guard` (none: unbounded, as for batch jobs such as `hub link`)."""
 
     agency: Agency
     metadata: MetaData
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, guard: SourceGuard | None = None) -> None:
         self.engine = engine
+        self.guard = guard
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if (
+                not name.startswith("_")
+                and inspect.iscoroutinefunction(member)
+                and not getattr(member, "__hub_guarded__", False)
+            ):
+                setattr(cls, name, _guarded(member))
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for a read outside the batch methods (a workflow's check), within the
+        source's budget and breaker; not retried."""
+        if self.guard is None:
+            async with self.engine.connect() as conn:
+                yield conn
+            return
+        async with self.guard.bounded(), self.engine.connect() as conn:
+            yield conn
+
+    def status(self) -> dict[str, Any]:
+        if self.guard is None:
+            return {"breaker": "closed", "failures": 0, "timeoutSeconds": None}
+        return self.guard.status()
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -112,9 +369,14 @@ class SqlSource:
 
     def map_one(self, key: object, row: Row[Any], mapper: Callable[[Row[Any]], R]) -> R | SourceDataInvalid:
         try:
-            return mapper(row)
+            mapped = mapper(row)
         except UnmappableValue as error:
+            problems_by_agency[self.agency.value] += 1
             return SourceDataInvalid(self.problem(key, error))
+        checked = getattr(mapped, "problems", None)
+        if checked:
+            problems_by_agency[self.agency.value] += len(checked)
+        return mapped
 
 
 def answer_by_key(

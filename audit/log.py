@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -96,10 +97,22 @@ class AuditLog:
         if not entries:
             return
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_batches())
+            # In a context of its own: the writer outlives the request that happened to start it.
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_batches(), context=contextvars.Context()
+            )
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self._queue.put((entries, done))
         await done
+
+    async def drain(self, grace: float) -> bool:
+        """Wait until every record handed to append() is committed (or has failed), at most
+        `grace` seconds; whether the queue emptied (graceful shutdown)."""
+        try:
+            await asyncio.wait_for(self._queue.join(), grace)
+        except TimeoutError:
+            return False
+        return True
 
     async def _write_batches(self) -> None:
         while True:
@@ -111,6 +124,7 @@ class AuditLog:
             except Exception as error:  # noqa: BLE001 - every waiter must learn the write failed
                 if len(batch) == 1:
                     _settle(batch[0][1], error)
+                    self._written(batch)
                     continue
                 # One response's records must not withhold the others': each alone, then.
                 for entries, done in batch:
@@ -120,9 +134,15 @@ class AuditLog:
                         _settle(done, alone)
                     else:
                         _settle(done, None)
+                self._written(batch)
                 continue
             for _, done in batch:
                 _settle(done, None)
+            self._written(batch)
+
+    def _written(self, batch: list[tuple[list[AuditEntry], asyncio.Future[None]]]) -> None:
+        for _ in batch:
+            self._queue.task_done()  # what drain() waits for
 
     async def _commit(self, entries: list[AuditEntry]) -> None:
         async with self.engine.begin() as conn:

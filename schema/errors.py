@@ -14,7 +14,7 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
-from adapters.base import AdapterError, SourceDataInvalid
+from adapters.base import AdapterError, SourceDataInvalid, SourceUnavailable
 from adapters.records import DataProblem
 from resolvers.errors import ClientError, Refusal
 from schema.limits import limit_code
@@ -57,7 +57,9 @@ def shaped(error: GraphQLError) -> GraphQLError:
     if isinstance(original, SourceDataInvalid):
         return _with(error, str(original), problem_extensions(original.problem))
     if isinstance(original, AdapterError):
-        message = f"The {original.agency.value} source could not answer."
+        # A SourceUnavailable's message says why (budget, breaker, connection) and nothing more.
+        unavailable = isinstance(original, SourceUnavailable)
+        message = str(original) if unavailable else f"The {original.agency.value} source could not answer."
         return _with(error, message, {"code": "SOURCE_UNAVAILABLE", "agency": original.agency.value})
     log.error("unexpected %s at %s", type(original).__name__, error.path, exc_info=original)
     return _with(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})

@@ -217,10 +217,12 @@ def test_a_crash_at_any_step_of_enrollment_leaves_no_trace(
     query = "mutation($i: EnrollInInsuranceInput!) { enrollInInsurance(input: $i) { person { socialSecurityNumber } userErrors { code } } }"
     headers = caller_headers(settings, CallerRole.SOCIAL_INSURANCE_AGENCY, "insurance-enrollment")
     doomed = Server(data_dir, drill=f"enrollInInsurance:{crash_after}")
-    with pytest.raises(httpx.TransportError):
-        doomed.post(query, {"i": enroll}, headers)
-    assert doomed.process.wait(timeout=30) == -9  # SIGKILL, mid-run
-    doomed.stop()
+    try:
+        with pytest.raises(httpx.TransportError):
+            doomed.post(query, {"i": enroll}, headers)
+        assert doomed.process.wait(timeout=30) == -9  # SIGKILL, mid-run
+    finally:
+        doomed.stop()
     restarted = Server(data_dir)
     try:
         assert _traces(data_dir) == before, "the restart undid every change of the unfinished run"

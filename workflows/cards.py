@@ -128,7 +128,7 @@ async def enroll(
 
 async def activate_card(work: PermitWork, journal: Journal, card_number: str) -> dict[str, Any]:
     number = card_number.strip().upper()
-    async with work.sources.cards.engine.connect() as conn:
+    async with work.sources.cards.reading() as conn:
         card = (await conn.execute(select(SBK_KXX).where(SBK_KXX.c.KH == number))).first()
     if card is None:
         raise UserFailure("NOT_FOUND", "No card has this number.", ["input", "cardNumber"])
@@ -228,7 +228,7 @@ async def _recorded_names(work: PermitWork, links: Any) -> set[tuple[str, ...]]:
     names: set[tuple[str, ...]] = set()
     applicants = links.owners(Agency.WORK_PERMIT_SYSTEM)
     if applicants:
-        async with work.sources.work_permits.engine.connect() as conn:
+        async with work.sources.work_permits.reading() as conn:
             rows = (
                 await conn.execute(
                     select(WP_SQR.c.XM).where(WP_SQR.c.SQRID.in_([int(a) for a in applicants]))
@@ -237,7 +237,7 @@ async def _recorded_names(work: PermitWork, links: Any) -> set[tuple[str, ...]]:
         names |= {name_words(r.XM) for r in rows}
     insured = links.owners(Agency.SOCIAL_INSURANCE)
     if insured:
-        async with work.sources.insurance.engine.connect() as conn:
+        async with work.sources.insurance.reading() as conn:
             rows = (
                 await conn.execute(select(AC01.c.AAC003).where(AC01.c.AAC001.in_([int(a) for a in insured])))
             ).all()

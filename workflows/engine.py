@@ -10,6 +10,8 @@ run still marked RUNNING was interrupted by a crash, and is undone the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import os
 import signal
@@ -24,6 +26,7 @@ from sqlalchemy import Table, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.base import AdapterError, SourceDataInvalid, SourceGuard
 from identity.store import HubStore
 from workflows.tables import WorkflowJournal, WorkflowRun
 
@@ -68,6 +71,8 @@ class Journal:
         self.run_id = run_id
         self.kind = kind
         self.changes = 0
+        # Journal entries of an agency's block not yet committed there, per target.
+        self._uncommitted: dict[str, list[int]] = {}
 
     def _changed(self) -> None:
         """Counts the run's changes; a crash drill kills the process after the chosen one."""
@@ -80,9 +85,37 @@ class Journal:
     async def writing(self, target: str) -> AsyncIterator[AsyncConnection]:
         """A transaction on one target's database, committed when the block ends. Runs in this
         process write one target at a time, so that the next number of a series (max + 1) is
-        read and used by one run only."""
-        async with self.runner.writer_lock(target), self.runner.engines[target].begin() as conn:
-            yield conn
+        read and used by one run only.
+
+        An agency's block runs within that source's time budget and breaker, and a source
+        failure leaves it as SourceUnavailable (never retried here: the run is undone, and
+        retried as a whole by its caller). A block that fails before its commit changed nothing
+        there, so its journal entries are dropped again: undoing the run then needs no source
+        that is down for changes it never took."""
+        guard = self.runner.guards.get(target)
+        async with self.runner.writer_lock(target):
+            async with guard.bounded() if guard is not None else contextlib.nullcontext():
+                async with self.runner.engines[target].connect() as conn:
+                    await conn.begin()
+                    uncommitted = self._uncommitted.setdefault(target, [])
+                    try:
+                        yield conn
+                    except BaseException:
+                        await self._forget(uncommitted)
+                        raise
+                    finally:
+                        self._uncommitted.pop(target, None)
+                    await conn.commit()
+
+    async def _forget(self, entries: list[int]) -> None:
+        """Drop journal entries whose changes were rolled back with their block."""
+        if not entries:
+            return
+        try:
+            async with self.runner.store.engine.begin() as conn:
+                await conn.execute(delete(JOURNAL).where(JOURNAL.c.id.in_(entries)))
+        except Exception:  # kept: the undo then restores what never changed, which changes nothing
+            return
 
     async def _record(
         self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any], before: Any
@@ -99,7 +132,9 @@ class Journal:
             await conn.execute(insert(JOURNAL).values(row))  # atomic with the change itself
             return
         async with self.runner.store.engine.begin() as journal:
-            await journal.execute(insert(JOURNAL).values(row))
+            entry = (await journal.execute(insert(JOURNAL).values(row))).inserted_primary_key[0]
+        if target in self._uncommitted:
+            self._uncommitted[target].append(entry)
 
     async def insert(
         self, conn: AsyncConnection, target: str, table: Table, row: dict[str, Any], key: list[str]
@@ -128,6 +163,24 @@ class Journal:
         self._changed()
 
 
+def _in_flight(method: Callable[..., Awaitable[Outcome]]) -> Callable[..., Awaitable[Outcome]]:
+    """Counts a run as in flight from its start to its end, for graceful shutdown
+    (WorkflowRunner.drain; operations/shutdown.py)."""
+
+    @functools.wraps(method)
+    async def counted(self: WorkflowRunner, *args: Any, **kwargs: Any) -> Outcome:
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self._idle.set()
+
+    return counted
+
+
 class WorkflowRunner:
     def __init__(
         self,
@@ -135,8 +188,11 @@ class WorkflowRunner:
         engines: Mapping[str, AsyncEngine],
         tables: Mapping[tuple[str, str], Table],
         crash_after: tuple[str, int] | None = None,
+        guards: Mapping[str, SourceGuard] | None = None,
     ):
         self.store = store
+        # Each agency's time budget and breaker, for the runs' writes (none: unbounded).
+        self.guards = dict(guards or {})
         self.engines = {**engines, HUB_STORE: store.engine}
         self.tables = tables
         # A drill: (workflow kind, n) kills the process after the run's n-th change, before it
@@ -144,9 +200,21 @@ class WorkflowRunner:
         self.crash_after = crash_after
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._writers: dict[str, asyncio.Lock] = {}
+        # Runs started and not finished (graceful shutdown waits for them: drain).
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def writer_lock(self, target: str) -> asyncio.Lock:
         return self._writers.setdefault(target, asyncio.Lock())
+
+    async def drain(self, grace: float) -> bool:
+        """Wait until no run is in flight, at most `grace` seconds; whether none is."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), grace)
+        except TimeoutError:
+            return False
+        return True
 
     async def run(
         self,
@@ -180,6 +248,7 @@ class WorkflowRunner:
                 )
             ).first()
 
+    @_in_flight
     async def _run_once(
         self,
         kind: str,
@@ -207,7 +276,14 @@ class WorkflowRunner:
             raise _Claimed from None
         journal = Journal(self, run_id, kind)
         try:
-            result = await body(journal)
+            try:
+                result = await body(journal)
+            except AdapterError as error:
+                if isinstance(error, SourceDataInvalid):
+                    raise
+                # A source failed, timed out or is cut off: a user error naming it, and no write.
+                message = f"{error} Nothing was changed; try again later."
+                raise UserFailure("SOURCE_UNAVAILABLE", message) from None
         except UserFailure as failure:
             await self.undo(run_id)
             outcome = Outcome(errors=[failure])

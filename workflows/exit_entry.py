@@ -130,7 +130,7 @@ async def issue_z_visa(work: PermitWork, journal: Journal, arguments: dict[str, 
 async def record_entry(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -> dict[str, Any]:
     holder = await _holder(work, arguments["passport"])
     visa_number = arguments["visaNumber"].strip().upper()
-    async with work.sources.exit_entry.engine.connect() as conn:
+    async with work.sources.exit_entry.reading() as conn:
         visa = (await conn.execute(select(CRJ_QZ).where(CRJ_QZ.c.QZH == visa_number))).first()
     if visa is None:
         raise UserFailure("NOT_FOUND", "No visa has this number.", ["input", "visaNumber"])
@@ -196,7 +196,7 @@ async def apply_for_residence(
 
 async def extend_residence(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -> dict[str, Any]:
     number = arguments["residencePermitNumber"].strip().upper()
-    async with work.sources.exit_entry.engine.connect() as conn:
+    async with work.sources.exit_entry.reading() as conn:
         row = (await conn.execute(select(CRJ_JLXK).where(CRJ_JLXK.c.JLXKZH == number))).first()
     if row is None:
         raise UserFailure(
@@ -263,7 +263,7 @@ async def _check_evidence(
 
 async def _entered_on_z_visa(work: PermitWork, traveller: str) -> None:
     since = slash_date(work.today - ENTRY_WINDOW)
-    async with work.sources.exit_entry.engine.connect() as conn:
+    async with work.sources.exit_entry.reading() as conn:
         entry = (
             await conn.execute(
                 select(CRJ_RJ.c.RJRQ)

@@ -370,7 +370,7 @@ async def activate(work: PermitWork, journal: Journal, number: str, entered_on: 
     travellers = (
         (await work.store.links_by_person([person_id]))[0].owners(Agency.EXIT_ENTRY) if person_id else ()
     )
-    async with work.sources.exit_entry.engine.connect() as conn:
+    async with work.sources.exit_entry.reading() as conn:
         entered = (
             (
                 await conn.execute(

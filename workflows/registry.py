@@ -20,7 +20,8 @@ def workflow_runner(sources: Sources, store: HubStore) -> WorkflowRunner:
         for table in source.metadata.tables.values()
     }
     tables |= {(HUB_STORE, table.name): table for table in SQLModel.metadata.tables.values()}
-    return WorkflowRunner(store, engines, tables, crash_drill())
+    guards = {source.agency.value: source.guard for source in sources.all() if source.guard is not None}
+    return WorkflowRunner(store, engines, tables, crash_drill(), guards)
 
 
 def crash_drill() -> tuple[str, int] | None:

@@ -1,0 +1,114 @@
+"""Structured logs: one JSON object per line (python-json-logger), through the standard
+logging module, for the hub's own loggers and uvicorn's alike.
+
+Every line has `time` (UTC, RFC 3339), `level`, `logger` and `message`; a line logged while a
+request is being answered also has its `request_id`. The request line itself (`hub.request`,
+operations/requests.py) adds the caller's client, role and purpose, the status, the duration and
+each source's statement count and time. Nothing personal is ever logged: no query document,
+variables, response body, name, identifier or case reference; a CARDHOLDER token issued at
+registration names its person after `/cardholder/`, and that part is cut from the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+from adapters.records import CallerRole
+
+if TYPE_CHECKING:
+    from resolvers.context import Caller
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+# Libraries whose debug (or info) lines carry statements with their parameters, or URLs: they
+# log warnings and errors only, whatever the hub's level, so DEBUG never leaks personal data.
+LIBRARIES = ("aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore", "urllib3", "opentelemetry")
+
+
+class JsonLines(OrjsonFormatter):
+    """`{"time": ..., "level": ..., "logger": ..., "message": ..., <extra fields>}` per line."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        log_data.pop("color_message", None)  # uvicorn's terminal copy of the message
+        return log_data
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the id of the request being answered to every line logged meanwhile."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            from operations.requests import current_request
+
+            current = current_request.get()
+            if current is not None:
+                record.request_id = current.request_id
+        return True
+
+
+def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> logging.Handler:
+    """JSON lines on stderr (or `stream`) for every logger, at `level` and above."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonLines())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in UVICORN_LOGGERS:
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.setLevel(logging.NOTSET)  # the root's level; uvicorn.run sets its own
+        uvicorn_logger.propagate = True
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    return handler
+
+
+def client_of(caller: Caller | None) -> str | None:
+    """The client a log line names: the token's subject, less any person it names."""
+    if caller is None:
+        return None
+    subject = caller.subject
+    if caller.role is CallerRole.CARDHOLDER:
+        subject = subject.split("/cardholder/", 1)[0]
+    return subject[:100] or None
+
+
+def request_fields(record: Any, caller: Caller | None) -> dict[str, Any]:
+    """The fields of a request's log line."""
+    fields: dict[str, Any] = {
+        "request_id": record.request_id,
+        "method": record.method,
+        "route": record.route,
+        "operation": record.operation,
+        "status": record.status,
+        "duration_ms": round(record.seconds * 1000, 1),
+        "client": client_of(caller),
+        "role": caller.role.value if caller is not None else None,
+        "purpose": caller.purpose if caller is not None else None,
+        "sources": record.trace.report(),
+    }
+    if record.errors:
+        counted: dict[str, int] = {}
+        for code, _agency in record.errors:
+            counted[code] = counted.get(code, 0) + 1
+        fields["errors"] = counted
+    if record.trace_id:
+        fields["trace_id"] = record.trace_id
+    return fields

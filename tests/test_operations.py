@@ -1,0 +1,729 @@
+"""Operations: `/readyz` and `/metrics` read through HTTP, the JSON log line of a request (its
+fields, and no personal data), OpenTelemetry spans caught by an in-memory exporter, the drains
+of workflow runs and of the audit queue, and a graceful shutdown of a real uvicorn server on
+SIGTERM while a write is in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+
+from access.keys import load_or_create_key
+from adapters.base import open_engine
+from adapters.records import Agency, CallerRole
+from app import create_app
+from audit.chain import AuditEntry
+from audit.log import AUDIT_KEY, AuditLog
+from identity.store import HubStore
+from operations.logs import JsonLines, client_of
+from operations.readiness import check, probe
+from operations.telemetry import Telemetry, TelemetryConfigError, exporters_from_environment
+from resolvers.context import Caller
+from settings import Settings, sqlite_url
+from tests.conftest import AS_OF, Estate, caller_headers, graphql, read_everything, seed_estate
+from workflows.engine import WorkflowRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
+AGENCIES = {agency.value for agency in Agency}
+UNREACHABLE = "sqlite+aiosqlite:////nonexistent-directory/for-readiness-tests/down.sqlite"
+EXIT_DESK = (CallerRole.EXIT_ENTRY, "entry-control")
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, span_exporter: InMemorySpanExporter | None = None
+) -> AsyncIterator[tuple[Starlette, httpx.AsyncClient]]:
+    """The app with its lifespan, and an HTTP client sending no token unless told."""
+    app = create_app(settings, span_exporter=span_exporter)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+            yield app, http
+
+
+def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels` (0 when there is none)."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    answer = await http.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+    return metric_samples(answer.text)
+
+
+async def some_persons(estate: Estate, n: int = 5) -> list[dict[str, Any]]:
+    """Persons with a permit, read by a caller allowed everything."""
+    settings, headers = read_everything(estate.settings)
+    async with serving(settings) as (_app, http):
+        body = await graphql(
+            http,
+            "{ persons(first: 40) { edges { node { id name { surname givenNames full } workPermit { number } } } } }",
+            headers=headers,
+        )
+    persons = [e["node"] for e in body["data"]["persons"]["edges"] if e["node"]["workPermit"]]
+    assert len(persons) >= n
+    return persons[:n]
+
+
+# ---------------------------------------------------------------- /healthz and /readyz
+
+
+async def test_readyz_reports_every_database_without_a_token(policy_client: httpx.AsyncClient) -> None:
+    assert (await policy_client.get("/healthz")).json() == {"status": "ok"}
+    answer = await policy_client.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"] == "no-store"
+    body = answer.json()
+    assert body["status"] == "ready"
+    assert body["store"]["status"] == "up" and body["audit"]["status"] == "up"
+    assert set(body["sources"]) == AGENCIES
+    for agency, source in body["sources"].items():
+        assert source["status"] == "up", agency
+        assert source["breaker"] == "closed"
+        assert source["consecutiveFailures"] == 0
+        assert isinstance(source["ms"], float)
+
+
+async def test_a_down_source_is_marked_and_the_hub_stays_ready(estate: Estate) -> None:
+    urls = {**estate.settings.source_urls, Agency.BEIJING_PASS: UNREACHABLE}
+    settings, headers = read_everything(replace(estate.settings, source_urls=urls))
+    async with serving(settings) as (_app, http):
+        answer = await http.get("/readyz")
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["status"] == "degraded"
+        down = body["sources"].pop(Agency.BEIJING_PASS.value)
+        assert down["status"] == "down" and down["reason"] == "OperationalError"
+        assert all(source["status"] == "up" for source in body["sources"].values())
+        # ... and the hub still answers what the other agencies hold.
+        listed = await graphql(
+            http, "{ persons(first: 3) { edges { node { workPermit { number } } } } }", headers=headers
+        )
+        assert "errors" not in listed and len(listed["data"]["persons"]["edges"]) == 3
+
+
+@pytest.mark.parametrize("database", ["store", "audit"])
+async def test_readyz_is_503_when_the_hub_store_or_the_audit_store_is_down(
+    estate: Estate, database: str
+) -> None:
+    async with serving(estate.settings) as (app, http):
+        owner = app.state.hub.store if database == "store" else app.state.hub.audit
+        working, owner.engine = owner.engine, open_engine(UNREACHABLE)
+        try:
+            answer = await http.get("/readyz")
+        finally:
+            broken, owner.engine = owner.engine, working
+            await broken.dispose()
+        assert answer.status_code == 503
+        body = answer.json()
+        assert body["status"] == "unavailable"
+        assert body[database]["status"] == "down"
+        assert all(source["status"] == "up" for source in body["sources"].values())
+        assert (await http.get("/healthz")).status_code == 200  # the process itself is up
+        assert (await http.get("/readyz")).status_code == 200
+
+
+async def test_a_hanging_database_is_down_once_the_probe_times_out() -> None:
+    class Hanging:
+        async def __aenter__(self) -> None:
+            await asyncio.sleep(3600)
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+    started = time.monotonic()
+    answer = await probe(Hanging, 0.2)
+    assert answer["status"] == "down" and answer["reason"] == "timeout"
+    assert time.monotonic() - started < 2
+
+
+async def test_readiness_shows_each_breaker_as_the_sources_report_it(estate: Estate) -> None:
+    async with serving(estate.settings) as (app, _http):
+        hub = app.state.hub
+
+        class Reporting:
+            """The hub's sources, with the exit-entry breaker reported open."""
+
+            def all(self) -> Any:
+                return hub.sources.all()
+
+            def sources_status(self) -> dict[str, dict[str, Any]]:
+                return {Agency.EXIT_ENTRY.value: {"breaker": "open", "failures": 5}}
+
+        status, body = await check(replace(hub, sources=Reporting()), 1.0)
+    assert status == 200 and body["status"] == "degraded"
+    assert body["sources"][Agency.EXIT_ENTRY.value]["breaker"] == "open"
+    assert body["sources"][Agency.EXIT_ENTRY.value]["consecutiveFailures"] == 5
+    assert body["sources"][Agency.CARD_SERVICE.value]["breaker"] == "closed"
+
+
+# ---------------------------------------------------------------- /metrics
+
+
+async def test_metrics_count_requests_errors_sources_and_the_audit(
+    estate: Estate, policy_client: httpx.AsyncClient
+) -> None:
+    before = await scrape(policy_client)
+    for name in (
+        "hub_requests_total",
+        "hub_request_duration_seconds_bucket",
+        "hub_source_statements_total",
+        "hub_source_statement_duration_seconds_bucket",
+        "hub_source_breaker_state",
+        "hub_requests_in_flight",
+        "hub_workflow_runs_in_flight",
+        "process_resident_memory_bytes",
+    ):
+        assert any(n == name for n, _ in before), name
+    for agency in AGENCIES:
+        states = {
+            dict(ls)["hub_source_breaker_state"]: v
+            for (n, ls), v in before.items()
+            if n == "hub_source_breaker_state" and ("agency", agency) in ls
+        }
+        assert states["closed"] == 1 and states["open"] == 0, agency
+
+    refused = await policy_client.post("/graphql", json={"query": "{ accessGrants { role } }"})
+    assert refused.status_code == 401
+    headers = caller_headers(estate.settings, CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration")
+    read = await graphql(
+        policy_client,
+        "{ persons(first: 2) { edges { node { name { full } workPermit { number } } } } }",
+        headers=headers,
+    )
+    assert "errors" not in read
+    invalid = await policy_client.post("/graphql", json={"query": "{ noSuchField }"}, headers=headers)
+    assert invalid.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+    after = await scrape(policy_client)
+
+    def grew(name: str, by: float = 1, **labels: str) -> bool:
+        return value(after, name, **labels) - value(before, name, **labels) >= by
+
+    assert grew("hub_requests_total", route="/graphql", operation="query", status="200")
+    assert grew("hub_requests_total", route="/graphql", operation="none", status="401")
+    assert grew("hub_request_duration_seconds_count", 3, route="/graphql")
+    assert grew("hub_requests_total", route="/metrics", status="200")
+    assert grew("hub_graphql_errors_total", code="UNAUTHENTICATED")
+    assert grew("hub_graphql_errors_total", code="GRAPHQL_VALIDATION_FAILED")
+    assert grew("hub_source_statements_total", source="HUB_STORE")
+    assert grew("hub_source_statements_total", source="WORK_PERMIT_SYSTEM")
+    assert grew("hub_source_statement_duration_seconds_count", source="HUB_STORE")
+    assert grew("hub_audit_records_total", 2) and grew("hub_audit_commits_total")
+    assert grew("hub_audit_batch_records_count")
+    # Bounded labels: no client, request id or person anywhere.
+    for (_name, labels), _v in after.items():
+        for key, label in labels:
+            assert key not in {"client", "subject", "request_id", "person"}
+            assert "test-" not in label
+
+
+# ---------------------------------------------------------------- the request's log line
+
+
+async def test_a_request_is_logged_as_one_json_line_without_personal_data(
+    estate: Estate, policy_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    person = (await some_persons(estate, 1))[0]
+    number = person["workPermit"]["number"]
+    query = (
+        "query Desk($n: String!) { person(lookup: {workPermitNumber: $n}) { id name { full } nationality } }"
+    )
+    with caplog.at_level(logging.INFO):
+        answer = await policy_client.post(
+            "/graphql",
+            json={"query": query, "variables": {"n": number}},
+            headers=caller_headers(estate.settings, *EXIT_DESK),
+        )
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["data"]["person"]["name"]["full"] == person["name"]["full"]
+    assert "extensions" not in body, "statement counts are answered only when asked"
+    request_id = answer.headers["x-request-id"]
+    lines = [
+        r for r in caplog.records if r.name == "hub.request" and getattr(r, "request_id", None) == request_id
+    ]
+    assert len(lines) == 1
+    line = json.loads(JsonLines().format(lines[0]))
+    assert line["level"] == "INFO" and line["logger"] == "hub.request" and line["message"] == "request"
+    assert line["time"].endswith("+00:00")
+    assert line["request_id"] == request_id
+    assert line["client"] == "test-exit_entry"
+    assert line["role"] == "EXIT_ENTRY" and line["purpose"] == "entry-control"
+    assert line["method"] == "POST" and line["route"] == "/graphql" and line["operation"] == "query"
+    assert line["status"] == 200 and line["duration_ms"] > 0
+    assert line["sources"]["HUB_STORE"]["statements"] >= 1
+    assert set(line["sources"]["HUB_STORE"]) == {"statements", "ms"}
+    # Nothing of the person, the document or its variables, in this line or any other.
+    secrets = {
+        number,
+        person["id"],
+        person["name"]["full"],
+        person["name"]["surname"],
+        "workPermitNumber",
+        "Desk",
+    }
+    everything = "\n".join(JsonLines().format(r) for r in caplog.records)
+    for secret in secrets:
+        assert secret not in everything, secret
+
+
+async def test_the_log_line_and_the_trace_extension_count_the_same_statements(
+    estate: Estate, policy_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {
+        **caller_headers(estate.settings, CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration"),
+        "X-Hub-Trace": "1",
+    }
+    with caplog.at_level(logging.INFO, logger="hub.request"):
+        answer = await policy_client.post(
+            "/graphql",
+            json={"query": "{ persons(first: 3) { edges { node { workPermit { number } } } } }"},
+            headers=headers,
+        )
+    reported = answer.json()["extensions"]["sources"]
+    line = next(r for r in caplog.records if getattr(r, "request_id", None) == answer.headers["x-request-id"])
+    logged: dict[str, dict[str, float]] = line.sources  # type: ignore[attr-defined]
+    assert {k: v["statements"] for k, v in logged.items()} == {
+        k: v["statements"] for k, v in reported.items()
+    }
+    assert reported["WORK_PERMIT_SYSTEM"]["statements"] >= 1
+
+
+def test_a_cardholder_token_names_its_client_not_its_person() -> None:
+    registered = Caller(subject="card-desk/cardholder/1234", role=CallerRole.CARDHOLDER, person_id=1234)
+    assert client_of(registered) == "card-desk"
+    assert client_of(Caller(subject="e-card-app", role=CallerRole.CARDHOLDER, person_id=7)) == "e-card-app"
+    assert client_of(Caller(subject="exit-entry-desk", role=CallerRole.EXIT_ENTRY)) == "exit-entry-desk"
+    assert client_of(None) is None
+
+
+async def test_probes_are_logged_at_debug_and_errors_of_the_gate_are_counted(
+    policy_client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="hub.request"):
+        probe_answer = await policy_client.get("/readyz")
+        refused = await policy_client.post("/graphql", json={"query": "{ me { id } }"})
+    by_id = {getattr(r, "request_id", None): r for r in caplog.records if r.name == "hub.request"}
+    assert by_id[probe_answer.headers["x-request-id"]].levelno == logging.DEBUG
+    gate = by_id[refused.headers["x-request-id"]]
+    assert gate.levelno == logging.INFO
+    assert gate.status == 401 and gate.errors == {"UNAUTHENTICATED": 1}  # type: ignore[attr-defined]
+    assert gate.client is None and gate.role is None  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- OpenTelemetry
+
+
+async def test_requests_and_their_statements_are_traced_into_the_configured_exporter(estate: Estate) -> None:
+    exporter = InMemorySpanExporter()
+    settings, headers = read_everything(estate.settings)
+    person = (await some_persons(estate, 1))[0]
+    number = person["workPermit"]["number"]
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traceparent = f"00-{caller_trace}-00f067aa0ba902b7-01"
+    async with serving(settings, span_exporter=exporter) as (_app, http):
+        answer = await http.post(
+            "/graphql",
+            json={
+                "query": "query($n: String!) { person(lookup: {workPermitNumber: $n}) { name { full } workPermit { number } socialSecurityNumber } }",
+                "variables": {"n": number},
+            },
+            headers={**headers, "traceparent": traceparent},
+        )
+        assert answer.status_code == 200 and "errors" not in answer.json()
+    spans = exporter.get_finished_spans()
+    servers = [s for s in spans if s.kind is SpanKind.SERVER]
+    assert len(servers) == 1
+    server = servers[0]
+    assert server.name == "POST /graphql"
+    assert format(server.context.trace_id, "032x") == caller_trace  # the caller's trace goes on
+    assert server.attributes is not None
+    assert server.attributes["http.route"] == "/graphql"
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.attributes["graphql.operation.type"] == "query"
+    assert server.attributes["hub.request_id"] == answer.headers["x-request-id"]
+    # The request's statements (background work, the expiry check at start, has traces of its own).
+    statements = [
+        s for s in spans if s.kind is SpanKind.CLIENT and s.context.trace_id == server.context.trace_id
+    ]
+    sources = {s.attributes["hub.source"] for s in statements if s.attributes}
+    assert {"HUB_STORE", "WORK_PERMIT_SYSTEM"} <= sources
+    for span in statements:
+        assert span.parent is not None and span.parent.span_id == server.context.span_id
+        assert span.context.trace_id == server.context.trace_id
+        assert span.end_time is not None and span.start_time is not None and span.end_time >= span.start_time
+    for span in spans:
+        for attribute in (span.attributes or {}).values():
+            assert number not in str(attribute) and person["name"]["full"] not in str(attribute)
+
+
+def test_tracing_is_off_unless_an_exporter_is_configured() -> None:
+    assert exporters_from_environment({}) == []
+    assert exporters_from_environment({"OTEL_TRACES_EXPORTER": "none"}) == []
+    assert exporters_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}) == ["otlp"]
+    assert exporters_from_environment({"OTEL_TRACES_EXPORTER": "console, otlp"}) == ["console", "otlp"]
+    with pytest.raises(TelemetryConfigError, match="zipkin"):
+        exporters_from_environment({"OTEL_TRACES_EXPORTER": "zipkin"})
+    with pytest.raises(TelemetryConfigError, match="grpc"):
+        exporters_from_environment({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})
+    off = Telemetry.configure({})
+    assert not off.enabled and off.provider is None
+    console = Telemetry.configure({"OTEL_TRACES_EXPORTER": "console"})
+    assert console.enabled
+    console.shutdown()
+
+
+# ---------------------------------------------------------------- drains
+
+
+async def test_drain_waits_for_workflow_runs_in_flight(tmp_path: Path) -> None:
+    store = HubStore.open(sqlite_url(tmp_path / "hub_store.sqlite"))
+    await store.create_tables()
+    runner = WorkflowRunner(store, {}, {})
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_body(_journal: Any) -> dict[str, Any]:
+        started.set()
+        await release.wait()
+        return {"done": True}
+
+    try:
+        assert await runner.drain(0.01)  # nothing in flight
+        task = asyncio.create_task(runner.run("drill", "test", None, {}, slow_body))
+        await started.wait()
+        assert runner.in_flight == 1
+        assert not await runner.drain(0.05)
+        asyncio.get_running_loop().call_later(0.1, release.set)
+        assert await runner.drain(5)
+        assert runner.in_flight == 0
+        assert (await task).result == {"done": True}
+    finally:
+        await store.close()
+
+
+async def test_drain_waits_until_the_audit_queue_is_committed(tmp_path: Path) -> None:
+    audit = AuditLog.open(sqlite_url(tmp_path / "audit.sqlite"), load_or_create_key(tmp_path, AUDIT_KEY))
+    await audit.create_tables()
+    entry = AuditEntry(
+        at=datetime(2026, 6, 15, tzinfo=UTC),
+        request_id="r",
+        client="c",
+        role="EXIT_ENTRY",
+        purpose="entry-control",
+        case_reference=None,
+        person_id=1,
+        fields=("Person.name.full",),
+    )
+    try:
+        waiters = [asyncio.create_task(audit.append([entry])) for _ in range(30)]
+        await asyncio.sleep(0)
+        assert await audit.drain(10)
+        assert all(w.done() for w in waiters)
+        assert (await audit.counts())[0] == 30
+        assert await audit.drain(0.01)  # nothing queued
+    finally:
+        await audit.close()
+
+
+def test_shutdown_settings_come_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "HUB_DATA_DIR": str(tmp_path),
+        "HUB_SHUTDOWN_GRACE": "2.5",
+        "HUB_READY_TIMEOUT": "0.3",
+        "HUB_LOG_LEVEL": "debug",
+    }
+    settings = Settings.from_environment(env)
+    assert (settings.shutdown_grace, settings.ready_timeout, settings.log_level) == (2.5, 0.3, "DEBUG")
+    assert Settings.from_environment({"HUB_DATA_DIR": str(tmp_path)}).shutdown_grace == 10.0
+    with pytest.raises(ValueError, match="HUB_SHUTDOWN_GRACE"):
+        Settings.from_environment({**env, "HUB_SHUTDOWN_GRACE": "soon"})
+    with pytest.raises(ValueError, match="HUB_LOG_LEVEL"):
+        Settings.from_environment({**env, "HUB_LOG_LEVEL": "loud"})
+
+
+# ---------------------------------------------------------------- graceful shutdown, for real
+
+PASSPORT = "C0900077"
+CREDIT_CODE = "91110000600037341L"
+APPLY = """mutation($i: ApplyForWorkPermitInput!) {
+  applyForWorkPermit(input: $i) { workPermit { number status } userErrors { code message } }
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _count(database: Path, sql: str, *parameters: object) -> int:
+    with sqlite3.connect(database) as conn:
+        return int(conn.execute(sql, parameters).fetchone()[0])
+
+
+@pytest.fixture(scope="module")
+async def shutdown_estate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("graceful")
+    await seed_estate(Settings.for_directory(data_dir, fixed_today=AS_OF), persons=60, seed=9)
+    return data_dir
+
+
+def test_sigterm_lets_the_write_in_flight_finish_and_exits_0(shutdown_estate: Path) -> None:
+    data_dir = shutdown_estate
+    settings = Settings.for_directory(data_dir, fixed_today=AS_OF)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "HUB_DATA_DIR": str(data_dir),
+        "HUB_TODAY": AS_OF.isoformat(),
+        "HUB_SHUTDOWN_GRACE": "30",
+        "HUB_NOTIFY_INTERVAL": "0",
+        "HUB_SOURCE_TIMEOUT": "30",  # the held lock below must not look like a slow source
+    }
+    for name in (
+        "HUB_CRASH_DRILL",
+        "HUB_FAULTS",
+        "HUB_FAULTS_FILE",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ):
+        env.pop(name, None)
+    log_path = data_dir / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [*HUB, "run", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    base = f"http://127.0.0.1:{port}"
+    blocker: sqlite3.Connection | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the server did not start: " + log_path.read_text()[-2000:])
+
+        # Another writer holds the work-permit database: the run's write there waits for it.
+        blocker = sqlite3.connect(data_dir / "work_permit.sqlite", isolation_level=None, timeout=30)
+        blocker.execute("BEGIN IMMEDIATE")
+        answers: list[httpx.Response | BaseException] = []
+
+        def apply() -> None:
+            try:
+                answers.append(
+                    httpx.post(
+                        f"{base}/graphql",
+                        json={
+                            "query": APPLY,
+                            "variables": {
+                                "i": {
+                                    "applicant": {
+                                        "name": {"surname": "Graceful", "givenNames": "Shutdown"},
+                                        "sex": "FEMALE",
+                                        "birthDate": "1988-08-08",
+                                        "nationality": "FRA",
+                                        "passportNumber": PASSPORT,
+                                    },
+                                    "employerCreditCode": CREDIT_CODE,
+                                    "category": "B",
+                                    "position": "Engineer",
+                                    "workDistrict": "110105",
+                                    "validTo": "2027-06-01",
+                                    "idempotencyKey": "graceful-1",
+                                }
+                            },
+                        },
+                        headers=caller_headers(
+                            settings, CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration"
+                        ),
+                        timeout=90,
+                    )
+                )
+            except BaseException as error:  # noqa: BLE001 - the assertion below shows it
+                answers.append(error)
+
+        client = threading.Thread(target=apply)
+        client.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the run has started and waits on the lock
+            gauge = value(
+                metric_samples(httpx.get(f"{base}/metrics", timeout=5).text), "hub_workflow_runs_in_flight"
+            )
+            if gauge >= 1:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the workflow run did not start")
+
+        server.send_signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert server.poll() is None, "the server waits for the request in flight"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{base}/healthz", timeout=2)  # no longer accepting
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        blocker = None
+
+        client.join(timeout=60)
+        assert answers, "no answer"
+        answer = answers[0]
+        assert isinstance(answer, httpx.Response), answer
+        assert answer.status_code == 200
+        applied = answer.json()["data"]["applyForWorkPermit"]
+        assert applied["userErrors"] == [] and applied["workPermit"]["number"]
+        assert server.wait(timeout=60) == 0
+    finally:
+        if blocker is not None:
+            blocker.close()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    # The write is in every database it touched, once; the run is finished.
+    permit = applied["workPermit"]["number"]
+    assert (
+        _count(data_dir / "work_permit.sqlite", 'SELECT count(*) FROM "WP_SQR" WHERE "HZHM" = ?', PASSPORT)
+        == 1
+    )
+    assert (
+        _count(data_dir / "work_permit.sqlite", 'SELECT count(*) FROM "WP_XKZ" WHERE "XKZH" = ?', permit) == 1
+    )
+    assert (
+        _count(data_dir / "hub_store.sqlite", "SELECT count(*) FROM workflow_run WHERE status != 'DONE'") == 0
+    )
+    assert (
+        _count(
+            data_dir / "hub_store.sqlite",
+            "SELECT count(*) FROM workflow_run WHERE idempotency_key = 'graceful-1'",
+        )
+        == 1
+    )
+    # Its log: JSON lines, the mutation's among them, and the drain.
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    requests = [
+        line for line in lines if line["message"] == "request" and line.get("operation") == "mutation"
+    ]
+    assert [(r["status"], r["role"]) for r in requests] == [(200, "WORK_PERMIT_AUTHORITY")]
+    assert any(line["message"] == "drained" and line["complete"] for line in lines)
+    assert "Traceback" not in log_path.read_text()
+    assert PASSPORT not in log_path.read_text() and "Graceful" not in log_path.read_text()
+
+
+def test_json_logs_name_the_request_and_keep_drivers_quiet() -> None:
+    import io
+
+    from operations.logs import configure_logging
+    from operations.requests import RequestRecord, current_request
+
+    root = logging.getLogger()
+    saved = (
+        list(root.handlers),
+        root.level,
+        {n: logging.getLogger(n).level for n in ("aiosqlite", "sqlalchemy")},
+    )
+    stream = io.StringIO()
+    try:
+        configure_logging("DEBUG", stream)
+        assert logging.getLogger("aiosqlite").getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("sqlalchemy.engine").getEffectiveLevel() == logging.WARNING
+        token = current_request.set(RequestRecord("abc123", "POST", "/graphql", 0.0))
+        try:
+            logging.getLogger("hub.test").warning("something %s", "happened")
+            logging.getLogger("aiosqlite").debug("executing SELECT with parameters")
+        finally:
+            current_request.reset(token)
+        logging.getLogger("uvicorn.error").info("Started", extra={"color_message": "\x1b[1mStarted\x1b[0m"})
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["logger"], line["message"]) for line in lines] == [
+        ("hub.test", "something happened"),
+        ("uvicorn.error", "Started"),
+    ]
+    assert lines[0]["request_id"] == "abc123" and lines[0]["level"] == "WARNING"
+    assert "color_message" not in lines[1] and "request_id" not in lines[1]
+
+
+async def test_an_open_breaker_shows_in_readyz_and_metrics(estate: Estate) -> None:
+    from faults import Fault, faults_of
+
+    settings, headers = read_everything(estate.settings)
+    visas = "{ persons(first: 3) { edges { node { workPermit { number } visas { number } } } } }"
+    async with serving(settings) as (app, http):
+        before = await scrape(http)
+        plan = faults_of(app.state.hub.sources)
+        plan.set(Agency.EXIT_ENTRY, Fault.down())
+        try:
+            for _ in range(8):  # more failed calls than the breaker takes (HUB_BREAKER_FAILURES, 5)
+                body = await graphql(http, visas, headers=headers)
+                codes = {e["extensions"]["code"] for e in body["errors"]}
+                assert codes == {"SOURCE_UNAVAILABLE"}
+                assert all(e["node"]["workPermit"] for e in body["data"]["persons"]["edges"])
+            ready = await http.get("/readyz")
+            after = await scrape(http)
+        finally:
+            plan.clear()
+    assert ready.status_code == 200
+    exit_entry = ready.json()["sources"][Agency.EXIT_ENTRY.value]
+    assert ready.json()["status"] == "degraded"
+    assert exit_entry["status"] == "down" and exit_entry["breaker"] == "open"
+    assert exit_entry["consecutiveFailures"] >= 5
+    assert value(after, "hub_source_breaker_state", agency="EXIT_ENTRY", hub_source_breaker_state="open") == 1
+    assert (
+        value(after, "hub_source_breaker_state", agency="EXIT_ENTRY", hub_source_breaker_state="closed") == 0
+    )
+    assert (
+        value(after, "hub_source_breaker_state", agency="CARD_SERVICE", hub_source_breaker_state="closed")
+        == 1
+    )
+    assert value(after, "hub_source_calls_rejected_total", agency="EXIT_ENTRY") >= 1
+    assert value(after, "hub_source_call_failures_total", agency="EXIT_ENTRY") >= 5
+    assert value(after, "hub_source_calls_total", agency="WORK_PERMIT_SYSTEM") >= 8
+    grew = value(after, "hub_graphql_errors_total", code="SOURCE_UNAVAILABLE", agency="EXIT_ENTRY") - value(
+        before, "hub_graphql_errors_total", code="SOURCE_UNAVAILABLE", agency="EXIT_ENTRY"
+    )
+    assert grew >= 8
