@@ -289,12 +289,12 @@ async def apply(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -
 
 async def issue_notice(work: PermitWork, journal: Journal, permit_key: str) -> dict[str, Any]:
     permit = await work.period(permit_key, ["input", "workPermitId"])
-    if permit.status is not WorkPermitStatus.UNDER_REVIEW:
-        raise UserFailure(
-            "NOT_ELIGIBLE",
-            f"Only an application under review gets a letter; this one is {permit.status.value}.",
-            ["input", "workPermitId"],
-        )
+    _require(
+        permit,
+        (WorkPermitStatus.UNDER_REVIEW,),
+        "Only an application under review gets a letter",
+        ["input", "workPermitId"],
+    )
     async with work.store.engine.connect() as conn:
         requested = (
             await conn.execute(select(PENDING.c.valid_to).where(PENDING.c.permit_key == int(permit.key)))
@@ -331,12 +331,12 @@ async def issue_notice(work: PermitWork, journal: Journal, permit_key: str) -> d
 
 async def reject(work: PermitWork, journal: Journal, permit_key: str, reason: str) -> dict[str, Any]:
     permit = await work.period(permit_key, ["input", "workPermitId"])
-    if permit.status is not WorkPermitStatus.UNDER_REVIEW:
-        raise UserFailure(
-            "NOT_ELIGIBLE",
-            f"Only an application under review can be rejected; this one is {permit.status.value}.",
-            ["input", "workPermitId"],
-        )
+    _require(
+        permit,
+        (WorkPermitStatus.UNDER_REVIEW,),
+        "Only an application under review can be rejected",
+        ["input", "workPermitId"],
+    )
     if not reason.strip():
         raise UserFailure("INVALID_INPUT", "A rejection gives its reason.", ["input", "reason"])
     async with journal.writing(WP) as conn:
@@ -358,12 +358,12 @@ async def reject(work: PermitWork, journal: Journal, permit_key: str, reason: st
 
 async def activate(work: PermitWork, journal: Journal, number: str, entered_on: date) -> dict[str, Any]:
     permit = await work.current_period(number, ["input", "workPermitNumber"])
-    if permit.status is not WorkPermitStatus.NOTICE_ISSUED:
-        raise UserFailure(
-            "NOT_ELIGIBLE",
-            f"Only a permit with a Notification Letter is activated; this one is {permit.status.value}.",
-            ["input", "workPermitNumber"],
-        )
+    _require(
+        permit,
+        (WorkPermitStatus.NOTICE_ISSUED,),
+        "Only a permit with a Notification Letter is activated",
+        ["input", "workPermitNumber"],
+    )
     if entered_on > work.today:
         raise UserFailure("INVALID_INPUT", "The entry cannot be in the future.", ["input", "enteredOn"])
     person_id = await work.person_of(permit)
@@ -494,12 +494,12 @@ async def change(
 
 async def cancel(work: PermitWork, journal: Journal, number: str, reason: str) -> dict[str, Any]:
     permit = await work.current_period(number, ["input", "workPermitNumber"])
-    if permit.status not in (WorkPermitStatus.VALID, WorkPermitStatus.NOTICE_ISSUED):
-        raise UserFailure(
-            "NOT_ELIGIBLE",
-            f"Only a valid or notice-issued permit is cancelled; this one is {permit.status.value}.",
-            ["input", "workPermitNumber"],
-        )
+    _require(
+        permit,
+        (WorkPermitStatus.VALID, WorkPermitStatus.NOTICE_ISSUED),
+        "Only a valid or notice-issued permit is cancelled",
+        ["input", "workPermitNumber"],
+    )
     if not reason.strip():
         raise UserFailure("INVALID_INPUT", "A cancellation gives its reason.", ["input", "reason"])
     async with journal.writing(WP) as conn:
@@ -524,12 +524,18 @@ async def cancel(work: PermitWork, journal: Journal, number: str, reason: str) -
     return {"permit": permit.key}
 
 
+def _require(permit: WorkPermit, allowed: tuple[WorkPermitStatus, ...], rule: str, field: list[str]) -> None:
+    """NOT_ELIGIBLE, naming the rule and the status the permit has, unless it has one allowed."""
+    if permit.status not in allowed:
+        raise UserFailure("NOT_ELIGIBLE", f"{rule}; this one is {permit.status.value}.", field)
+
+
 async def _valid(work: PermitWork, number: str) -> WorkPermit:
     permit = await work.current_period(number, ["input", "workPermitNumber"])
-    if permit.status is not WorkPermitStatus.VALID:
-        raise UserFailure(
-            "NOT_ELIGIBLE",
-            f"Only a valid permit is extended or changed; this one is {permit.status.value}.",
-            ["input", "workPermitNumber"],
-        )
+    _require(
+        permit,
+        (WorkPermitStatus.VALID,),
+        "Only a valid permit is extended or changed",
+        ["input", "workPermitNumber"],
+    )
     return permit
