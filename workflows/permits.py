@@ -320,9 +320,7 @@ async def issue_notice(work: PermitWork, journal: Journal, permit_key: str) -> d
             },
         )
         await wp_writes.decide_application(journal, conn, int(permit.key), work.today, wp_writes.APPROVED)
-        await wp_writes.business_record(
-            journal, conn, int(permit.key), "TZ", work.today, decided=work.today, outcome=wp_writes.APPROVED
-        )
+        await wp_writes.approved_step(journal, conn, int(permit.key), "TZ", work.today, work.today)
     async with journal.writing(HUB_STORE) as conn:
         await journal.delete(conn, HUB_STORE, PENDING, {"permit_key": int(permit.key)})
     await work.refresh_index(journal, await work.person_of(permit), permit.owner)
@@ -342,14 +340,13 @@ async def reject(work: PermitWork, journal: Journal, permit_key: str, reason: st
     async with journal.writing(WP) as conn:
         await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "60"})
         await wp_writes.decide_application(journal, conn, int(permit.key), work.today, wp_writes.REJECTED)
-        await wp_writes.business_record(
+        await wp_writes.approved_step(
             journal,
             conn,
             int(permit.key),
             "BH",
             work.today,
-            decided=work.today,
-            outcome=wp_writes.APPROVED,
+            work.today,
             remark=reason.strip(),
         )
     await work.refresh_index(journal, await work.person_of(permit), permit.owner)
@@ -390,9 +387,7 @@ async def activate(work: PermitWork, journal: Journal, number: str, entered_on: 
         )
     async with journal.writing(WP) as conn:
         await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "30"})
-        await wp_writes.business_record(
-            journal, conn, int(permit.key), "JH", entered_on, decided=work.today, outcome=wp_writes.APPROVED
-        )
+        await wp_writes.approved_step(journal, conn, int(permit.key), "JH", entered_on, work.today)
     await work.carry_onto_cards(journal, person_id, permit.number, "30", permit.valid_to)
     await work.refresh_index(journal, person_id, permit.owner)
     message = f"Your work permit {permit.number} is valid until {permit.valid_to}; your cards carry it."
@@ -415,14 +410,13 @@ async def extend(work: PermitWork, journal: Journal, number: str, valid_to: date
         await wp_writes.update_period(
             journal, conn, int(permit.key), {"YXQZ": wp_mapping.compact_date(valid_to), "STZ": "0"}
         )
-        await wp_writes.business_record(
+        await wp_writes.approved_step(
             journal,
             conn,
             int(permit.key),
             "YQ",
             work.today,
-            decided=work.today,
-            outcome=wp_writes.APPROVED,
+            work.today,
             remark=f"YXQZ: {permit.valid_to} -> {valid_to}",
         )
     person_id = await work.person_of(permit)
@@ -472,14 +466,13 @@ async def change(
         )
     async with journal.writing(WP) as conn:
         await wp_writes.update_period(journal, conn, int(permit.key), {**values, "STZ": "0"})
-        await wp_writes.business_record(
+        await wp_writes.approved_step(
             journal,
             conn,
             int(permit.key),
             "BG",
             work.today,
-            decided=work.today,
-            outcome=wp_writes.APPROVED,
+            work.today,
             remark="; ".join(remarks),
         )
     person_id = await work.person_of(permit)
@@ -504,14 +497,13 @@ async def cancel(work: PermitWork, journal: Journal, number: str, reason: str) -
         raise UserFailure("INVALID_INPUT", "A cancellation gives its reason.", ["input", "reason"])
     async with journal.writing(WP) as conn:
         await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "40"})
-        await wp_writes.business_record(
+        await wp_writes.approved_step(
             journal,
             conn,
             int(permit.key),
             "ZX",
             work.today,
-            decided=work.today,
-            outcome=wp_writes.APPROVED,
+            work.today,
             remark=reason.strip(),
         )
     person_id = await work.person_of(permit)

@@ -158,6 +158,21 @@ async def business_record(
     )
 
 
+async def approved_step(
+    writer: RowWriter,
+    conn: AsyncConnection,
+    permit_key: int,
+    kind: str,
+    applied: date,
+    decided: date,
+    remark: str = "",
+) -> None:
+    """The business record of a step applied for on `applied` and approved on `decided`."""
+    await business_record(
+        writer, conn, permit_key, kind, applied, decided=decided, outcome=APPROVED, remark=remark
+    )
+
+
 async def decide_application(
     writer: RowWriter, conn: AsyncConnection, permit_key: int, today: date, outcome: str
 ) -> None:
