@@ -27,6 +27,7 @@ from access.downloads import permit_routes
 from access.keys import load_or_create_key
 from access.policy import Policy, load_policy
 from access.scope import scope_of
+from access.sealing import sealer
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
@@ -48,7 +49,9 @@ from operations import (
     record_errors,
 )
 from resolvers.context import Caller, Context
+from resolvers.global_ids import GlobalIds
 from resolvers.loaders import Loaders
+from resolvers.paging import Cursors
 from schema import build_schema
 from schema.errors import with_code
 from settings import Settings
@@ -71,6 +74,8 @@ class HubState:
     policy: Policy
     workflows: WorkflowRunner
     tokens: TokenAuthority
+    ids: GlobalIds
+    cursors: Cursors
 
 
 class HubGraphQL(GraphQL[Context, None]):
@@ -114,6 +119,8 @@ class HubGraphQL(GraphQL[Context, None]):
             audit=audit,
             workflows=hub.workflows,
             tokens=hub.tokens,
+            ids=hub.ids,
+            cursors=hub.cursors,
             trace=trace if asked else None,
             request=request,
             response=response,
@@ -140,7 +147,10 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
     # A crash may have left runs unfinished: each is undone before anything else is served.
     await workflows.recover()
     tokens = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
-    return HubState(settings, sources, store, audit, policy, workflows, tokens)
+    sealed = sealer(settings.data_dir)
+    return HubState(
+        settings, sources, store, audit, policy, workflows, tokens, GlobalIds(sealed), Cursors(sealed)
+    )
 
 
 async def close_hub(hub: HubState) -> None:

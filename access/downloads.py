@@ -29,7 +29,6 @@ from gateway import Gate, Refused
 from identity.store import PersonCore
 from resolvers import relationships as rel
 from resolvers.context import Caller
-from resolvers.global_ids import to_global_id
 from resolvers.loaders import Loaders
 from resolvers.verification import full_name
 from settings import SHANGHAI
@@ -83,7 +82,7 @@ class PermitDownloads:
         permit = holding.permit
         qr_code = None
         if permit is not None and permit.status is WorkPermitStatus.VALID:
-            qr_code = self.keys.issue_qr(permit.number, to_global_id("Person", holding.person.id))
+            qr_code = self.keys.issue_qr(permit.number, _person_global_id(request, holding.person.id))
         await _audit(request, caller, holding.person.id, QR_IMAGE_FIELDS)
         if qr_code is None:
             raise Refused(404, "NOT_FOUND", "There is no valid work permit to make a QR code for.")
@@ -105,7 +104,7 @@ class PermitDownloads:
             raise Refused(404, "NOT_FOUND", "There is no work permit to document.")
         now = datetime.now(UTC).replace(microsecond=0)
         signed = self.keys.sign_document(
-            statement(holding, now), to_global_id("Person", holding.person.id), now
+            statement(holding, now), _person_global_id(request, holding.person.id), now
         )
         return Response(
             signed.encode(),
@@ -130,6 +129,11 @@ def statement(holding: Holding, now: datetime) -> dict[str, Any]:
         "employer": {"name": employer.name, "creditCode": employer.credit_code} if employer else None,
         "holderName": full_name(holding.person.surname, holding.person.given_names),
     }
+
+
+def _person_global_id(request: Request, person_id: int) -> str:
+    hub: HubState = request.app.state.hub
+    return hub.ids.encode("Person", person_id)
 
 
 async def _holding(request: Request, caller: Caller) -> Holding:

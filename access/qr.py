@@ -23,10 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.algorithms import OKPAlgorithm
 
 from access.keys import load_or_create_key
+from access.sealing import sealer
 from access.tokens import ALGORITHM, ISSUER
 from adapters.records import PermitVerificationFailure
 from resolvers.errors import ClientError
-from resolvers.global_ids import from_global_id
+from resolvers.global_ids import GlobalIds
 
 QR_KEY = "qr-codes"
 DOCUMENT_KEY = "permit-documents"
@@ -49,7 +50,6 @@ class QrClaims:
 
     permit_number: str
     person: str
-    person_id: int  # the person the global id names
     issued_at: datetime
     expires_at: datetime
 
@@ -81,7 +81,8 @@ def thumbprint(jwk: dict[str, Any]) -> str:
 class PermitKeys:
     """The QR key and the document key, and what is signed and verified with them."""
 
-    def __init__(self, qr: Ed25519PrivateKey, document: Ed25519PrivateKey) -> None:
+    def __init__(self, qr: Ed25519PrivateKey, document: Ed25519PrivateKey, ids: GlobalIds) -> None:
+        self.ids = ids  # the QR code's subject is a Person's global id, and nothing else
         self.qr = SigningKey(QR_KEY, qr)
         self.document = SigningKey(DOCUMENT_KEY, document)
 
@@ -126,17 +127,21 @@ class PermitKeys:
             raise QrRejected(PermitVerificationFailure.EXPIRED, "the QR code has expired") from None
         except jwt.InvalidTokenError:
             raise QrRejected(invalid, "the signature does not verify") from None
-        person_id = _person_id(claims["sub"])
-        if not isinstance(claims["permit"], str) or person_id is None:
+        if not isinstance(claims["permit"], str) or not self._names_a_person(claims["sub"]):
             # Signed with the QR key, yet not what the hub puts in a QR code.
             raise QrRejected(invalid, "the claims are not a QR code's")
         return QrClaims(
             permit_number=claims["permit"],
             person=claims["sub"],
-            person_id=person_id,
             issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
         )
+
+    def _names_a_person(self, subject: object) -> bool:
+        try:
+            return isinstance(subject, str) and self.ids.decode(subject)[0] == "Person"
+        except ClientError:
+            return False
 
     def sign_document(self, statement: dict[str, Any], person: str, now: datetime | None = None) -> str:
         """A compact JWS over the permit statement, naming the person by global id."""
@@ -144,20 +149,13 @@ class PermitKeys:
         return self.document.sign({"iss": ISSUER, "sub": person, "iat": issued, **statement}, DOCUMENT_TYPE)
 
 
-def _person_id(value: object) -> int | None:
-    """The person id a Person's global id names; None for anything else."""
-    if not isinstance(value, str):
-        return None
-    try:
-        type_name, key = from_global_id(value)
-    except ClientError:
-        return None
-    return int(key) if type_name == "Person" and key.isdigit() else None
-
-
 @lru_cache(maxsize=16)
 def _keys_in(directory: Path) -> PermitKeys:
-    return PermitKeys(load_or_create_key(directory, QR_KEY), load_or_create_key(directory, DOCUMENT_KEY))
+    return PermitKeys(
+        load_or_create_key(directory, QR_KEY),
+        load_or_create_key(directory, DOCUMENT_KEY),
+        GlobalIds(sealer(directory)),
+    )
 
 
 def permit_keys(data_dir: Path) -> PermitKeys:

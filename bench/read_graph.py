@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
 import json
 import os
@@ -85,7 +84,7 @@ from app import HubState, create_app
 from estate import generate_estate
 from identity.linking import link_estate
 from identity.store import HubStore
-from resolvers.global_ids import from_global_id, to_global_id
+from resolvers.global_ids import GlobalIds
 from settings import Limits, Settings
 from tracing import HUB_STORE
 
@@ -351,25 +350,11 @@ def _employer(credit_code: str | None, name: str | None) -> Json | None:
     return {"creditCode": credit, "name": _text(name) or credit} if credit else None
 
 
-def _cursor(kind: str, position: Sequence[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([kind, *position])).decode().rstrip("=")
-
-
 def _empty_page() -> Json:
     return {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
 
 
 Position = Callable[[Any], tuple[Any, ...]]
-
-
-def _page(kind: str, rows: list[Any], first: int, node: Callable[[Any], Json], position: Position) -> Json:
-    """A connection of at most `first` rows (one more was read to tell whether a next page exists)."""
-    kept = rows[:first]
-    end = _cursor(kind, position(kept[-1])) if kept else None
-    return {
-        "edges": [{"node": node(r)} for r in kept],
-        "pageInfo": {"hasNextPage": len(rows) > first, "endCursor": end},
-    }
 
 
 def _entry(r: Any) -> Json:
@@ -425,6 +410,19 @@ class Floor:
         self.today_compact = self.today.strftime("%Y%m%d")
         self.today_slash = self.today.strftime("%Y/%m/%d")
         self.statements: dict[str, int] = {}
+        self.ids = hub.ids
+        self.cursors = hub.cursors
+
+    def _page(
+        self, kind: str, rows: list[Any], first: int, node: Callable[[Any], Json], position: Position
+    ) -> Json:
+        """A connection of at most `first` rows (one more was read to tell whether a next page exists)."""
+        kept = rows[:first]
+        end = self.cursors.encode(kind, position(kept[-1])) if kept else None
+        return {
+            "edges": [{"node": node(r)} for r in kept],
+            "pageInfo": {"hasNextPage": len(rows) > first, "endCursor": end},
+        }
 
     async def _rows(self, conn: AsyncConnection, source: str, sql: TextClause, **params: Any) -> list[Any]:
         self.statements[source] = self.statements.get(source, 0) + 1
@@ -433,7 +431,7 @@ class Floor:
     # ------------------------------------------------------------ the two answers
 
     async def person(self, global_id: str) -> bytes:
-        person_id = int(from_global_id(global_id)[1])
+        person_id = int(self.ids.key_of(global_id, "Person", "id"))
         async with self.store.connect() as conn:
             rows = await self._rows(conn, HUB_STORE, PERSONS_BY_ID, ids=[person_id])
         nodes = await self._nodes(rows)
@@ -444,7 +442,7 @@ class Floor:
             rows = await self._rows(conn, HUB_STORE, PERSONS_AFTER, after=after or 0, limit=PAGE_SIZE + 1)
         kept = rows[:PAGE_SIZE]
         nodes = await self._nodes(kept)
-        end = _cursor("persons", (kept[-1][0],)) if kept else None
+        end = self.cursors.encode("persons", (kept[-1][0],)) if kept else None
         return orjson.dumps(
             {
                 "data": {
@@ -489,11 +487,10 @@ class Floor:
         )
         return nodes
 
-    @staticmethod
-    def _person(r: Any) -> Json:
+    def _person(self, r: Any) -> Json:
         person_id, surname, given_names, sex, birth_date, nationality = r
         return {
-            "id": to_global_id("Person", person_id),
+            "id": self.ids.encode("Person", person_id),
             "name": {
                 "surname": surname,
                 "givenNames": given_names,
@@ -608,7 +605,7 @@ class Floor:
                     card_number = _text(kh)
                     method = _text(rzfs)
                     nodes[person]["electronicCard"] = {
-                        "id": to_global_id("ElectronicCard", dzkid.strip()),
+                        "id": self.ids.encode("ElectronicCard", dzkid.strip()),
                         "status": ECARD_STATUS[qfzt],
                         "serviceLevel": "STANDARD" if card_number else "BASIC",
                         "signedAt": _text(qfsj),
@@ -644,7 +641,9 @@ class Floor:
         for person, rows in per_person.items():
             if owners.count(person, agency) > 1:  # newest first across the person's records
                 rows.sort(key=lambda r: (r[1], r[2], r[0]), reverse=True)
-            nodes[person]["entries"] = _page("entries", rows, first, _entry, lambda r: (r[1], r[2], r[0]))
+            nodes[person]["entries"] = self._page(
+                "entries", rows, first, _entry, lambda r: (r[1], r[2], r[0])
+            )
         for rybh, jlxkzh, jlsy, qfrq, yxqz, qfjg, zt, hyfs in permits:
             for person in owners.persons(agency, rybh):
                 if nodes[person]["residencePermit"] is None:
@@ -679,7 +678,7 @@ class Floor:
         for person, rows in per_person.items():
             if owners.count(person, agency) > 1:  # newest first across the person's cards
                 rows.sort(key=lambda r: (r[2], r[1], r[0]), reverse=True)
-            nodes[person]["benefitPayments"] = _page(
+            nodes[person]["benefitPayments"] = self._page(
                 "benefit_payments", rows, first, _payment, lambda r: (r[2], r[1], r[0])
             )
 
@@ -781,7 +780,7 @@ async def measure(scenario: Scenario, hub: Hub, floor: Floor, seconds: float, wa
     )
 
 
-async def sample_persons(store: AsyncEngine) -> tuple[list[str], list[int | None]]:
+async def sample_persons(store: AsyncEngine, ids: GlobalIds) -> tuple[list[str], list[int | None]]:
     """Global ids of persons with records in all five agencies (shuffled, at most
     PERSONS_CYCLED), and the `after` position of every page of persons."""
     async with store.connect() as conn:
@@ -797,14 +796,14 @@ async def sample_persons(store: AsyncEngine) -> tuple[list[str], list[int | None
     chosen = [r[0] for r in complete]
     random.Random(SEED).shuffle(chosen)
     afters: list[int | None] = [None] + [ids[i - 1] for i in range(PAGE_SIZE, len(ids), PAGE_SIZE)]
-    return [to_global_id("Person", i) for i in chosen[:PERSONS_CYCLED]], afters
+    return [ids.encode("Person", i) for i in chosen[:PERSONS_CYCLED]], afters
 
 
 def scenarios(
     hub: Hub, floor: Floor, queries: Queries, persons: list[str], afters: list[int | None]
 ) -> list[Scenario]:
     def page_cursor(after: int | None) -> str | None:
-        return _cursor("persons", (after,)) if after is not None else None
+        return floor.cursors.encode("persons", (after,)) if after is not None else None
 
     async def hub_person(i: int) -> bytes:
         return await hub.post(queries.person, {"lookup": {"id": persons[i % len(persons)]}})
@@ -909,7 +908,7 @@ async def bench_once(settings: Settings, args: argparse.Namespace, audit: bool) 
     label = "(audit)" if audit else "(no audit)"
     async with app.router.lifespan_context(app):
         state: HubState = app.state.hub
-        persons, afters = await sample_persons(state.store.engine)
+        persons, afters = await sample_persons(state.store.engine, state.ids)
         if not persons:
             raise BenchError("no person has records in all five agencies; seed more persons")
         print(

@@ -14,7 +14,9 @@ from adapters import Sources
 from adapters.records import CallerRole, DataProblem
 from audit.log import AuditLog
 from identity.store import HubStore
+from resolvers.global_ids import GlobalIds
 from resolvers.loaders import Loaders
+from resolvers.paging import Cursors
 from tracing import SourceTrace
 from workflows.engine import WorkflowRunner
 
@@ -61,6 +63,8 @@ class Context:
     audit: AuditLog | None
     workflows: WorkflowRunner
     tokens: TokenAuthority
+    ids: GlobalIds
+    cursors: Cursors
     trace: SourceTrace | None = None
     # Values returned together with an error (a failed check character, an unreadable row in a list).
     problems: list[tuple[tuple[str | int, ...], DataProblem]] = field(default_factory=list)

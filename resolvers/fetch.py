@@ -8,7 +8,7 @@ from typing import Any
 from adapters.base import RecordList, SourceDataInvalid
 from adapters.records import Page
 from resolvers.context import Info
-from resolvers.paging import decode_cursor, page_size
+from resolvers.paging import page_size
 from resolvers.relationships import PagedPersonRelationship, PersonRelationship
 
 
@@ -58,7 +58,7 @@ async def person_page(
 ) -> tuple[Page[Any], str]:
     """One keyset page of a person's records in one agency."""
     size = page_size(first)
-    position = decode_cursor(relationship.name, after)
+    position = info.context.cursors.decode(relationship.name, after)
     links = await info.context.loaders.links_by_person.load(person_id)
     group = links.owners(relationship.agency)
     if not group:

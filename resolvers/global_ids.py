@@ -1,32 +1,34 @@
-"""Relay global ids: opaque, and naming the type and the record's own key."""
+"""Relay global ids: opaque and authenticated (sealed, access/sealing.py). An id names its type
+and the record's own key to the hub only; a client can neither read nor make one."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-
+from access.sealing import Sealer
 from resolvers.errors import ClientError
 
 NODE_TYPES = ("Person", "Employer", "WorkPermit", "ElectronicCard", "Notification")
+PURPOSE = b"global-id"
 
 
-def to_global_id(type_name: str, key: str | int) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
+class GlobalIds:
+    """Makes and reads the global ids of one hub (its data directory's sealing secret)."""
 
+    def __init__(self, sealer: Sealer) -> None:
+        self._sealer = sealer
 
-def from_global_id(global_id: str, field: str = "id") -> tuple[str, str]:
-    try:
-        padded = global_id + "=" * (-len(global_id) % 4)
-        type_name, _, key = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ClientError(field, "is not an id this hub issued") from None
-    if type_name not in NODE_TYPES or not key:
-        raise ClientError(field, "is not an id this hub issued")
-    return type_name, key
+    def encode(self, type_name: str, key: str | int) -> str:
+        return self._sealer.seal(PURPOSE, f"{type_name}:{key}".encode())
 
+    def decode(self, global_id: str, field: str = "id") -> tuple[str, str]:
+        """(type name, key) of an id this hub issued; anything else is a client error on `field`."""
+        opened = self._sealer.open(PURPOSE, global_id) if isinstance(global_id, str) else None
+        type_name, _, key = opened.decode().partition(":") if opened is not None else ("", "", "")
+        if type_name not in NODE_TYPES or not key:
+            raise ClientError(field, "is not an id this hub issued")
+        return type_name, key
 
-def key_of(global_id: str, expected_type: str, field: str) -> str:
-    type_name, key = from_global_id(global_id, field)
-    if type_name != expected_type:
-        raise ClientError(field, f"is the id of a {type_name}, not of a {expected_type}")
-    return key
+    def key_of(self, global_id: str, expected_type: str, field: str) -> str:
+        type_name, key = self.decode(global_id, field)
+        if type_name != expected_type:
+            raise ClientError(field, f"is the id of a {type_name}, not of a {expected_type}")
+        return key

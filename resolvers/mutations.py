@@ -12,7 +12,6 @@ from adapters.base import SourceDataInvalid
 from adapters.records import Agency, CallerRole, WorkPermit
 from resolvers.context import Info
 from resolvers.errors import ClientError
-from resolvers.global_ids import key_of
 from workflows import cards, exit_entry, permits
 from workflows.engine import Journal, UserFailure
 from workflows.permits import PermitWork
@@ -52,7 +51,7 @@ async def run_workflow(
 ) -> Answer:
     context = info.context
     data_dir = context.request.app.state.hub.settings.data_dir
-    work = PermitWork(context.sources, context.store, context.today, permit_keys(data_dir))
+    work = PermitWork(context.sources, context.store, context.today, context.ids, permit_keys(data_dir))
     outcome = await context.workflows.run(
         kind, context.caller.subject, idempotency_key, arguments, lambda journal: body(work, journal)
     )
@@ -74,9 +73,9 @@ async def run_permit_workflow(
     return PermitAnswer(answer.record, answer.user_errors)
 
 
-def permit_key(global_id: str) -> str:
+def permit_key(work: PermitWork, global_id: str) -> str:
     try:
-        return key_of(global_id, "WorkPermit", "input.workPermitId")
+        return work.ids.key_of(global_id, "WorkPermit", "input.workPermitId")
     except ClientError as error:
         raise UserFailure("INVALID_INPUT", str(error), ["input", "workPermitId"]) from None
 
@@ -93,7 +92,7 @@ async def issue_notification_letter(info: Info, permit_id: str, key: str | None)
         "issueNotificationLetter",
         key,
         {"workPermitId": permit_id},
-        lambda w, j: permits.issue_notice(w, j, permit_key(permit_id)),
+        lambda w, j: permits.issue_notice(w, j, permit_key(w, permit_id)),
     )
 
 
@@ -105,7 +104,7 @@ async def reject_work_permit_application(
         "rejectWorkPermitApplication",
         key,
         {"workPermitId": permit_id, "reason": reason},
-        lambda w, j: permits.reject(w, j, permit_key(permit_id), reason),
+        lambda w, j: permits.reject(w, j, permit_key(w, permit_id), reason),
     )
 
 

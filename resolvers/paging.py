@@ -1,16 +1,17 @@
-"""Connection arguments and opaque keyset cursors."""
+"""Connection arguments and opaque keyset cursors (sealed: a cursor reveals no position and
+only a cursor this hub issued for the same connection is accepted)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from typing import Any
 
+from access.sealing import Sealer
 from resolvers.errors import ClientError
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+PURPOSE = b"cursor"
 
 
 def page_size(first: int | None, field: str = "first") -> int:
@@ -21,20 +22,22 @@ def page_size(first: int | None, field: str = "first") -> int:
     return first
 
 
-def encode_cursor(kind: str, position: tuple[Any, ...]) -> str:
-    raw = json.dumps([kind, *position], separators=(",", ":"), ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+class Cursors:
+    """Makes and reads one hub's keyset cursors; each names the connection it belongs to."""
 
+    def __init__(self, sealer: Sealer) -> None:
+        self._sealer = sealer
 
-def decode_cursor(kind: str, cursor: str | None, field: str = "after") -> tuple[Any, ...] | None:
-    """The keyset position a cursor of this connection holds; a foreign cursor is refused."""
-    if cursor is None:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ClientError(field, "is not a cursor this connection issued") from None
-    if not isinstance(value, list) or len(value) < 2 or value[0] != kind:
-        raise ClientError(field, "is not a cursor this connection issued")
-    return tuple(value[1:])
+    def encode(self, kind: str, position: tuple[Any, ...]) -> str:
+        raw = json.dumps([kind, *position], separators=(",", ":"), ensure_ascii=False).encode()
+        return self._sealer.seal(PURPOSE, raw)
+
+    def decode(self, kind: str, cursor: str | None, field: str = "after") -> tuple[Any, ...] | None:
+        """The keyset position a cursor of this connection holds; any other text is refused."""
+        if cursor is None:
+            return None
+        opened = self._sealer.open(PURPOSE, cursor) if isinstance(cursor, str) else None
+        value = json.loads(opened) if opened is not None else None
+        if not isinstance(value, list) or len(value) < 2 or value[0] != kind:
+            raise ClientError(field, "is not a cursor this connection issued")
+        return tuple(value[1:])

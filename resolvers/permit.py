@@ -9,8 +9,7 @@ from identity.store import PersonCore
 from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.fetch import deliver
-from resolvers.global_ids import to_global_id
-from resolvers.paging import decode_cursor, page_size
+from resolvers.paging import page_size
 from resolvers.verification import signing_keys
 
 EMPLOYER_PERMITS = "employer_permits"
@@ -42,7 +41,7 @@ async def qr_code(info: Info, permit: WorkPermit) -> str | None:
     person_id = await info.context.loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
     if person_id is None:
         return None
-    return signing_keys(info).issue_qr(permit.number, to_global_id("Person", person_id))
+    return signing_keys(info).issue_qr(permit.number, info.context.ids.encode("Person", person_id))
 
 
 async def employer_by_credit_code(info: Info, credit_code: str) -> Employer | None:
@@ -58,6 +57,6 @@ async def employer_permits(
     info: Info, employer: Employer, first: int | None, after: str | None
 ) -> tuple[Page[Any], str]:
     size = page_size(first)
-    position = decode_cursor(EMPLOYER_PERMITS, after)
+    position = info.context.cursors.decode(EMPLOYER_PERMITS, after)
     page = await info.context.loaders.employer_permits.load((employer.credit_code, size, position))
     return page, EMPLOYER_PERMITS

@@ -9,7 +9,7 @@ from identity.store import Passport, PersonCore, PersonLinks
 from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.fetch import deliver, person_current, person_page, person_related
-from resolvers.paging import decode_cursor, page_size
+from resolvers.paging import page_size
 
 
 async def passports(info: Info, person: PersonCore) -> list[Passport]:
@@ -76,7 +76,7 @@ async def notifications(
     info: Info, person: PersonCore, first: int | None, after: str | None
 ) -> tuple[Page[Any], str]:
     size = page_size(first)
-    position = decode_cursor(NOTIFICATIONS, after)
+    position = info.context.cursors.decode(NOTIFICATIONS, after)
     key = (person.id, size, int(position[0]) if position else None)
     return deliver(info, await info.context.loaders.notifications_by_person.load(key)), NOTIFICATIONS
 
@@ -90,7 +90,7 @@ async def access_log(
     """Who (by role) read the person's data, when, why and which fields. Reads restricted for
     an investigation show from their date on; the data-protection officer sees them at once."""
     size = page_size(first)
-    position = decode_cursor(ACCESS_LOG, after)
+    position = info.context.cursors.decode(ACCESS_LOG, after)
     caller = info.context.caller
     visible_on = None if caller.role is CallerRole.DATA_PROTECTION_OFFICER else info.context.today
     key = (person.id, size, (int(position[0]) if position else None, visible_on))

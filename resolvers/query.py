@@ -18,8 +18,7 @@ from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from resolvers.fetch import deliver
-from resolvers.global_ids import from_global_id
-from resolvers.paging import decode_cursor, page_size
+from resolvers.paging import page_size
 from resolvers.permit import employer_by_credit_code
 
 PERSONS = "persons"
@@ -50,7 +49,7 @@ class PersonCriteria:
 
 
 async def node(info: Info, global_id: str) -> Any:
-    type_name, key = from_global_id(global_id)
+    type_name, key = info.context.ids.decode(global_id)
     return await node_by_key(info, type_name, key)
 
 
@@ -73,7 +72,7 @@ async def node_by_key(info: Info, type_name: str, key: str) -> Any:
 async def person(info: Info, lookup: Lookup) -> PersonCore | None:
     loaders = info.context.loaders
     if lookup.id is not None:
-        type_name, key = from_global_id(lookup.id, "lookup.id")
+        type_name, key = info.context.ids.decode(lookup.id, "lookup.id")
         if type_name != "Person" or not key.isdigit():
             raise ClientError("lookup.id", f"is the id of a {type_name}, not of a Person")
         return await loaders.person_by_id.load(int(key))
@@ -103,7 +102,7 @@ async def persons(
     """A page of persons in id order; each filter is answered by its source's SQL and the
     answers are joined to persons through the link table, in the hub store's SQL."""
     size = page_size(first)
-    position = decode_cursor(PERSONS, after)
+    position = info.context.cursors.decode(PERSONS, after)
     context = info.context
     _check_criteria(criteria)
     key_filters: list[KeyFilter] = []
@@ -140,7 +139,7 @@ async def expiring_work_permits(
     if not 1 <= within_days <= MAX_WITHIN_DAYS:
         raise ClientError("withinDays", f"must be from 1 to {MAX_WITHIN_DAYS}")
     size = page_size(first)
-    position = decode_cursor(EXPIRING, after)
+    position = info.context.cursors.decode(EXPIRING, after)
     today = info.context.today
     page = await info.context.sources.work_permits.expiring_permits(
         today, today + timedelta(days=within_days), size, position, employer=info.context.scope.employer

@@ -17,7 +17,6 @@ from adapters.records import (
 from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.errors import ClientError
-from resolvers.global_ids import from_global_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +42,7 @@ async def verify(
         return await _outcome(info, permit, VerificationChannel.SYSTEM)
     if electronic_card_id is None:
         raise ClientError("input", "needs exactly one of workPermitNumber, qrCode, electronicCardId")
-    card_key = _electronic_card_key(electronic_card_id)
+    card_key = _electronic_card_key(info, electronic_card_id)
     card = await loaders.keyed(rel.ELECTRONIC_CARD_BY_ID).load(card_key)
     channel = VerificationChannel.ELECTRONIC_CARD
     if card is None or card.work_permit_number is None:
@@ -70,7 +69,7 @@ async def _by_qr_code(info: Info, qr_code: str) -> Verification:
     permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(claims.permit_number)
     if permit is not None:
         holder = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
-        if holder != claims.person_id:
+        if holder is None or info.context.ids.encode("Person", holder) != claims.person:
             return Verification(False, PermitVerificationFailure.HOLDER_MISMATCH, channel, permit.number)
     return await _outcome(info, permit, channel)
 
@@ -83,11 +82,11 @@ def signing_keys(info: Info) -> PermitKeys:
     return permit_keys(request.app.state.hub.settings.data_dir)
 
 
-def _electronic_card_key(value: str) -> str:
+def _electronic_card_key(info: Info, value: str) -> str:
     """An e-card's global id, or the card service's own DZKID as printed in the app."""
     if value.strip().upper().startswith("DZK"):
         return value.strip().upper()
-    type_name, key = from_global_id(value, "input.electronicCardId")
+    type_name, key = info.context.ids.decode(value, "input.electronicCardId")
     if type_name != "ElectronicCard":
         raise ClientError("input.electronicCardId", f"is the id of a {type_name}, not of an ElectronicCard")
     return key

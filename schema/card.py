@@ -7,7 +7,7 @@ from datetime import date, datetime
 import strawberry
 
 from adapters.records import ElectronicCard as ElectronicCardRecord
-from resolvers.global_ids import to_global_id
+from resolvers.context import Info
 from schema.common import (
     CardStatus,
     ElectronicCardServiceLevel,
@@ -51,8 +51,8 @@ class ElectronicCard(Node):
     work_permit_number: str | None = strawberry.field(description="The permit number the card carries.")
 
     @strawberry.field(description="The e-card's opaque global id.")
-    def id(root: ElectronicCardRecord) -> strawberry.ID:  # noqa: N805
-        return strawberry.ID(to_global_id("ElectronicCard", root.key))
+    def id(root: ElectronicCardRecord, info: Info) -> strawberry.ID:  # noqa: N805
+        return strawberry.ID(info.context.ids.encode("ElectronicCard", root.key))
 
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:

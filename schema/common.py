@@ -10,7 +10,6 @@ from adapters import records
 from adapters.records import Page
 from resolvers.context import Info
 from resolvers.fetch import edges
-from resolvers.paging import encode_cursor
 
 # The adapters' enums, exposed as the graph's enums (one definition, no copies).
 Agency = strawberry.enum(records.Agency, description="The five agencies whose systems the hub joins.")
@@ -85,6 +84,7 @@ class PageInfo:
 
 def connection_parts(info: Info, page: Page[Any], kind: str) -> tuple[list[tuple[str, Any]], PageInfo]:
     """(cursor, node) pairs and the PageInfo of one keyset page."""
-    pairs = [(encode_cursor(kind, position), item) for position, item in edges(info, page)]
-    end = encode_cursor(kind, page.positions[-1]) if page.positions else None
+    cursors = info.context.cursors
+    pairs = [(cursors.encode(kind, position), item) for position, item in edges(info, page)]
+    end = cursors.encode(kind, page.positions[-1]) if page.positions else None
     return pairs, PageInfo(has_next_page=page.has_next, end_cursor=end)

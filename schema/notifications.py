@@ -9,7 +9,6 @@ import strawberry
 from identity.store import NotificationRecord
 from resolvers import query
 from resolvers.context import Info
-from resolvers.global_ids import to_global_id
 from schema.common import Node, NotificationKind, PageInfo
 
 
@@ -21,8 +20,8 @@ class Notification(Node):
     message: str = strawberry.field(description="What happened, in words.")
 
     @strawberry.field(description="The notification's opaque global id.")
-    def id(root: NotificationRecord) -> strawberry.ID:  # noqa: N805
-        return strawberry.ID(to_global_id("Notification", root.key))
+    def id(root: NotificationRecord, info: Info) -> strawberry.ID:  # noqa: N805
+        return strawberry.ID(info.context.ids.encode("Notification", root.key))
 
     @strawberry.field(description="What the notification is about.")
     def kind(root: NotificationRecord) -> NotificationKind:  # noqa: N805

@@ -11,7 +11,6 @@ from adapters.records import Employer as EmployerRecord
 from adapters.records import WorkPermit as WorkPermitRecord
 from resolvers import permit
 from resolvers.context import Info
-from resolvers.global_ids import to_global_id
 from schema.common import (
     Node,
     PageInfo,
@@ -46,8 +45,8 @@ class Employer(Node):
     name: str = strawberry.field(description="The employer's name.")
 
     @strawberry.field(description="The employer's opaque global id.")
-    def id(root: EmployerRecord) -> strawberry.ID:  # noqa: N805
-        return strawberry.ID(to_global_id("Employer", root.credit_code))
+    def id(root: EmployerRecord, info: Info) -> strawberry.ID:  # noqa: N805
+        return strawberry.ID(info.context.ids.encode("Employer", root.credit_code))
 
     @strawberry.field(description="Every permit period naming this employer, newest first.")
     async def work_permits(
@@ -84,8 +83,8 @@ class WorkPermit(Node):
     )
 
     @strawberry.field(description="The permit period's opaque global id.")
-    def id(root: WorkPermitRecord) -> strawberry.ID:  # noqa: N805
-        return strawberry.ID(to_global_id("WorkPermit", root.key))
+    def id(root: WorkPermitRecord, info: Info) -> strawberry.ID:  # noqa: N805
+        return strawberry.ID(info.context.ids.encode("WorkPermit", root.key))
 
     @strawberry.field(description="The employer named on the permit.")
     def employer(root: WorkPermitRecord, info: Info) -> Employer | None:  # noqa: N805

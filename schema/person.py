@@ -9,7 +9,6 @@ import strawberry
 from identity.store import PersonCore
 from resolvers import person
 from resolvers.context import Info
-from resolvers.global_ids import to_global_id
 from resolvers.verification import full_name
 from schema.benefits import BenefitPaymentConnection, BenefitPaymentEdge
 from schema.card import ElectronicCard, SocialSecurityCard
@@ -72,8 +71,8 @@ class Person(Node):
     nationality: str = strawberry.field(description="Nationality (ISO 3166-1 alpha-3).")
 
     @strawberry.field(description="The person's opaque global id; it never changes.")
-    def id(root: PersonCore) -> strawberry.ID:  # noqa: N805
-        return strawberry.ID(to_global_id("Person", root.id))
+    def id(root: PersonCore, info: Info) -> strawberry.ID:  # noqa: N805
+        return strawberry.ID(info.context.ids.encode("Person", root.id))
 
     @strawberry.field(description="The name: from exit-entry where known, else from the work-permit system.")
     def name(root: PersonCore) -> PersonName:  # noqa: N805

@@ -13,8 +13,8 @@ from notifications.connection import ConnectionContext
 from notifications.feed import follow
 from resolvers.context import Context, Info
 from resolvers.errors import ClientError, Forbidden
-from resolvers.global_ids import from_global_id
-from resolvers.paging import decode_cursor
+from resolvers.global_ids import GlobalIds
+from resolvers.paging import Cursors
 from resolvers.person import NOTIFICATIONS
 from schema.notifications import Notification
 
@@ -52,7 +52,7 @@ class Subscription:
         ] = None,
     ) -> AsyncIterator[Notification]:
         person_id = subscriber(info)
-        position = resume_position(after)
+        position = resume_position(after, info.context.ids, info.context.cursors)
         return _events(info.context, info.context.store, person_id, position)  # type: ignore[return-value]
 
 
@@ -72,12 +72,12 @@ def subscriber(info: Info) -> int:
     return caller.person_id
 
 
-def resume_position(after: str | None) -> int | None:
+def resume_position(after: str | None, ids: GlobalIds, cursors: Cursors) -> int | None:
     """The id of the notification to resume after, from its global id or an edge's cursor."""
     if after is None:
         return None
     try:
-        position = decode_cursor(NOTIFICATIONS, after, AFTER)
+        position = cursors.decode(NOTIFICATIONS, after, AFTER)
     except ClientError:
         position = None
     if position is not None:
@@ -85,7 +85,7 @@ def resume_position(after: str | None) -> int | None:
             return position[0]
         raise ClientError(AFTER, NOT_A_POSITION)
     try:
-        type_name, key = from_global_id(after, AFTER)
+        type_name, key = ids.decode(after, AFTER)
     except ClientError:
         raise ClientError(AFTER, NOT_A_POSITION) from None
     if type_name != "Notification" or not key.isdigit():

@@ -17,6 +17,7 @@ import pytest
 
 from access.keys import load_or_create_key
 from access.policy import load_policy
+from access.sealing import sealer
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from adapters.records import CallerRole
@@ -24,6 +25,7 @@ from app import HubState, close_hub, create_app, open_hub
 from estate import generate_estate
 from identity.linking import LinkReport, link_estate
 from identity.store import HubStore
+from resolvers.global_ids import GlobalIds
 from schema import build_schema
 from settings import Settings
 from tests.databases import postgres_settings, postgres_unavailable
@@ -57,6 +59,16 @@ def caller_headers(
     if purpose:
         headers["X-Purpose"] = purpose
     return headers
+
+
+def global_ids(settings: Settings) -> GlobalIds:
+    """The global ids the hub serving this data directory makes and reads."""
+    return GlobalIds(sealer(settings.data_dir))
+
+
+def person_id_of(settings: Settings, global_id: str) -> int:
+    """The hub's person id behind a Person's global id."""
+    return int(global_ids(settings).key_of(global_id, "Person", "id"))
 
 
 def read_everything(settings: Settings) -> tuple[Settings, dict[str, str]]:

@@ -31,9 +31,8 @@ from access.keys import load_or_create_key
 from adapters.records import CallerRole
 from audit.chain import AuditEntry, link_hash, seal
 from audit.log import AUDIT_CHECKPOINT, AUDIT_KEY, AUDIT_RECORD, AuditLog, AuditUnavailable
-from resolvers.global_ids import key_of
 from settings import sqlite_url
-from tests.conftest import AS_OF, Estate, serve
+from tests.conftest import AS_OF, Estate, person_id_of, serve
 from tests.databases import POSTGRES_ADMIN_DSN, POSTGRES_URL_BASE, PostgresDatabases
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,7 +164,7 @@ async def people(estate: Estate, policy_client: httpx.AsyncClient) -> list[Someo
     found = [
         Someone(
             node["id"],
-            int(key_of(node["id"], "Person", "id")),
+            person_id_of(estate.settings, node["id"]),
             node["name"]["full"],
             [visa["number"] for visa in node["visas"]],
         )
@@ -216,7 +215,7 @@ async def test_a_page_of_two_persons_records_two_entries(
         estate.headers(CallerRole.EXIT_ENTRY, "entry-control"),
     )
     assert "errors" not in body, body["errors"]
-    shown = [int(key_of(edge["node"]["id"], "Person", "id")) for edge in body["data"]["persons"]["edges"]]
+    shown = [person_id_of(estate.settings, edge["node"]["id"]) for edge in body["data"]["persons"]["edges"]]
     records = await records_of(estate.settings.audit_url, request_id)
     assert sorted(record["person_id"] for record in records) == sorted(shown)
     assert len(shown) == 2

@@ -16,9 +16,8 @@ from adapters import Sources
 from adapters.records import Agency
 from identity.linking import link_estate
 from identity.store import HubStore
-from resolvers.global_ids import to_global_id
 from settings import Settings
-from tests.conftest import BACKENDS, fresh_estate, graphql, read_everything, serve
+from tests.conftest import BACKENDS, fresh_estate, global_ids, graphql, read_everything, serve
 
 QUERY = """query($l: PersonLookup!) { person(lookup: $l) {
   name { full }
@@ -78,7 +77,7 @@ async def _full_person(damaged: Settings) -> tuple[str, dict[str, str]]:
     wanted = {"WP_SQR", "AC01", "SBK_KXX", "CRJ_RY", "BJT_FF"}
     for person_id, keys in by_person.items():
         if wanted <= set(keys):
-            return to_global_id("Person", person_id), keys
+            return global_ids(damaged).encode("Person", person_id), keys
     raise AssertionError("the estate should hold a person known to all five agencies")
 
 

@@ -7,7 +7,6 @@ then every agency's legacy database, read in its own format."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import socket
 import time
@@ -28,7 +27,7 @@ from app import create_app
 from identity.store import HubStore
 from notifications.broker import broker
 from settings import Settings
-from tests.conftest import AS_OF, caller_headers, seed_estate
+from tests.conftest import AS_OF, caller_headers, person_id_of, seed_estate
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
 PASSPORT = {"number": "C0700001", "nationality": "FRA"}
@@ -220,7 +219,7 @@ async def test_a_foreigners_whole_path(live: Live) -> None:
         )
         # Wait until the subscription listens: without `after`, only events from then on are sent.
         store = HubStore.open(settings.store_url)
-        person_id = int(base64.urlsafe_b64decode(enrolled["person"]["id"] + "==").decode().split(":")[1])
+        person_id = person_id_of(settings, enrolled["person"]["id"])
         deadline = time.monotonic() + 10
         while broker.listeners(store, person_id) == 0:
             assert time.monotonic() < deadline, "the subscription never started listening"

@@ -24,9 +24,8 @@ from adapters.base import SourceBudget, SourceUnavailable, problems_by_agency
 from adapters.records import Agency, CallerRole
 from app import create_app
 from faults import Fault, FaultConfigError, FaultPlan, faults_of, install, parse_faults, plan_from_environment
-from resolvers.global_ids import from_global_id
 from settings import Settings, budgets_from_environment
-from tests.conftest import BACKENDS, caller_headers, fresh_estate, read_everything
+from tests.conftest import BACKENDS, caller_headers, fresh_estate, global_ids, read_everything
 
 BUDGET = SourceBudget(timeout=1.0, attempts=3, breaker_failures=3, breaker_pause=0.5)
 
@@ -262,14 +261,14 @@ CORRUPTIONS = [
 ]
 
 
-def record_keys(baseline: dict[str, Any], corruption: Corruption, field: str) -> set[str]:
+def record_keys(settings: Settings, baseline: dict[str, Any], corruption: Corruption, field: str) -> set[str]:
     """The keys of the person's records the field is read from."""
     links = {
         link["recordKey"] for link in baseline["identityLinks"] if link["agency"] == corruption.agency.value
     }
     match field:
         case "workPermit":
-            return {from_global_id(baseline["workPermit"]["id"])[1]}
+            return {global_ids(settings).decode(baseline["workPermit"]["id"])[1]}
         case "socialSecurityNumber":
             return links
         case "socialSecurityCard":
@@ -297,7 +296,7 @@ async def test_corrupt_rows_name_the_record_and_the_rest_answers(
     person = body["data"]["person"]
     errors = errors_at(body)
     for field in corruption.fields:
-        keys = record_keys(baseline, corruption, field)
+        keys = record_keys(estate, baseline, corruption, field)
         field_errors = errors.pop(("person", field))
         for error in field_errors:
             extensions = error["extensions"]

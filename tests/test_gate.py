@@ -33,7 +33,7 @@ from audit.log import AUDIT_KEY
 from identity.store import HubStore
 from schema.errors import MASKED_MESSAGE as MASKED
 from settings import SOURCE_URL_VARIABLES, Settings, sqlite_url
-from tests.conftest import AS_OF, Estate, caller_headers, graphql, serve
+from tests.conftest import AS_OF, Estate, caller_headers, global_ids, graphql, person_id_of, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
@@ -323,7 +323,7 @@ async def test_cardholder_and_reporting_need_no_purpose(
 ) -> None:
     reporting = await graphql(policy_client, GRANTS, headers=estate.headers(CallerRole.REPORTING))
     assert reporting["data"]["accessGrants"] == {"role": "REPORTING", "purpose": None}
-    person_id = await _some_person_id(client)
+    person_id = await _some_person_id(client, estate)
     cardholder = await graphql(
         policy_client,
         "{ me { id } accessGrants { role purpose } }",
@@ -331,7 +331,7 @@ async def test_cardholder_and_reporting_need_no_purpose(
     )
     assert "errors" not in cardholder, cardholder["errors"]
     assert cardholder["data"]["accessGrants"] == {"role": "CARDHOLDER", "purpose": None}
-    assert cardholder["data"]["me"]["id"] == _global_id(person_id)
+    assert cardholder["data"]["me"]["id"] == global_ids(estate.settings).encode("Person", person_id)
 
 
 # hub token
@@ -367,14 +367,9 @@ async def _hub_token(settings: Settings, *args: str) -> str:
     return token
 
 
-def _global_id(person_id: int) -> str:
-    return base64.urlsafe_b64encode(f"Person:{person_id}".encode()).decode().rstrip("=")
-
-
-async def _some_person_id(client: httpx.AsyncClient) -> int:
+async def _some_person_id(client: httpx.AsyncClient, estate: Estate) -> int:
     listing = await graphql(client, "{ persons(first: 1) { edges { node { id } } } }")
-    global_id = listing["data"]["persons"]["edges"][0]["node"]["id"]
-    return int(_unb64(global_id).decode().split(":")[1])
+    return person_id_of(estate.settings, listing["data"]["persons"]["edges"][0]["node"]["id"])
 
 
 async def _permit_holder(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -457,12 +452,12 @@ async def test_hub_token_issues_tokens_the_hub_accepts(
 async def test_hub_token_binds_a_cardholder_by_person_id(
     policy_client: httpx.AsyncClient, client: httpx.AsyncClient, estate: Estate
 ) -> None:
-    person_id = await _some_person_id(client)
+    person_id = await _some_person_id(client, estate)
     token = await _hub_token(
         estate.settings, "--role", "CARDHOLDER", "--subject", "e-card-app", "--person", str(person_id)
     )
     me = await graphql(policy_client, "{ me { id } }", headers=_bearer(token))
-    assert me["data"]["me"]["id"] == _global_id(person_id)
+    assert me["data"]["me"]["id"] == global_ids(estate.settings).encode("Person", person_id)
 
 
 BAD_OPTIONS: dict[str, tuple[list[str], str]] = {

@@ -14,8 +14,7 @@ from adapters.records import Agency
 from identity.linking import link_estate
 from identity.names import name_words
 from identity.store import HubStore
-from resolvers.global_ids import to_global_id
-from tests.conftest import Estate, graphql
+from tests.conftest import Estate, global_ids, graphql
 from tests.legacy import rows
 
 LINKS = "query($l: PersonLookup!) { person(lookup: $l) { id name { surname givenNames full } identityLinks { agency recordKey confidence } visas { number } passports { number current } } }"
@@ -107,7 +106,7 @@ async def test_look_alikes_are_flagged_weak_and_never_merged(
         await store.close()
     assert weak, "the estate should hold an exit-entry look-alike"
     person_id, traveller_key = weak[0]
-    person = await _person(client, {"id": to_global_id("Person", person_id)})
+    person = await _person(client, {"id": global_ids(estate.settings).encode("Person", person_id)})
     assert traveller_key in _links(person, "EXIT_ENTRY", "WEAK")
     assert traveller_key not in _links(person, "EXIT_ENTRY")
     look_alike_visas = {

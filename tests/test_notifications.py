@@ -38,9 +38,8 @@ from identity.store import NOTIFICATION, HubStore
 from notifications import notify
 from notifications.broker import broker
 from notifications.expiry import WINDOW_DAYS, write_expiry_notices
-from resolvers.global_ids import to_global_id
 from settings import Settings
-from tests.conftest import AS_OF, caller_headers, graphql, seed_estate, serve
+from tests.conftest import AS_OF, caller_headers, global_ids, graphql, seed_estate, serve
 from tests.databases import postgres_settings, postgres_unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,12 +171,15 @@ async def test_an_emitted_notification_is_listed_newest_first_with_its_subject(e
             "Your card was issued.",
         ]
         assert [e["node"]["kind"] for e in edges] == ["NEWS", "CARD_ISSUED"]
-        assert edges[0]["node"]["id"] == to_global_id("Notification", second.key)
-        assert edges[0]["node"]["subject"] == {"__typename": "Person", "id": to_global_id("Person", 3)}
+        assert edges[0]["node"]["id"] == global_ids(estate).encode("Notification", second.key)
+        assert edges[0]["node"]["subject"] == {
+            "__typename": "Person",
+            "id": global_ids(estate).encode("Person", 3),
+        }
         assert edges[1]["node"]["subject"] is None
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", edges[0]["node"]["at"])
         # Another cardholder reaches neither the list nor the node.
-        other_id = to_global_id("Notification", first.key)
+        other_id = global_ids(estate).encode("Notification", first.key)
         body = await graphql(
             http, "query($id: ID!) { node(id: $id) { id } }", {"id": other_id}, cardholder(estate, 4)
         )
@@ -377,15 +379,18 @@ async def test_a_cardholder_receives_their_own_events_live(live: Live) -> None:
         )
         assert mine is not None
         got = await event(ws)
-        assert got["id"] == to_global_id("Notification", mine.key)
+        assert got["id"] == global_ids(live.settings).encode("Notification", mine.key)
         assert (got["kind"], got["message"]) == ("BENEFIT_PAID", "A benefit was paid.")
-        assert got["subject"] == {"id": to_global_id("Person", PERSON), "__typename": "Person"}
+        assert got["subject"] == {
+            "id": global_ids(live.settings).encode("Person", PERSON),
+            "__typename": "Person",
+        }
         # Another person's event does not arrive; the next one of the person's own does.
         await notify(live.store, OTHER, "NEWS", "For someone else.")
         await silence(ws)
         later = await notify(live.store, PERSON, "NEWS", "For you.")
         assert later is not None
-        assert (await event(ws))["id"] == to_global_id("Notification", later.key)
+        assert (await event(ws))["id"] == global_ids(live.settings).encode("Notification", later.key)
         await send(ws, {"id": "1", "type": "complete"})
         await listening(live, PERSON, 0)
 
@@ -428,7 +433,9 @@ async def test_a_reconnecting_client_receives_what_it_missed_in_order_once(live:
         await subscribe(ws, live, PERSON, after=last)
         replayed = [await event(ws) for _ in missed]
         assert [e["message"] for e in replayed] == ["Missed 1.", "Missed 2.", "Missed 3."]
-        assert [e["id"] for e in replayed] == [to_global_id("Notification", m.key) for m in missed if m]
+        assert [e["id"] for e in replayed] == [
+            global_ids(live.settings).encode("Notification", m.key) for m in missed if m
+        ]
         live_one = await notify(live.store, PERSON, "CARD_ISSUED", "Your card was issued.")
         assert live_one is not None
         assert (await event(ws))["message"] == "Your card was issued."

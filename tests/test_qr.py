@@ -25,12 +25,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from access.keys import KEY_DIRECTORY, load_or_create_key
 from access.qr import DOCUMENT_KEY, DOCUMENT_TYPE, QR_KEY, QR_TYPE, PermitKeys
+from access.sealing import sealer
 from access.tokens import ISSUER, TOKEN_KEY, InvalidToken, TokenAuthority
 from adapters.records import CallerRole
 from audit.log import AUDIT_RECORD
-from resolvers.global_ids import key_of, to_global_id
+from resolvers.global_ids import GlobalIds
 from settings import sqlite_url
-from tests.conftest import Estate, graphql, serve
+from tests.conftest import Estate, global_ids, graphql, person_id_of, serve
 
 VERIFY = "query($q: String!) { verifyWorkPermit(input: {qrCode: $q}) { valid failure permitNumber holderName employerName validTo channel } }"
 MY_PERMIT = (
@@ -68,7 +69,11 @@ def _unb64(text: str) -> bytes:
 def hub_keys(estate: Estate) -> PermitKeys:
     """The hub's own permit keys, loaded from its data directory as the hub loads them."""
     directory = estate.settings.data_dir
-    return PermitKeys(load_or_create_key(directory, QR_KEY), load_or_create_key(directory, DOCUMENT_KEY))
+    return PermitKeys(
+        load_or_create_key(directory, QR_KEY),
+        load_or_create_key(directory, DOCUMENT_KEY),
+        GlobalIds(sealer(directory)),
+    )
 
 
 def headers(estate: Estate, role: CallerRole, purpose: str | None = None, **bound: Any) -> dict[str, str]:
@@ -92,14 +97,17 @@ def exit_entry(estate: Estate) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-async def holders(client: httpx.AsyncClient) -> Holders:
+async def holders(client: httpx.AsyncClient, estate: Estate) -> Holders:
     found: dict[str, list[Holder]] = {}
     for status in ("VALID", "EXPIRED", "CANCELLED", "UNDER_REVIEW", "NOTICE_ISSUED", "REJECTED"):
         body = await graphql(client, HOLDERS, {"status": status})
         assert "errors" not in body, body["errors"]
         found[status] = [
             Holder(
-                node["id"], int(key_of(node["id"], "Person", "id")), node["name"]["full"], node["workPermit"]
+                node["id"],
+                person_id_of(estate.settings, node["id"]),
+                node["name"]["full"],
+                node["workPermit"],
             )
             for node in (edge["node"] for edge in body["data"]["persons"]["edges"])
         ]
@@ -168,7 +176,7 @@ async def test_a_valid_permits_qr_code_verifies_offline_with_the_published_key(
         options={"require": ["exp", "iat"]},
     )
     assert claims["permit"] == holder.permit["number"] == me["workPermit"]["number"]
-    assert claims["sub"] == holder.id == to_global_id("Person", holder.key)
+    assert claims["sub"] == holder.id == global_ids(estate.settings).encode("Person", holder.key)
     assert claims["exp"] - claims["iat"] == 24 * 3600
     assert abs(claims["iat"] - datetime.now(UTC).timestamp()) < 120
 
@@ -282,7 +290,7 @@ def _document_key_under_the_qr_kid(estate: Estate, holder: Holder) -> str:
 def _naming_no_person(estate: Estate, holder: Holder) -> str:
     """Signed with the hub's own QR key, yet naming an employer where a person belongs."""
     return hub_keys(estate).qr.sign(
-        _claims(holder, sub=to_global_id("Employer", "91110000600037341L")), QR_TYPE
+        _claims(holder, sub=global_ids(estate.settings).encode("Employer", "91110000600037341L")), QR_TYPE
     )
 
 

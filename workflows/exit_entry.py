@@ -255,7 +255,9 @@ async def _check_evidence(
             raise UserFailure(
                 "VERIFICATION_FAILED", f"The QR code does not verify: {rejected}.", field
             ) from None
-        if claims.permit_number != permit.number or claims.person_id != holder.person_id:
+        if claims.permit_number != permit.number or claims.person != work.ids.encode(
+            "Person", holder.person_id
+        ):
             raise UserFailure(
                 "VERIFICATION_FAILED", "The QR code is another permit's or another person's.", field
             )

@@ -38,7 +38,7 @@ from identity.store import (
     IdentifierKind,
 )
 from resolvers.errors import ClientError
-from resolvers.global_ids import from_global_id
+from resolvers.global_ids import GlobalIds
 from settings import SHANGHAI
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.hub_records import add_identifier, announce, link_record
@@ -56,6 +56,7 @@ class PermitWork:
     sources: Sources
     store: HubStore
     today: date
+    ids: GlobalIds  # to read the e-card and person ids presented as evidence
     qr_keys: PermitKeys | None = None  # to verify a permit's QR code presented as evidence
 
     # ------------------------------------------------------------ reads
@@ -97,7 +98,7 @@ class PermitWork:
         key = card_id.strip().upper()
         if not key.startswith("DZK"):
             try:
-                _type, key = from_global_id(card_id, ".".join(field))
+                key = self.ids.key_of(card_id, "ElectronicCard", ".".join(field))
             except ClientError:
                 raise UserFailure("INVALID_INPUT", "Not an e-card id.", field) from None
         card = (await self.sources.cards.electronic_cards_by_id([key]))[0]
