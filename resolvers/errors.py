@@ -25,6 +25,11 @@ class NotAvailable(Refusal):
 
 
 class Forbidden(Refusal):
-    """A field, or a person, the caller's grants or scope do not reach."""
+    """A field, a type, an argument or a person the caller's grants or scope do not reach;
+    `field` names the argument when one was refused."""
 
     code = "FORBIDDEN"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

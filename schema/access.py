@@ -1,6 +1,10 @@
 """Access control per field path, applied around every resolver (never inside one):
 
+- an object of a type the caller's grants do not name (reached by `node`, a nested path or a
+  list) is null with a FORBIDDEN error, so its non-null fields never come with it;
 - a field that needs a grant and has none resolves to null with a FORBIDDEN error;
+- an argument that tests a fact about a person (a filter, a lookup identifier) needs the
+  grant to read that fact: otherwise FORBIDDEN naming the argument, before anything is read;
 - a scoped caller (a cardholder, an employer) gets FORBIDDEN for any person, or any record of
   a person, outside its scope, whatever path reaches it;
 - every leaf returned under a named person is noted (so is every null or empty list: "none"
@@ -17,14 +21,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graphql import (
+    BREAK,
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
     GraphQLEnumType,
     GraphQLError,
+    GraphQLInputObjectType,
     GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLScalarType,
     GraphQLSchema,
+    Visitor,
     get_named_type,
+    visit,
 )
 from graphql.pyutils import Path
 from strawberry.extensions import SchemaExtension
@@ -93,29 +104,41 @@ class AccessControl(SchemaExtension):
         self.owned_at: dict[int, tuple[int, str]] = {}  # path -> (person id, type name)
         self.owners_at: dict[int, tuple[Path, tuple[str, str], str]] = {}
         self.leaf_fields: frozenset[tuple[str, str]] = frozenset()
+        self.objects: list[Path] = []  # every object (or non-empty list) returned
 
     def on_execute(self) -> Iterator[None]:
-        self.leaf_fields = _leaf_fields(self.execution_context.schema._schema)  # type: ignore[attr-defined]
+        execution = self.execution_context
+        self.leaf_fields = _leaf_fields(execution.schema._schema)  # type: ignore[attr-defined]
+        context = execution.context
+        document = execution.graphql_document
+        if isinstance(context, Context) and not context.grant.introspect and execution.result is None:
+            if document is not None and _introspects(document):
+                refusal = Forbidden(f"Introspection is not granted to {_caller(context)}")
+                execution.result = ExecutionResult(data=None, errors=[_as_error(refusal)])
         yield
 
     def resolve(
         self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo, *args: str, **kwargs: Any
     ) -> Any:
+        if info.field_name.startswith("__"):  # `__typename`: the type the query already named
+            return _next(root, info, *args, **kwargs)
         context: Context = info.context
         key = (info.parent_type.name, info.field_name)
         if key[0] == "Mutation" and key[1] not in context.grant.mutations:
             return _answer(DeniedMutation(context, key[1]))  # mutations are async: answer awaitably
+        if not context.policy.reaches(context.grant, key[0]):
+            # Its object was let through unchecked: none of its fields comes with it either.
+            raise Forbidden(f"{key[0]} is not granted to {_caller(context)}")
         if (
             key in context.policy.guarded
             and key[0] != "Mutation"
             and key not in context.grant.readable
             and key not in OPEN_FIELDS
         ):
-            caller = context.caller
-            raise Forbidden(
-                f"{key[0]}.{key[1]} is not granted to {caller.role.value}"
-                + (f" for {caller.purpose}" if caller.purpose else "")
-            )
+            raise Forbidden(f"{key[0]}.{key[1]} is not granted to {_caller(context)}")
+        tested = context.policy.tested.get(key)
+        if tested:
+            _check_arguments(context, info, tested, kwargs)
         path = info.path
         if key in self.leaf_fields:
             self.leaves.append((path, info.field_name))
@@ -137,6 +160,10 @@ class AccessControl(SchemaExtension):
             self.leaves.append((info.path, info.field_name))
             return value
         context: Context = info.context
+        type_name = _concrete_type(value, info)
+        if not context.policy.reaches(context.grant, type_name):
+            raise Forbidden(f"{type_name} is not granted to {_caller(context)}")
+        self.objects.append(info.path)
         person_id: int | None = None
         if isinstance(value, PersonCore):
             person_id = value.id
@@ -147,9 +174,9 @@ class AccessControl(SchemaExtension):
         elif type(value) in OWNER_LINK:
             owner = (OWNER_LINK[type(value)], value.owner)
             if context.caller.scoped:
-                return self._check_owner(value, owner, info)
+                return self._check_owner(value, owner, info, type_name)
             if self._owner_of(info.path.prev) is None:  # under a person already: theirs
-                self.owners_at[id(info.path)] = (info.path, owner, _type_name(info))
+                self.owners_at[id(info.path)] = (info.path, owner, type_name)
             return value
         elif isinstance(value, Employer) and context.caller.scoped and info.parent_type.name == "Query":
             if value.credit_code != context.caller.employer:
@@ -157,16 +184,18 @@ class AccessControl(SchemaExtension):
             return value
         if person_id is not None:
             _check_scope(context, person_id)
-            self.owned_at[id(info.path)] = (person_id, _type_name(info))
+            self.owned_at[id(info.path)] = (person_id, type_name)
         return value
 
-    async def _check_owner(self, value: Any, owner: tuple[str, str], info: GraphQLResolveInfo) -> Any:
+    async def _check_owner(
+        self, value: Any, owner: tuple[str, str], info: GraphQLResolveInfo, type_name: str
+    ) -> Any:
         context: Context = info.context
         person_id = await context.loaders.person_id_by_owner.load(owner)
         if person_id is None:
             raise Forbidden("this record is outside the caller's scope")
         _check_scope(context, person_id)
-        self.owned_at[id(info.path)] = (person_id, _type_name(info))
+        self.owned_at[id(info.path)] = (person_id, type_name)
         return value
 
     async def on_operation(self) -> AsyncIterator[None]:
@@ -183,10 +212,7 @@ class AccessControl(SchemaExtension):
                 "The access could not be recorded in the audit trail, so no data is returned."
             )
             result.data = None
-            # The refusal carries its code, so that shaping the errors keeps it.
-            result.errors = [
-                GraphQLError(str(refusal), original_error=refusal, extensions={"code": refusal.code})
-            ]
+            result.errors = [_as_error(refusal)]
 
     async def _audit_entries(self, context: Context) -> list[AuditEntry]:
         if self.owners_at:
@@ -198,10 +224,19 @@ class AccessControl(SchemaExtension):
         if not self.owned_at:
             return []
         fields: dict[int, set[str]] = defaultdict(set)
+        above_leaves: set[int] = set()
         for leaf, name in self.leaves:
             prefix = self._prefix(leaf.prev)
             if prefix is not None:
                 fields[prefix[0]].add(f"{prefix[1]}.{name}")
+            _mark_ancestors(leaf.prev, above_leaves)
+        # An object read for nothing but its existence (`__typename`) is audited by its path,
+        # the deepest such object only (a visa's existence says the person's does too).
+        for path in sorted(self.objects, key=_depth, reverse=True):
+            prefix = self._prefix(path) if id(path) not in above_leaves else None
+            if prefix is not None:
+                fields[prefix[0]].add(prefix[1])
+                _mark_ancestors(path, above_leaves)
         caller = context.caller
         now = datetime.now(UTC)
         return [
@@ -252,8 +287,79 @@ async def _answer(value: Any) -> Any:
     return value
 
 
-def _type_name(info: GraphQLResolveInfo) -> str:
-    return get_named_type(info.return_type).name
+def _as_error(refusal: Refusal) -> GraphQLError:
+    """A refusal of the whole request; it carries its code, so that shaping the errors keeps it."""
+    return GraphQLError(str(refusal), original_error=refusal, extensions={"code": refusal.code})
+
+
+def _depth(path: Path | None) -> int:
+    depth = 0
+    while path is not None:
+        depth, path = depth + 1, path.prev
+    return depth
+
+
+def _mark_ancestors(path: Path | None, marked: set[int]) -> None:
+    while path is not None and id(path) not in marked:
+        marked.add(id(path))
+        path = path.prev
+
+
+def _introspects(document: DocumentNode) -> bool:
+    """Whether the document asks for the schema (`__schema`, `__type`; `__typename` is data)."""
+    found = False
+
+    class Finder(Visitor):
+        def enter_field(self, node: FieldNode, *_args: Any) -> Any:
+            nonlocal found
+            if node.name.value in ("__schema", "__type"):
+                found = True
+                return BREAK
+            return None
+
+    visit(document, Finder())
+    return found
+
+
+def _caller(context: Context) -> str:
+    caller = context.caller
+    return caller.role.value + (f" for {caller.purpose}" if caller.purpose else "")
+
+
+def _concrete_type(value: Any, info: GraphQLResolveInfo) -> str:
+    """The object type of a field's value (of a list's items): for an interface such as
+    `Node`, the type the value is, so grants and audit paths name `WorkPermit`, never `Node`."""
+    named = get_named_type(info.return_type)
+    if not isinstance(named, GraphQLInterfaceType):
+        return named.name
+    item = value[0] if isinstance(value, list | tuple) else value
+    for candidate in info.schema.get_possible_types(named):
+        if candidate.is_type_of is not None and candidate.is_type_of(item, info):
+            return candidate.name
+    return named.name
+
+
+def _check_arguments(
+    context: Context, info: GraphQLResolveInfo, arguments: tuple[str, ...], given: dict[str, Any]
+) -> None:
+    """Each filter or lookup field given must be one the grant may test (access/policy.py)."""
+    definition = info.parent_type.fields[info.field_name]
+    for argument in arguments:
+        value = given.get(argument)
+        input_type = get_named_type(definition.args[argument].type)
+        if not isinstance(value, dict) or not isinstance(input_type, GraphQLInputObjectType):
+            continue
+        for name in input_type.fields:
+            # Extensions see the arguments as graphql-core coerced them: dicts by GraphQL name.
+            if value.get(name) is None:
+                continue
+            path = f"{info.parent_type.name}.{info.field_name}.{argument}.{name}"
+            if path not in context.grant.arguments:
+                tested = ", ".join(".".join(step) for step in context.policy.tests[path])
+                raise Forbidden(
+                    f"{argument}.{name} tests {tested}, which {_caller(context)} may not read",
+                    field=f"{argument}.{name}",
+                )
 
 
 _LEAF_FIELDS: dict[int, frozenset[tuple[str, str]]] = {}

@@ -53,7 +53,8 @@ def shaped(error: GraphQLError) -> GraphQLError:
     if isinstance(original, ClientError):
         return _with(error, str(original), {"code": original.code, "field": original.field})
     if isinstance(original, Refusal):
-        return _with(error, str(original), {"code": original.code})
+        field = getattr(original, "field", None)
+        return _with(error, str(original), {"code": original.code, **({"field": field} if field else {})})
     if isinstance(original, SourceDataInvalid):
         return _with(error, str(original), problem_extensions(original.problem))
     if isinstance(original, AdapterError):

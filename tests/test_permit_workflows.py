@@ -558,12 +558,16 @@ async def test_the_path_from_application_to_residence_permit(
         )
         assert [(e["code"], e["field"]) for e in by_qr["userErrors"]] == expected
     assert by_qr["residencePermit"]["verifiedBy"] == "QR_CODE"
+    # Exit-entry finds the person by the new residence permit, the same as by the permit number.
+    desk = caller_headers(estate, CallerRole.EXIT_ENTRY, "residence-application")
     found = await graphql(
         hub,
-        "query($n: String!) { person(lookup: {residencePermitNumber: $n}) { workPermit { number } visas { number } } }",
-        {"n": issued["residencePermit"]["number"]},
+        "query($n: String!, $p: String!) { byResidence: person(lookup: {residencePermitNumber: $n}) { id }"
+        " byPermit: person(lookup: {workPermitNumber: $p}) { id } }",
+        {"n": issued["residencePermit"]["number"], "p": permit["number"]},
+        headers=desk,
     )
-    assert found["data"]["person"]["workPermit"]["number"] == permit["number"]
+    assert found["data"]["byResidence"]["id"] == found["data"]["byPermit"]["id"]
     past_permit = await _as(
         hub,
         estate,
