@@ -23,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from access.attestation import Verifiers
 from access.downloads import permit_routes
 from access.keys import load_or_create_key
 from access.policy import Policy, load_policy
@@ -76,6 +77,7 @@ class HubState:
     tokens: TokenAuthority
     ids: GlobalIds
     cursors: Cursors
+    verifiers: Verifiers
 
 
 class HubGraphQL(GraphQL[Context, None]):
@@ -114,7 +116,9 @@ class HubGraphQL(GraphQL[Context, None]):
             today=today,
             caller=caller,
             policy=hub.policy,
-            grant=hub.policy.grant(caller.role, caller.purpose),
+            grant=hub.policy.grant(caller.role, caller.purpose)
+            if caller.authenticated
+            else hub.policy.anonymous,
             scope=await scope_of(caller, hub.sources, hub.store, today),
             audit=audit,
             workflows=hub.workflows,
@@ -148,8 +152,18 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
     await workflows.recover()
     tokens = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
     sealed = sealer(settings.data_dir)
+    verifiers = Verifiers.from_setting(settings.verifier_jwks)
     return HubState(
-        settings, sources, store, audit, policy, workflows, tokens, GlobalIds(sealed), Cursors(sealed)
+        settings,
+        sources,
+        store,
+        audit,
+        policy,
+        workflows,
+        tokens,
+        GlobalIds(sealed),
+        Cursors(sealed),
+        verifiers,
     )
 
 

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, TextIO
 
@@ -121,13 +122,16 @@ def _policy(settings: Settings) -> Policy:
 def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
     import uvicorn
 
-    from access.issuing import demo_tokens
+    from access.issuing import demo_tokens, demo_verifier_jwks
     from app import create_app
     from operations import configure_logging
 
     # JSON lines for every logger, uvicorn's included; its access log gives way to the hub's own
     # request line (operations/requests.py), which names no person.
     configure_logging(settings.log_level)
+    if demo and settings.verifier_jwks is None:
+        # The demo trusts its own stand-in provider (`hub attest`), never a real hub.
+        settings = replace(settings, verifier_jwks=demo_verifier_jwks(settings.data_dir))
     app = create_app(settings)  # refuses to start on a policy that does not fit the schema
     if demo:
         if not asyncio.run(_estate_exists(settings)):
@@ -273,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument(
         "action", choices=["verify"], help="verify: walk the hash chain and its signed checkpoints"
     )
+    attest = commands.add_parser(
+        "attest", help="sign a real-person attestation with the demo's stand-in verification provider"
+    )
+    attest.add_argument("--identifier", required=True, help="the permit or social security number registered")
+    attest.add_argument("--reference", required=True, help="the check's reference (RZBH)")
+    attest.add_argument("--method", default="FACE", choices=["FACE", "BANK", "COUNTER"])
     commands.add_parser("export-schema", help="print the schema's SDL")
     commands.add_parser(
         "notify", help="write a PERMIT_EXPIRING notice for each permit ending within 30 days (once each)"
@@ -307,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
             if not asyncio.run(_estate_exists(settings)):
                 parser.error(f"no work-permit database in {settings.data_dir}: seed or link one first")
             print(asyncio.run(_notify(settings)))
+        case "attest":
+            from access.issuing import demo_attestation
+
+            print(demo_attestation(settings.data_dir, args.identifier, args.reference, args.method))
         case "export-schema":
             from schema import export_sdl
 

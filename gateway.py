@@ -13,7 +13,9 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import graphql
 import orjson
+from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast
 from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -74,7 +76,10 @@ class Gate:
             # A GET carries its document in the query string: it counts against the same limit.
             in_url = len(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
             body = await _read_body(receive, self.settings.max_document_bytes, in_url)
-            caller = self._admit(headers, request_id)
+            if not headers.get("authorization", "").strip() and self._only_anonymous_calls(scope, body):
+                caller = self._admit_anonymous(scope, request_id)
+            else:
+                caller = self._admit(headers, request_id)
         except Refused as refused:
             await _refuse(send, refused, request_id)
             return
@@ -120,12 +125,7 @@ class Gate:
         elif purpose not in claims.purposes:
             raise Refused(403, "FORBIDDEN", f"X-Purpose: the token does not allow {purpose!r}.")
         restricted_until = self._restricted_until(headers, purpose)
-        if not self.limiter.hit(self.limit, claims.subject):
-            reset, _remaining = self.limiter.get_window_stats(self.limit, claims.subject)
-            retry = max(1, math.ceil(reset - time.time()))
-            raise Refused(
-                429, "RATE_LIMITED", f"Too many requests; retry in {retry} s.", {"retry-after": str(retry)}
-            )
+        self._hit(claims.subject)
         return Caller(
             subject=claims.subject,
             role=claims.role,
@@ -136,6 +136,44 @@ class Gate:
             person_id=claims.person_id,
             employer=claims.employer,
         )
+
+    def _only_anonymous_calls(self, scope: Scope, body: bytes) -> bool:
+        """Whether a request without a token asks for nothing but what the policy grants without
+        one (a POSTed mutation of `activateCardholder` only); anything else needs a token."""
+        allowed = self.policy.anonymous.mutations
+        if scope["method"] != "POST" or not allowed:
+            return False
+        try:
+            request = orjson.loads(body)
+            document = graphql.parse(request["query"], no_location=True, max_tokens=self.settings.max_tokens)
+            name = request.get("operationName")
+            operation = get_operation_ast(document, name if isinstance(name, str) else None)
+        except (orjson.JSONDecodeError, GraphQLError, KeyError, TypeError, AttributeError):
+            return False
+        return (
+            operation is not None
+            and operation.operation is OperationType.MUTATION
+            and all(
+                isinstance(selection, FieldNode) and selection.name.value in {*allowed, "__typename"}
+                for selection in operation.selection_set.selections
+            )
+        )
+
+    def _admit_anonymous(self, scope: Scope, request_id: str) -> Caller:
+        """The caller without a token, rate-limited by its address like a client by its subject."""
+        address = (scope.get("client") or ("unknown", 0))[0]
+        self._hit(f"anonymous:{address}")
+        return Caller(
+            subject="anonymous", role=CallerRole.CARDHOLDER, request_id=request_id, authenticated=False
+        )
+
+    def _hit(self, key: str) -> None:
+        if not self.limiter.hit(self.limit, key):
+            reset, _remaining = self.limiter.get_window_stats(self.limit, key)
+            retry = max(1, math.ceil(reset - time.time()))
+            raise Refused(
+                429, "RATE_LIMITED", f"Too many requests; retry in {retry} s.", {"retry-after": str(retry)}
+            )
 
     def guard(self, endpoint: Endpoint, *roles: CallerRole) -> Guarded:
         """A plain HTTP route behind this gate's token check, purpose rules and rate limit,

@@ -113,6 +113,9 @@ class Settings:
     shutdown_grace: float = 10.0
     ready_timeout: float = 1.0
     log_level: str = "INFO"
+    # The verification providers' public keys (a JWK Set, inline JSON or a file) whose
+    # real-person attestations e-card registration accepts; none set accepts none.
+    verifier_jwks: str | None = None
 
     @classmethod
     def for_directory(cls, data_dir: Path, fixed_today: date | None = None) -> Settings:
@@ -153,6 +156,7 @@ class Settings:
             shutdown_grace=_seconds(env, "HUB_SHUTDOWN_GRACE", cls.shutdown_grace),
             ready_timeout=_seconds(env, "HUB_READY_TIMEOUT", cls.ready_timeout),
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
+            verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
         )
 
     def today(self) -> date:

@@ -1,12 +1,17 @@
 """Issuing tokens from the command line: the person a cardholder token is bound to, token
-lifetimes, and a ready-to-paste token per role for the demo."""
+lifetimes, a ready-to-paste token per role for the demo, and the demo's stand-in verification
+provider for trying e-card registration."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import jwt
+from jwt.algorithms import OKPAlgorithm
 
 from access.keys import load_or_create_key
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
@@ -112,3 +117,32 @@ def demo_tokens(
         )
         tokens.append(DemoToken(role, purposes[0] if purposes else None, token))
     return tokens
+
+
+DEMO_VERIFIER_KEY = "demo-verifier"
+DEMO_VERIFIER_KID = "demo-verifier"
+
+
+def demo_verifier_jwks(data_dir: Path) -> str:
+    """The JWK Set of the demo's stand-in verification provider (its key made on first use),
+    trusted by `hub run --demo` when HUB_VERIFIER_JWKS names no real provider."""
+    public = load_or_create_key(data_dir, DEMO_VERIFIER_KEY).public_key()
+    jwk = json.loads(OKPAlgorithm.to_jwk(public))
+    return json.dumps({"keys": [{**jwk, "kid": DEMO_VERIFIER_KID, "use": "sig", "alg": "EdDSA"}]})
+
+
+def demo_attestation(data_dir: Path, identifier: str, reference: str, method: str) -> str:
+    """A real-person attestation signed by the demo provider (`hub attest`): for trying
+    e-card registration against the demo estate, never for a hub trusting a real provider."""
+    issued = datetime.now(UTC)
+    claims = {
+        "iss": "hub-demo-verifier",
+        "iat": issued,
+        "exp": issued + timedelta(hours=1),
+        "reference": reference,
+        "method": method,
+        "identifier": identifier.strip().upper(),
+        "passed": True,
+    }
+    key = load_or_create_key(data_dir, DEMO_VERIFIER_KEY)
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": DEMO_VERIFIER_KID})

@@ -84,6 +84,8 @@ class Policy:
     tested: dict[FieldKey, tuple[str, ...]] = field(default_factory=dict)
     # Per tested argument (`Query.persons.filter.insured`), the fields it tests.
     tests: dict[str, tuple[FieldKey, ...]] = field(default_factory=dict)
+    # What a request without a token may do: exchange an activation code, nothing else.
+    anonymous: Grant = field(default_factory=Grant)
 
     def grant(self, role: CallerRole, purpose: str | None) -> Grant:
         return self.grants.get((role, purpose), Grant())
@@ -155,7 +157,13 @@ def load_policy(schema: GraphQLSchema, path: Path = DEFAULT_POLICY) -> Policy:
         if argument not in names:
             names.append(argument)
     arguments = {key: tuple(names) for key, names in tested.items()}
-    return Policy(purposes, grants, guarded, open_types, arguments, tests)
+    anonymous = document.get("anonymous", {})
+    if set(anonymous) - {"mutations"}:
+        problems.append("anonymous: only `mutations` may be granted without a token")
+    mutations = frozenset(_mutations(anonymous.get("mutations", []), schema, "anonymous", problems))
+    if problems:
+        raise PolicyError(f"{path} does not fit the schema:\n  " + "\n  ".join(problems))
+    return Policy(purposes, grants, guarded, open_types, arguments, tests, Grant(mutations=mutations))
 
 
 def _purposes(table: dict[str, dict[str, object]], problems: list[str]) -> dict[str, Purpose]:

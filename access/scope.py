@@ -14,7 +14,12 @@ from resolvers.context import Caller, Scope
 EVERYONE = Scope()
 
 
+NOBODY = Scope(person_ids=frozenset())
+
+
 async def scope_of(caller: Caller, sources: Sources, store: HubStore, today: date) -> Scope:
+    if not caller.authenticated:
+        return NOBODY
     if caller.role is CallerRole.CARDHOLDER and caller.person_id is not None:
         return Scope(person_ids=frozenset({caller.person_id}))
     if caller.role is CallerRole.EMPLOYER and caller.employer:

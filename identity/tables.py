@@ -103,3 +103,21 @@ class LinkRun(SQLModel, table=True):
     flagged: int
     left_alone: int
     unmappable: int
+
+
+class ActivationCode(SQLModel, table=True):
+    """A one-time code an e-card registration hands the person's app, to be exchanged (with the
+    person's name and permit number) for a cardholder token (access/activation.py). Only its
+    hash is kept."""
+
+    __tablename__ = "activation_code"
+
+    code_hash: str = Field(primary_key=True)
+    person_id: int = Field(index=True, foreign_key="person.id")
+    electronic_card: str
+    issued_to: str  # the client that registered the card (the e-card app's backend)
+    issued_at: datetime
+    expires_at: datetime
+    failed_tries: int = 0
+    used_at: datetime | None = None
+    used_by: str | None = None  # the subject of the cardholder token it became

@@ -100,7 +100,7 @@ def request_fields(record: Any, caller: Caller | None) -> dict[str, Any]:
         "status": record.status,
         "duration_ms": round(record.seconds * 1000, 1),
         "client": client_of(caller),
-        "role": caller.role.value if caller is not None else None,
+        "role": caller.role.value if caller is not None and caller.authenticated else None,
         "purpose": caller.purpose if caller is not None else None,
         "sources": record.trace.report(),
     }

@@ -35,6 +35,9 @@ class Caller:
     # The party a token is bound to: the cardholder's person, the employer's credit code.
     person_id: int | None = None
     employer: str | None = None
+    # False for the one request the hub serves without a token: a person's app exchanging its
+    # activation code (policy.toml [anonymous]); it reaches nobody.
+    authenticated: bool = True
 
     @property
     def scoped(self) -> bool:

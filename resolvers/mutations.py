@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from access import activation
 from access.qr import permit_keys
-from adapters.base import SourceDataInvalid
+from access.sealing import sealer
+from adapters.base import SourceDataInvalid, SourceUnavailable
 from adapters.records import Agency, CallerRole, WorkPermit
 from resolvers.context import Info
 from resolvers.errors import ClientError
@@ -213,6 +215,7 @@ async def _one(found: Awaitable[list[Any]]) -> Any:
 # ---------------------------------------------------------------- insurance and cards
 
 CARDHOLDER_TOKEN_LIFETIME = timedelta(days=30)
+ACTIVATION_PURPOSE = b"activation-code"
 
 
 def _bound(info: Info) -> cards.Bound:
@@ -260,24 +263,45 @@ async def activate_social_security_card(info: Info, card_number: str, key: str |
 
 
 async def register_electronic_card(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
-    """Registration hands the e-card app's backend a CARDHOLDER token for the person."""
+    """Registration hands the e-card app's backend a one-time activation code for the person's
+    own app, never a token that reads as the person. A retry with the same key answers the same
+    code (kept sealed with the run's outcome)."""
     context = info.context
+    hub = context.request.app.state.hub
+    codes = sealer(hub.settings.data_dir)
 
-    async def answer(result: dict[str, Any]) -> tuple[Any, str]:
+    async def answer(result: dict[str, Any]) -> tuple[Any, str | None]:
         card = (await context.sources.cards.electronic_cards_by_id([result["electronicCard"]]))[0]
-        token = context.tokens.issue(
-            subject=f"{context.caller.subject}/cardholder/{result['person']}",
-            role=CallerRole.CARDHOLDER,
-            ttl=CARDHOLDER_TOKEN_LIFETIME,
-            person_id=result["person"],
-        )
-        return (None if isinstance(card, SourceDataInvalid) else card), token
+        opened = codes.open(ACTIVATION_PURPOSE, result["activationCode"])
+        return (None if isinstance(card, SourceDataInvalid) else card), opened.decode() if opened else None
 
-    return await run_workflow(
-        info,
-        "registerElectronicCard",
-        key,
-        arguments,
-        lambda w, j: cards.register_electronic_card(w, j, arguments),
-        answer,
+    async def body(work: PermitWork, journal: Journal) -> dict[str, Any]:
+        registered = await cards.register_electronic_card(
+            work, journal, arguments, hub.verifiers, context.caller.subject
+        )
+        sealed = codes.seal(ACTIVATION_PURPOSE, registered.pop("activationCode").encode())
+        return {**registered, "activationCode": sealed}
+
+    return await run_workflow(info, "registerElectronicCard", key, arguments, body, answer)
+
+
+async def activate_cardholder(info: Info, arguments: dict[str, Any]) -> Answer:
+    """The app's exchange of its activation code for a cardholder token (no token needed)."""
+    context = info.context
+    hub = context.request.app.state.hub
+    work = PermitWork(context.sources, context.store, context.today, context.ids)
+    subject = activation.new_subject()
+
+    async def belongs_to(person_id: int) -> bool:
+        return await cards.is_named_holder(work, person_id, arguments["name"], arguments["workPermitNumber"])
+
+    try:
+        person_id = await activation.exchange(context.store, arguments["activationCode"], belongs_to, subject)
+    except activation.ActivationRefused as refused:
+        return Answer(None, [UserErrorData(refused.code, str(refused), refused.field)])
+    except SourceUnavailable as unavailable:  # the name check needs the agencies' records
+        return Answer(None, [UserErrorData("SOURCE_UNAVAILABLE", f"{unavailable} Try again later.", None)])
+    token = hub.tokens.issue(
+        subject=subject, role=CallerRole.CARDHOLDER, ttl=CARDHOLDER_TOKEN_LIFETIME, person_id=person_id
     )
+    return Answer(token, [])

@@ -354,10 +354,16 @@ def _given(value: object) -> object:
 # ---------------------------------------------------------------- insurance and cards
 
 
-@strawberry.input(description="The card service's check that the registering person is real.")
+@strawberry.input(description="The real-person check, as the verification provider attests it.")
 class IdentityVerificationInput:
     method: VerificationMethod = strawberry.field(description="Face, bank or counter verification.")
-    passed: bool = strawberry.field(description="Whether it passed; a failed check registers nothing.")
+    attestation: str = strawberry.field(
+        description=(
+            "The verification provider's signed real-person attestation (a compact JWS the hub checks"
+            " against the provider's keys): it names this reference, method and identifier, and that"
+            " the check passed. Anything else registers nothing."
+        )
+    )
     reference: str = strawberry.field(description="The verification's reference, recorded with the card.")
 
 
@@ -408,13 +414,33 @@ class ActivateSocialSecurityCardInput:
     idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
 
 
-@strawberry.type(description="The registered e-card, and a cardholder token for the app's backend.")
+@strawberry.type(description="The registered e-card, and a one-time activation code for the person's app.")
 class RegisterElectronicCardPayload:
     electronic_card: ElectronicCard | None = strawberry.field(description="The e-card, signed.")
-    cardholder_token: str | None = strawberry.field(
-        description="A CARDHOLDER token for the registered person."
+    activation_code: str | None = strawberry.field(
+        description=(
+            "A one-time code for the person's own app, which exchanges it with the person's name and"
+            " permit number for a cardholder token (activateCardholder); valid 7 days, 5 wrong tries."
+        )
     )
     user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.input(
+    description="What the person's app presents to become a cardholder: the code and who they are."
+)
+class ActivateCardholderInput:
+    activation_code: str = strawberry.field(description="The one-time code the registration gave the app.")
+    name: PersonNameInput = strawberry.field(description="The person's name, as at registration.")
+    work_permit_number: str = strawberry.field(description="The person's work permit number.")
+
+
+@strawberry.type(description="The cardholder token the app now holds, or why not.")
+class ActivateCardholderPayload:
+    cardholder_token: str | None = strawberry.field(
+        description="A CARDHOLDER token for the person, valid 30 days; it names the app, not the person."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why no token was issued, if none was.")
 
 
 @strawberry.type(description="The enrolled person and the card requested for them.")
@@ -448,15 +474,32 @@ class CardMutation:
             },
             "verification": {
                 "method": input.verification.method.value,
-                "passed": input.verification.passed,
+                "attestation": input.verification.attestation,
                 "reference": input.verification.reference,
             },
         }
         answer = await mutations.register_electronic_card(info, arguments, input.idempotency_key)
-        card, token = answer.record if answer.record else (None, None)
+        card, code = answer.record if answer.record else (None, None)
         return RegisterElectronicCardPayload(
-            electronic_card=card, cardholder_token=token, user_errors=_errors(answer)
+            electronic_card=card, activation_code=code, user_errors=_errors(answer)
         )  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description=(
+            "The person's app exchanges its one-time activation code, with the person's name and permit"
+            " number, for a cardholder token: without a token, once."
+        )
+    )
+    async def activate_cardholder(
+        self, info: Info, input: ActivateCardholderInput
+    ) -> ActivateCardholderPayload:  # noqa: A002
+        arguments = {
+            "activationCode": input.activation_code,
+            "name": {"surname": input.name.surname, "givenNames": input.name.given_names},
+            "workPermitNumber": input.work_permit_number,
+        }
+        answer = await mutations.activate_cardholder(info, arguments)
+        return ActivateCardholderPayload(cardholder_token=answer.record, user_errors=_errors(answer))
 
     @strawberry.mutation(
         description="Enroll in the five insurance types and request a physical card, all or nothing."

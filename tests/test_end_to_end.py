@@ -28,6 +28,7 @@ from identity.store import HubStore
 from notifications.broker import broker
 from settings import Settings
 from tests.conftest import AS_OF, caller_headers, person_id_of, seed_estate
+from tests.registration import PROVIDER, activate, trusting
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
 PASSPORT = {"number": "C0700001", "nationality": "FRA"}
@@ -43,7 +44,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
-    settings = Settings.for_directory(tmp_path_factory.mktemp("end-to-end"), fixed_today=AS_OF)
+    settings = trusting(Settings.for_directory(tmp_path_factory.mktemp("end-to-end"), fixed_today=AS_OF))
     await seed_estate(settings, persons=60, seed=13)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HUB_NOTIFY_INTERVAL", "0")
@@ -195,15 +196,23 @@ async def test_a_foreigners_whole_path(live: Live) -> None:
         CallerRole.CARD_SERVICE,
         "electronic-card-registration",
         "registerElectronicCard",
-        "electronicCard { id serviceLevel } cardholderToken",
+        "electronicCard { id serviceLevel } activationCode",
         {
             "name": {"surname": "DUPONT", "givenNames": "Zoe"},
             "identifier": {"socialSecurityNumber": number},
-            "verification": {"method": "FACE", "passed": True, "reference": "FACE-E2E"},
+            "verification": {
+                "method": "FACE",
+                "attestation": PROVIDER.attest(number, "FACE-E2E"),
+                "reference": "FACE-E2E",
+            },
         },
     )
     assert registered["electronicCard"]["serviceLevel"] == "BASIC"
-    cardholder = {"Authorization": f"Bearer {registered['cardholderToken']}"}
+    async with httpx.AsyncClient(base_url=live.http.removesuffix("/graphql")) as app:
+        token = await activate(
+            app, registered["activationCode"], {"surname": "DUPONT", "givenNames": "Zoe"}, permit["number"]
+        )
+    cardholder = {"Authorization": f"Bearer {token}"}
 
     async with connect(live.ws, subprotocols=[PROTOCOL]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": cardholder}))

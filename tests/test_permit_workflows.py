@@ -22,6 +22,7 @@ from adapters.work_permit.tables import WP_XKZ
 from identity.store import HubStore
 from settings import Settings
 from tests.conftest import AS_OF, BACKENDS, caller_headers, fresh_estate, graphql, serve
+from tests.registration import PROVIDER, activate, trusting
 from workflows.engine import HUB_STORE, Journal
 from workflows.registry import workflow_runner
 from workflows.tables import WorkflowRun
@@ -47,7 +48,7 @@ async def estate(
     """A fresh small estate the workflows may write to."""
     data_dir = tmp_path_factory.mktemp(f"workflows-{request.param}")
     async with fresh_estate(request.param, data_dir, persons=120, seed=5) as seeded:
-        yield seeded.settings
+        yield trusting(seeded.settings)
 
 
 @pytest.fixture(scope="module")
@@ -798,9 +799,13 @@ async def test_an_e_card_is_registered_only_for_the_real_name_and_person(
     register = {
         "name": {"surname": surname.upper(), "givenNames": given},  # other case and order still match
         "identifier": {"socialSecurityNumber": number},
-        "verification": {"method": "FACE", "passed": True, "reference": "FACE-1"},
+        "verification": {
+            "method": "FACE",
+            "attestation": PROVIDER.attest(number, "FACE-1"),
+            "reference": "FACE-1",
+        },
     }
-    selection = "electronicCard { id status serviceLevel } cardholderToken"
+    selection = "electronicCard { id status serviceLevel } activationCode"
     failed = await _as(
         hub,
         estate,
@@ -808,10 +813,16 @@ async def test_an_e_card_is_registered_only_for_the_real_name_and_person(
         "electronic-card-registration",
         "registerElectronicCard",
         selection,
-        {**register, "verification": {**register["verification"], "passed": False}},
+        {
+            **register,
+            "verification": {
+                **register["verification"],
+                "attestation": PROVIDER.attest(number, "FACE-1", passed=False),
+            },
+        },
     )
     assert [(e["code"], e["field"]) for e in failed["userErrors"]] == [
-        ("VERIFICATION_FAILED", ["input", "verification", "passed"])
+        ("VERIFICATION_FAILED", ["input", "verification", "attestation"])
     ]
     impostor = await _as(
         hub,
@@ -835,12 +846,22 @@ async def test_an_e_card_is_registered_only_for_the_real_name_and_person(
         register,
     )
     assert registered["userErrors"] == [] and registered["electronicCard"]["status"] == "SIGNED"
-    me = await graphql(
-        hub,
-        "{ me { socialSecurityNumber } }",
-        headers={"Authorization": f"Bearer {registered['cardholderToken']}"},
+    token = await activate(
+        hub, registered["activationCode"], register["name"], await _permit_number_of(estate, number)
     )
+    me = await graphql(hub, "{ me { socialSecurityNumber } }", headers={"Authorization": f"Bearer {token}"})
     assert me["data"]["me"]["socialSecurityNumber"] == number
+
+
+async def _permit_number_of(estate: Settings, social_security_number: str) -> str:
+    """The permit number of the person the hub knows by this social security number."""
+    found = await rows(
+        estate.store_url,
+        "SELECT p.value FROM person_identifier p JOIN person_identifier s ON s.person_id = p.person_id "
+        f"WHERE p.kind = 'WORK_PERMIT_NUMBER' AND s.kind = 'SOCIAL_SECURITY_NUMBER' AND s.value = '{social_security_number}'",
+    )
+    value: str = found[0].value
+    return value
 
 
 async def _under_review(hub: httpx.AsyncClient, passport: str) -> dict[str, Any]:
@@ -1055,7 +1076,11 @@ async def test_card_and_e_card_rules(hub: httpx.AsyncClient, estate: Settings) -
         {
             "name": {"surname": "X"},
             "identifier": {"workPermitNumber": "110000209900000000"},
-            "verification": {"method": "BANK", "passed": True, "reference": "B-1"},
+            "verification": {
+                "method": "BANK",
+                "attestation": PROVIDER.attest("110000209900000000", "B-1", "BANK"),
+                "reference": "B-1",
+            },
         },
     )
     assert [(e["code"], e["field"]) for e in nobody["userErrors"]] == [

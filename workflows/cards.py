@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from access.activation import ACTIVATION_CODE, new_code
+from access.attestation import AttestationRejected, Verifiers
 from adapters.card_service import writes as card_writes
 from adapters.card_service.tables import SBK_KXX
 from adapters.identifiers import DISTRICT_CODE
@@ -158,14 +160,14 @@ async def activate_card(work: PermitWork, journal: Journal, card_number: str) ->
 
 
 async def register_electronic_card(
-    work: PermitWork, journal: Journal, arguments: dict[str, Any]
+    work: PermitWork, journal: Journal, arguments: dict[str, Any], verifiers: Verifiers, issued_to: str
 ) -> dict[str, Any]:
+    """The e-card, signed after the real-name check here and the real-person check the
+    provider attests; answers its id, its person and a one-time activation code for the
+    person's app (access/activation.py)."""
     verification = arguments["verification"]
-    if not verification["passed"]:
-        raise UserFailure(
-            "VERIFICATION_FAILED", "The real-person check did not pass.", ["input", "verification", "passed"]
-        )
-    if not verification["reference"].strip():
+    reference = verification["reference"].strip()
+    if not reference:
         raise UserFailure(
             "INVALID_INPUT",
             "The verification's reference is required.",
@@ -173,6 +175,19 @@ async def register_electronic_card(
         )
     identifier = {k: v for k, v in arguments["identifier"].items() if v is not None}
     ((kind, value),) = identifier.items()
+    try:
+        verifiers.verify(
+            verification["attestation"].strip(),
+            method=verification["method"],
+            reference=reference,
+            identifier=value.strip().upper(),
+        )
+    except AttestationRejected as rejected:
+        raise UserFailure(
+            "VERIFICATION_FAILED",
+            f"The real-person check is not proven: {rejected}.",
+            ["input", "verification", "attestation"],
+        ) from None
     lookup = (
         IdentifierKind.WORK_PERMIT_NUMBER
         if kind == "workPermitNumber"
@@ -218,10 +233,24 @@ async def register_electronic_card(
             permit_number=permit.number if isinstance(permit, WorkPermit) else None,
             signed_at=datetime.now(SHANGHAI),
             method=verification["method"],
-            reference=verification["reference"].strip(),
+            reference=reference,
         )
     await link_record(journal, person_id, Agency.CARD_SERVICE, "SBK_DZK", card_id, holders[0], "registration")
-    return {"electronicCard": card_id, "person": person_id}
+    code = new_code(person_id, card_id, issued_to)
+    async with journal.writing(HUB_STORE) as conn:
+        await journal.insert(conn, HUB_STORE, ACTIVATION_CODE, code.row, ["code_hash"])
+    return {"electronicCard": card_id, "person": person_id, "activationCode": code.code}
+
+
+async def is_named_holder(work: PermitWork, person_id: int, name: dict[str, Any], permit_number: str) -> bool:
+    """Whether the name (checked as at registration) and the permit number are this person's."""
+    kind = IdentifierKind.WORK_PERMIT_NUMBER.value
+    found = (await work.store.person_ids_by_identifier([(kind, permit_number.strip())]))[0]
+    if found != person_id:
+        return False
+    links = (await work.store.links_by_person([person_id]))[0]
+    given = " ".join(p for p in (name["surname"], name.get("givenNames")) if p)
+    return name_words(given) in await _recorded_names(work, links)
 
 
 async def _recorded_names(work: PermitWork, links: Any) -> set[tuple[str, ...]]:
