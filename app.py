@@ -8,9 +8,10 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -64,6 +65,22 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
 TRACE_HEADER = "x-hub-trace"
+# No document or variables of this schema nest deeper; deeper JSON is refused before anything
+# walks it.
+MAX_JSON_DEPTH = 32
+
+
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """Whether JSON nests deeper than `limit` (walked without recursion)."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,17 @@ class HubGraphQL(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """The request's JSON, or 400 naming the rule it breaks (not UTF-8, lone surrogates,
+        not JSON, nested too deep): never an error inside the hub."""
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            raise HTTPException(400, f"The request is not JSON in UTF-8: {error.msg}.") from None
+        if _depth_exceeds(value, MAX_JSON_DEPTH):
+            raise HTTPException(400, f"The request's JSON is nested deeper than {MAX_JSON_DEPTH} levels.")
+        return value
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # An exception raised around execution (in an extension) skips ShapeErrors: shape it here.
