@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -23,6 +23,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     select,
     text,
 )
@@ -41,6 +42,7 @@ from identity.tables import (
     PersonIdentifier,
     PersonIndexRow,
     PersonPassport,
+    new_record_key,
 )
 
 PERSON = HubPerson.__table__  # type: ignore[attr-defined]
@@ -187,8 +189,12 @@ class KeyFilter:
 
 @dataclass(frozen=True, slots=True)
 class StatisticsCount:
+    """One cell: its values in the order asked for, how many persons, and the sum of their
+    record keys (what access/disclosure.py rounds the count by)."""
+
     keys: tuple[tuple[StatisticsDimension, str], ...]
     count: int
+    key_sum: int
 
 
 def _index_status(today: date) -> ColumnElement[Any]:
@@ -231,6 +237,7 @@ class HubStore:
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
+            await _add_record_keys(conn)
 
     async def drop_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -281,7 +288,9 @@ class HubStore:
             existing = [c for c in cores if c.id in stored and stored[c.id] != _core_values(c)]
             for table in (INDEX, IDENTIFIER, LINK, PASSPORT):
                 await conn.execute(delete(table))
-            await insert_rows(conn, PERSON, [_core_values(c) for c in fresh])
+            # A person's record key is drawn once, here or in the workflow that registers them.
+            new_persons = [{**_core_values(c), "record_key": new_record_key()} for c in fresh]
+            await insert_rows(conn, PERSON, new_persons)
             if existing:
                 await conn.execute(
                     sql_update(PERSON)
@@ -450,16 +459,26 @@ class HubStore:
                 found |= {r[0] for r in (await conn.execute(statement)).all()}
         return found
 
-    async def statistics(self, group_by: Sequence[StatisticsDimension], today: date) -> list[StatisticsCount]:
-        """Persons counted by GROUP BY over the person index."""
+    async def statistics(
+        self,
+        group_by: Sequence[StatisticsDimension],
+        fixed: Mapping[StatisticsDimension, str],
+        today: date,
+    ) -> list[StatisticsCount]:
+        """Persons counted by GROUP BY over the person index, among those with the `fixed`
+        values (a filter slices the table, it never regroups it), in `group_by` order."""
         dims = [_dimension(d, today).label(f"d{i}") for i, d in enumerate(group_by)]
-        statement = select(*dims, func.count().label("n")).select_from(INDEX)
+        statement = select(
+            *dims, func.count().label("n"), func.coalesce(func.sum(PERSON.c.record_key), 0).label("k")
+        ).select_from(INDEX.join(PERSON, PERSON.c.id == INDEX.c.person_id))
+        if fixed:
+            statement = statement.where(*(_dimension(d, today) == value for d, value in fixed.items()))
         if dims:
             statement = statement.group_by(*dims).order_by(*dims)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(statement)).all()
         return [
-            StatisticsCount(tuple((d, str(row[i])) for i, d in enumerate(group_by)), int(row.n))
+            StatisticsCount(tuple((d, str(row[i])) for i, d in enumerate(group_by)), int(row.n), int(row.k))
             for row in rows
             if row.n > 0
         ]
@@ -542,6 +561,20 @@ class HubStore:
         """Which of these notification keys are already used."""
         async with self.engine.connect() as conn:
             return await _keys_taken(conn, keys)
+
+
+async def _add_record_keys(conn: AsyncConnection) -> None:
+    """A store made before persons had record keys gets them: one drawn per person, once."""
+    columns = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns(PERSON.name)})
+    if "record_key" in columns:
+        return
+    await conn.execute(text("ALTER TABLE person ADD COLUMN record_key INTEGER NOT NULL DEFAULT 0"))
+    ids = (await conn.execute(select(PERSON.c.id))).scalars().all()
+    if ids:
+        await conn.execute(
+            sql_update(PERSON).where(PERSON.c.id == bindparam("b_id")).values(record_key=bindparam("b_key")),
+            [{"b_id": i, "b_key": new_record_key()} for i in ids],
+        )
 
 
 def _person(row: Any) -> PersonCore:

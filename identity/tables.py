@@ -4,9 +4,19 @@ are never renumbered."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 
 from sqlmodel import Field, SQLModel
+
+# Record keys are uniform over [0, RECORD_KEY_RANGE): 31 bits, an INTEGER on every backend,
+# whose sum over any cell still fits the BIGINT that SUM answers.
+RECORD_KEY_RANGE = 2**31
+
+
+def new_record_key() -> int:
+    """A record key nobody can predict (the operating system's CSPRNG)."""
+    return secrets.randbelow(RECORD_KEY_RANGE)
 
 
 class HubPerson(SQLModel, table=True):
@@ -22,6 +32,10 @@ class HubPerson(SQLModel, table=True):
     nationality: str = Field(index=True)
     # The WP_SQR record a person was created for; a person is never created twice for one.
     anchor_key: str = Field(unique=True)
+    # Drawn once, by the column default, whenever a person is inserted, and never shown or
+    # changed: statistics sum it per cell to decide how the cell's count is rounded
+    # (access/disclosure.py), so the same persons round the same way in every query.
+    record_key: int = Field(sa_column_kwargs={"default": new_record_key})
 
 
 class PersonPassport(SQLModel, table=True):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from access.disclosure import suppress
+from access.disclosure import rounded
 from access.policy import Grant
 from adapters.identifiers import DISTRICT_CODE
 from adapters.records import CallerRole, Page, StatisticsDimension, TalentCategory, WorkPermitStatus
@@ -150,34 +150,21 @@ async def expiring_work_permits(
 @dataclass(frozen=True, slots=True)
 class Statistic:
     keys: tuple[tuple[StatisticsDimension, str], ...]
-    count: int | None
-    suppressed: bool
+    count: int
 
 
 async def workforce_statistics(
     info: Info, group_by: Sequence[StatisticsDimension], criteria: PersonCriteria
 ) -> list[Statistic]:
-    """Counts by GROUP BY in SQL, with small counts suppressed (access/disclosure.py): the
-    table is grouped by the requested and the filtered dimensions alike, so that every query
-    is a slice of a table protected as a whole."""
+    """Counts by GROUP BY in SQL, each rounded by its cell key (access/disclosure.py); a cell
+    that rounds to 0 is not listed. A filter only slices the table, so a cell has the same
+    persons, and so the same count, in every query that shows it."""
     if len(set(group_by)) != len(group_by):
         raise ClientError("groupBy", "names a dimension twice")
     _check_criteria(criteria)
-    fixed = _fixed_values(criteria)
-    dimensions = list(group_by) + [d for d in fixed if d not in group_by]
-    counted = await info.context.store.statistics(dimensions, info.context.today)
-    cells = {tuple(value for _, value in c.keys): c.count for c in counted}
-    hidden = suppress(cells, len(dimensions))
-    positions = {d: i for i, d in enumerate(dimensions)}
-    return [
-        Statistic(
-            keys=tuple((d, cell[positions[d]]) for d in group_by),
-            count=None if cell in hidden else count,
-            suppressed=cell in hidden,
-        )
-        for cell, count in cells.items()
-        if all(cell[positions[d]] == value for d, value in fixed.items())
-    ]
+    counted = await info.context.store.statistics(group_by, _fixed_values(criteria), info.context.today)
+    shown = [Statistic(c.keys, rounded(c.count, c.key_sum)) for c in counted]
+    return [s for s in shown if s.count > 0]
 
 
 def _fixed_values(criteria: PersonCriteria) -> dict[StatisticsDimension, str]:

@@ -16,14 +16,23 @@ class StatisticsKey:
     )
 
 
-@strawberry.type(description="How many persons share one combination of dimension values.")
+@strawberry.type(
+    description="How many persons share one combination of dimension values, rounded so that no "
+    "combination of queries singles anyone out (docs/statistics.md). A combination whose count "
+    "rounds to 0 is not listed."
+)
 class StatisticsRow:
     keys: list[StatisticsKey] = strawberry.field(description="The combination of values this row counts.")
     count: int | None = strawberry.field(
-        description="How many persons; null when suppressed (below 5, or recoverable from other counts)."
+        description="How many persons, rounded to a multiple of 5 by fixed random rounding: the true "
+        "count rounded down, or up with a probability of (count mod 5) / 5 decided by a key of the "
+        "persons counted, so the same persons always show the same count in every query, grouping "
+        "order and filter, and a shown count is within 4 of the true one. Never null while "
+        "`suppressed` is false."
     )
     suppressed: bool = strawberry.field(
-        description="Whether the count is withheld so that nobody can be singled out."
+        description="Whether the count is withheld (then null). Rounding withholds nothing, so this is "
+        "false; a row that would show 0 is left out instead."
     )
 
 
@@ -31,5 +40,5 @@ def statistics_row(counted: Statistic) -> StatisticsRow:
     return StatisticsRow(
         keys=[StatisticsKey(dimension=d, value=v) for d, v in counted.keys],  # type: ignore[arg-type]
         count=counted.count,
-        suppressed=counted.suppressed,
+        suppressed=False,
     )

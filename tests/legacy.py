@@ -113,3 +113,24 @@ async def insured_applicants(settings: Settings) -> set[int]:
         if match is not None and str(row.AAC006) == match[1]:
             found.add(match[0])
     return found
+
+
+async def statistics_dimensions(settings: Settings, today: date) -> list[dict[str, str]]:
+    """Per applicant, the values of the six statistics dimensions as `workforceStatistics`
+    spells them (NONE for a permit value of an applicant without a current permit)."""
+    view = await legacy_view(settings, today)
+    insured = await insured_applicants(settings)
+    persons = []
+    for applicant in view["applicants"]:
+        current: CurrentPermit | None = view["current"].get(applicant.SQRID)
+        persons.append(
+            {
+                "NATIONALITY": applicant.GJ,
+                "TALENT_CATEGORY": current.category if current else "NONE",
+                "PERMIT_STATUS": current.status if current else "NONE",
+                "WORK_DISTRICT": current.district if current else "NONE",
+                "EMPLOYER": current.employer if current else "NONE",
+                "INSURED": "true" if applicant.SQRID in insured else "false",
+            }
+        )
+    return persons
