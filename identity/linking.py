@@ -153,7 +153,7 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
                 Agency.CARD_SERVICE,
                 card.record_type,
                 card.key,
-                card.social_security_number,
+                card.owner,
                 LinkConfidence.CONFIRMED,
                 evidence_text,
             )

@@ -790,11 +790,15 @@ async def test_enrollment_writes_both_agencies_once_and_activation_loads_the_per
 async def test_an_e_card_is_registered_only_for_the_real_name_and_person(
     hub: httpx.AsyncClient, estate: Settings
 ) -> None:
+    signed = await rows(
+        estate.source_urls[Agency.CARD_SERVICE], """SELECT "SHBZHM" FROM "SBK_DZK" WHERE "QFZT" = '1'"""
+    )
     insured = await rows(
         estate.source_urls[Agency.SOCIAL_INSURANCE],
-        """SELECT "AAC002", "AAC003" FROM "AC01" WHERE "AAC002" IS NOT NULL ORDER BY "AAC001" LIMIT 1""",
+        'SELECT "AAC002", "AAC003" FROM "AC01" WHERE "AAC002" IS NOT NULL ORDER BY "AAC001"',
     )
-    number, name = insured[0].AAC002, insured[0].AAC003
+    # Someone enrolled without a signed e-card: a second one would be refused (one per person).
+    number, name = next((r.AAC002, r.AAC003) for r in insured if r.AAC002 not in {s.SHBZHM for s in signed})
     given, _, surname = name.rpartition(" ")
     register = {
         "name": {"surname": surname.upper(), "givenNames": given},  # other case and order still match

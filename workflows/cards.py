@@ -18,6 +18,8 @@ from adapters.identifiers import DISTRICT_CODE
 from adapters.records import (
     Agency,
     CallerRole,
+    CardStatus,
+    ElectronicCardStatus,
     InsuredPerson,
     NotificationKind,
     WorkPermit,
@@ -31,10 +33,13 @@ from identity.store import INDEX, IdentifierKind
 from settings import SHANGHAI
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.exit_entry import years_after
-from workflows.hub_records import add_identifier, announce, link_record
+from workflows.hub_records import add_identifier, announce, link_record, refile_record
 from workflows.permits import PermitWork
 
 CARD_YEARS = 10
+# The permit an e-card is registered on: right after entry (notice issued) or once valid.
+REGISTRABLE = (WorkPermitStatus.NOTICE_ISSUED, WorkPermitStatus.VALID)
+SIGNED = ElectronicCardStatus.SIGNED
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,10 @@ async def enroll(
         )
     async with journal.writing(Agency.CARD_SERVICE.value) as conn:
         card = await card_writes.order_card(journal, conn, number, fold_diacritics(name).upper())
+        # An e-card registered right after entry now carries the new number (DOMAIN.md).
+        registered = await card_writes.attach_social_security_number(journal, conn, permit.number, number)
+    for card_id in registered:
+        await refile_record(journal, "SBK_DZK", card_id, number)
     await link_record(
         journal, person_id, Agency.SOCIAL_INSURANCE, "AC01", str(insured), str(insured), "enrollment"
     )
@@ -205,41 +214,75 @@ async def register_electronic_card(
             "The name does not match the permit or insurance record.",
             ["input", "name"],
         )
-    holders = links.owners(Agency.CARD_SERVICE)
-    if not holders and links.owners(Agency.SOCIAL_INSURANCE):
-        insured = (await work.sources.insurance.insured_by_person([links.owners(Agency.SOCIAL_INSURANCE)]))[0]
-        if isinstance(insured, InsuredPerson) and insured.social_security_number:
-            holders = (insured.social_security_number,)
-    if not holders:
+    ssn = await _social_security_number(work, links)
+    permit = await _registering_permit(work, links, kind, value, enrolled=ssn is not None)
+    permit_number = permit.number if permit is not None else None
+    owners = (*links.owners(Agency.CARD_SERVICE), *((permit_number,) if permit_number else ()))
+    signed = next(
+        (c for c in (await work.sources.cards.electronic_cards_by_person([owners]))[0] if c.status is SIGNED),
+        None,
+    )
+    if signed is not None:
         raise UserFailure(
-            "NOT_ELIGIBLE",
-            "The e-card is issued on the social security number: enroll in insurance first.",
+            "CONFLICT",
+            f"This person's e-card {signed.key} is signed already: revoke it first, or reissue its"
+            " activation code for a new phone (reissueActivationCode).",
             ["input", "identifier", kind],
         )
-    cards = (await work.sources.cards.cards_by_person([holders]))[0]
-    in_use = next((c.number for c in cards if c.status.value == "IN_USE"), None)
-    applicants = links.owners(Agency.WORK_PERMIT_SYSTEM)
-    permit = (
-        (await work.sources.work_permits.current_permit_by_applicant([applicants], work.today))[0]
-        if applicants
-        else None
-    )
+    cards = (await work.sources.cards.cards_by_person([(ssn,)]))[0] if ssn else []
+    in_use = next((c.number for c in cards if c.status is CardStatus.IN_USE), None)
     async with journal.writing(Agency.CARD_SERVICE.value) as conn:
         card_id = await card_writes.register_electronic_card(
             journal,
             conn,
-            holder=holders[0],
+            holder=ssn or "",  # empty until enrollment: the notice lets a newcomer register first
             card_number=in_use,
-            permit_number=permit.number if isinstance(permit, WorkPermit) else None,
+            permit_number=permit_number,
             signed_at=datetime.now(SHANGHAI),
             method=verification["method"],
             reference=reference,
         )
-    await link_record(journal, person_id, Agency.CARD_SERVICE, "SBK_DZK", card_id, holders[0], "registration")
+    owner = ssn or permit_number or ""
+    await link_record(journal, person_id, Agency.CARD_SERVICE, "SBK_DZK", card_id, owner, "registration")
     code = new_code(person_id, card_id, issued_to)
     async with journal.writing(HUB_STORE) as conn:
         await journal.insert(conn, HUB_STORE, ACTIVATION_CODE, code.row, ["code_hash"])
     return {"electronicCard": card_id, "person": person_id, "activationCode": code.code}
+
+
+async def _registering_permit(
+    work: PermitWork, links: Any, kind: str, value: str, enrolled: bool
+) -> WorkPermit | None:
+    """The permit the e-card will carry, the person's current period: the very permit named
+    when registering by its number; before enrollment (right after entry, DOMAIN.md) it must be
+    notice issued or valid, since it is all the e-card is filed under."""
+    field = ["input", "identifier", kind]
+    applicants = links.owners(Agency.WORK_PERMIT_SYSTEM)
+    found = (
+        (await work.sources.work_permits.current_permit_by_applicant([applicants], work.today))[0]
+        if applicants
+        else None
+    )
+    permit = found if isinstance(found, WorkPermit) else None
+    if kind == "workPermitNumber" and (permit is None or permit.number != value.strip()):
+        raise UserFailure("NOT_ELIGIBLE", "This is not the person's current permit number.", field)
+    if not enrolled and (permit is None or permit.status not in REGISTRABLE):
+        status = permit.status.value if permit is not None else "none"
+        raise UserFailure(
+            "NOT_ELIGIBLE",
+            f"Before enrollment an e-card needs a notice-issued or valid permit, not {status}.",
+            field,
+        )
+    return permit
+
+
+async def _social_security_number(work: PermitWork, links: Any) -> str | None:
+    """The person's social security number, if they are enrolled."""
+    insured = links.owners(Agency.SOCIAL_INSURANCE)
+    if not insured:
+        return None
+    found = (await work.sources.insurance.insured_by_person([insured]))[0]
+    return found.social_security_number if isinstance(found, InsuredPerson) else None
 
 
 async def is_named_holder(work: PermitWork, person_id: int, name: dict[str, Any], permit_number: str) -> bool:

@@ -47,6 +47,19 @@ async def link_record(
             )
 
 
+async def refile_record(journal: Journal, record_type: str, record_key: str, owner_key: str) -> None:
+    """A linked record now filed under another owner key by its agency (an e-card that took the
+    social security number at enrollment)."""
+    async with journal.writing(HUB_STORE) as conn:
+        await journal.update(
+            conn,
+            HUB_STORE,
+            LINK,
+            {"record_type": record_type, "record_key": record_key},
+            {"owner_key": owner_key},
+        )
+
+
 async def add_identifier(journal: Journal, kind: IdentifierKind, value: str, person_id: int) -> None:
     async with journal.writing(HUB_STORE) as conn:
         known = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, select
 
 from adapters.base import (
     Group,
@@ -18,7 +18,7 @@ from adapters.base import (
     group_index,
 )
 from adapters.card_service import mapping
-from adapters.card_service.tables import SBK_DZK, SBK_KXX, metadata
+from adapters.card_service.tables import SBK_DZK, SBK_KXX, electronic_cards_filed_under, metadata
 from adapters.records import Agency, ElectronicCard, SocialSecurityCard
 
 
@@ -30,6 +30,16 @@ class CardKeys:
     key: str
     social_security_number: str
     work_permit_number: str | None
+
+    @property
+    def owner(self) -> str:
+        """The key the person's records are filed under: the social security number, or for an
+        e-card registered before enrollment (`SHBZHM` empty) the permit number it carries."""
+        return self.social_security_number or self.work_permit_number or ""
+
+
+# An e-card's owner key: its social security number, else (not enrolled yet) its permit number.
+ELECTRONIC_CARD_OWNER = func.coalesce(func.nullif(func.trim(SBK_DZK.c.SHBZHM), ""), SBK_DZK.c.XKZH)
 
 
 def _precedence(column: object, order: tuple[str, ...]) -> object:
@@ -53,11 +63,13 @@ class CardService(SqlSource):
         return by_group(len(groups), ((r.grp, self.map_one(r.KH, r, mapping.card)) for r in rows))
 
     async def electronic_cards_by_person(self, groups: Sequence[Group]) -> list[RecordList[ElectronicCard]]:
-        """Each person's e-cards, the current one first (signed, unsigned, revoked; newest signing first)."""
-        group, keys = group_index(SBK_DZK.c.SHBZHM, groups)
+        """Each person's e-cards, the current one first (signed, unsigned, revoked; newest signing
+        first), filed under the social security number, or under the permit number while the
+        person is not enrolled (`SHBZHM` empty: DOMAIN.md, the notice's order)."""
+        group, keys = group_index(ELECTRONIC_CARD_OWNER, groups)
         statement = (
             select(SBK_DZK, group.label("grp"))
-            .where(SBK_DZK.c.SHBZHM.in_(keys))
+            .where(electronic_cards_filed_under(keys))
             .order_by(
                 _precedence(SBK_DZK.c.QFZT, mapping.ELECTRONIC_STATUS_PRECEDENCE), SBK_DZK.c.QFSJ.desc()
             )
@@ -85,6 +97,6 @@ class CardService(SqlSource):
                 conn, select(SBK_DZK.c.DZKID, SBK_DZK.c.SHBZHM, SBK_DZK.c.XKZH).order_by(SBK_DZK.c.DZKID)
             )
         return [CardKeys("SBK_KXX", r.KH.strip(), r.SHBZHM.strip(), None) for r in cards] + [
-            CardKeys("SBK_DZK", r.DZKID.strip(), r.SHBZHM.strip(), (r.XKZH or "").strip() or None)
+            CardKeys("SBK_DZK", r.DZKID.strip(), (r.SHBZHM or "").strip(), (r.XKZH or "").strip() or None)
             for r in ecards
         ]

@@ -96,7 +96,7 @@ def electronic_card(row: Row[Any]) -> ElectronicCard:
     method = blank_to_none(row.RZFS)
     return ElectronicCard(
         key=row.DZKID.strip(),
-        owner=row.SHBZHM.strip(),
+        owner=(row.SHBZHM or "").strip() or row.XKZH.strip(),  # the permit number until enrollment
         status=code(ELECTRONIC_STATUS, row.QFZT, "QFZT"),
         signed_at=parse_timestamp(row.QFSJ, "QFSJ"),
         verification_method=code(METHOD, method, "RZFS") if method else None,

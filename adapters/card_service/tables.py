@@ -1,6 +1,8 @@
 """The social-security-card service's tables (DOMAIN.md, system 3): dates YYYY-MM-DD, JSON text blobs."""
 
-from sqlalchemy import Column, Index, MetaData, String, Table, Text
+from collections.abc import Sequence
+
+from sqlalchemy import Column, ColumnElement, Index, MetaData, String, Table, Text, and_, func, or_
 
 metadata = MetaData()
 
@@ -33,3 +35,13 @@ SBK_DZK = Table(
     Index("ix_SBK_DZK_SHBZHM", "SHBZHM"),
     Index("ix_SBK_DZK_XKZH", "XKZH"),
 )
+
+# An e-card registered before its person was enrolled: no social security number yet, filed
+# under the permit number it carries (DOMAIN.md: SHBZHM stays empty until enrollment).
+NOT_ENROLLED = or_(SBK_DZK.c.SHBZHM.is_(None), func.trim(SBK_DZK.c.SHBZHM) == "")
+
+
+def electronic_cards_filed_under(owners: Sequence[str]) -> ColumnElement[bool]:
+    """E-cards filed under any of these owner keys: social security numbers, or the permit
+    numbers of e-cards not enrolled yet."""
+    return or_(SBK_DZK.c.SHBZHM.in_(owners), and_(NOT_ENROLLED, SBK_DZK.c.XKZH.in_(owners)))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import RowWriter
-from adapters.card_service.tables import SBK_DZK, SBK_KXX
+from adapters.card_service.tables import NOT_ENROLLED, SBK_DZK, SBK_KXX, electronic_cards_filed_under
 from adapters.records import Agency
 
 AGENCY = Agency.CARD_SERVICE.value
@@ -55,18 +55,41 @@ async def load_permit(
     )
     for number in cards:
         await writer.update(conn, AGENCY, SBK_KXX, {"KH": number}, {"GZXKXX": blob})
+    filed = electronic_cards_filed_under(holders)
     ecards = (
-        (
-            await conn.execute(
-                select(SBK_DZK.c.DZKID).where(SBK_DZK.c.SHBZHM.in_(holders)).where(SBK_DZK.c.QFZT != REVOKED)
-            )
-        )
+        (await conn.execute(select(SBK_DZK.c.DZKID).where(filed).where(SBK_DZK.c.QFZT != REVOKED)))
         .scalars()
         .all()
     )
     for card_id in ecards:
         await writer.update(conn, AGENCY, SBK_DZK, {"DZKID": card_id}, {"XKZH": permit_number})
     return len(cards) + len(ecards)
+
+
+async def attach_social_security_number(
+    writer: RowWriter, conn: AsyncConnection, permit_number: str, social_security_number: str
+) -> list[str]:
+    """At enrollment, the e-cards registered before it (`SHBZHM` empty, filed under the permit
+    number they carry) take the new social security number; their ids."""
+    ecards = (
+        (
+            await conn.execute(
+                select(SBK_DZK.c.DZKID)
+                .where(NOT_ENROLLED)
+                .where(SBK_DZK.c.XKZH == permit_number)
+                .where(SBK_DZK.c.QFZT != REVOKED)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for card_id in ecards:
+        await writer.update(conn, AGENCY, SBK_DZK, {"DZKID": card_id}, {"SHBZHM": social_security_number})
+    return list(ecards)
+
+
+async def revoke_electronic_card(writer: RowWriter, conn: AsyncConnection, card_id: str) -> None:
+    await writer.update(conn, AGENCY, SBK_DZK, {"DZKID": card_id}, {"QFZT": REVOKED})
 
 
 async def order_card(writer: RowWriter, conn: AsyncConnection, holder: str, name: str) -> str:
