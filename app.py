@@ -30,6 +30,7 @@ from access.scope import scope_of
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
+from audit.witness import open_witness
 from faults import install as install_faults
 from faults import plan_from_environment as fault_plan_from_environment
 from gateway import CALLER_KEY, Gate
@@ -130,7 +131,11 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
     sources = Sources.open(settings.source_urls, settings.source_budgets)
     install_faults(sources, fault_plan_from_environment())
     store = HubStore.open(settings.store_url)
-    audit = AuditLog.open(settings.audit_url, load_or_create_key(settings.data_dir, AUDIT_KEY))
+    audit = AuditLog.open(
+        settings.audit_url,
+        load_or_create_key(settings.data_dir, AUDIT_KEY),
+        open_witness(settings.witness_location()),  # every checkpoint also goes there
+    )
     for source in sources.all():
         instrument(source.engine, source.agency.value)
     instrument(store.engine, HUB_STORE)

@@ -36,6 +36,7 @@ from adapters.records import Agency, CallerRole
 from app import create_app
 from audit.chain import AuditEntry
 from audit.log import AUDIT_KEY, AuditLog
+from audit.witness import FileWitness
 from identity.store import HubStore
 from operations.logs import JsonLines, client_of
 from operations.readiness import check, probe
@@ -437,7 +438,11 @@ async def test_drain_waits_for_workflow_runs_in_flight(tmp_path: Path) -> None:
 
 
 async def test_drain_waits_until_the_audit_queue_is_committed(tmp_path: Path) -> None:
-    audit = AuditLog.open(sqlite_url(tmp_path / "audit.sqlite"), load_or_create_key(tmp_path, AUDIT_KEY))
+    audit = AuditLog.open(
+        sqlite_url(tmp_path / "audit.sqlite"),
+        load_or_create_key(tmp_path, AUDIT_KEY),
+        FileWitness(tmp_path / "audit-witness.jsonl"),
+    )
     await audit.create_tables()
     entry = AuditEntry(
         at=datetime(2026, 6, 15, tzinfo=UTC),
