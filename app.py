@@ -23,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from access.data_dir import keep_private
 from access.downloads import permit_routes
 from access.keys import load_or_create_key
 from access.policy import Policy, load_policy
@@ -171,7 +172,7 @@ async def healthz(_request: Request) -> Response:
 def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> Starlette:
     """The app; `span_exporter` (tests) receives its spans besides any OTEL_* exporter."""
     settings = settings or Settings.from_environment()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_private(settings)  # owner-only data directory and files, before anything is written
     schema = build_schema(settings.limits)
     schema.extensions = (*schema.extensions, OperationRecorder)  # the operation type, for metrics and logs
     telemetry = Telemetry.configure(exporter=span_exporter)  # OTEL_* variables; off when none is set

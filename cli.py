@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, TextIO
 
+from access.data_dir import keep_private
 from access.issuing import IssuingError
 from adapters.records import CallerRole
 from settings import Settings
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings.from_environment()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_private(settings)  # owner-only data directory and files, before anything is written
     match args.command:
         case "run":
             _run(settings, args.host, args.port, args.demo)
