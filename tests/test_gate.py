@@ -273,6 +273,56 @@ async def test_a_hub_signed_token_with_wrong_claims_is_unauthenticated(
     await _refused(policy_client, _bearer(token, "employment"), 401, "UNAUTHENTICATED")
 
 
+def _later() -> int:
+    return int(datetime.now(UTC).timestamp()) + 86_400
+
+
+CARDHOLDER_CLAIMS = {"role": CallerRole.CARDHOLDER.value, "purposes": []}
+
+
+@pytest.mark.parametrize(
+    ("claims", "purpose", "claim"),
+    [
+        (_claims(exp=str(_later())), "entry-control", "`exp`"),
+        (_claims(exp=float(_later())), "entry-control", "`exp`"),
+        (_claims(iat=str(_later() - 86_400)), "entry-control", "`iat`"),
+        (_claims(**CARDHOLDER_CLAIMS, person=True), None, "`person`"),
+        (_claims(**CARDHOLDER_CLAIMS, person="7"), None, "`person`"),
+        (_claims(**CARDHOLDER_CLAIMS, person=0), None, "`person`"),
+        (
+            _claims(role=CallerRole.EMPLOYER.value, purposes=["employment"], employer=911100006),
+            "employment",
+            "`employer`",
+        ),
+        (_claims(purposes="entry-control"), "entry-control", "`purposes`"),
+        (_claims(purposes=["entry-control", 7]), "entry-control", "`purposes`"),
+        (_claims(role="exit_entry"), "entry-control", "`role`"),
+        (_claims(role=["EXIT_ENTRY"]), "entry-control", "`role`"),
+    ],
+    ids=[
+        "exp-string",
+        "exp-float",
+        "iat-string",
+        "person-true",
+        "person-string",
+        "person-zero",
+        "employer-number",
+        "purposes-string",
+        "purposes-not-strings",
+        "role-lower-case",
+        "role-list",
+    ],
+)
+async def test_a_hub_signed_token_with_malformed_claims_is_unauthenticated(
+    policy_client: httpx.AsyncClient, estate: Estate, claims: dict[str, Any], purpose: str | None, claim: str
+) -> None:
+    # Signed with the hub's own key: only the claims' types are wrong.
+    token = jwt.encode(claims, load_or_create_key(estate.settings.data_dir, TOKEN_KEY), algorithm="EdDSA")
+    body = await _refused(policy_client, _bearer(token, purpose), 401, "UNAUTHENTICATED")
+    message = body["errors"][0]["message"]
+    assert "the token's claims are malformed" in message and claim in message, message
+
+
 async def test_refusals_do_not_echo_the_token(policy_client: httpx.AsyncClient, estate: Estate) -> None:
     token = _exit_entry_token(estate.settings)[:-4] + "AAAA"
     response = await policy_client.post("/graphql", json={"query": GRANTS}, headers=_bearer(token))
