@@ -23,6 +23,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 import app
 import resolvers.query
@@ -34,6 +37,7 @@ from identity.store import HubStore
 from schema.errors import MASKED_MESSAGE as MASKED
 from settings import SOURCE_URL_VARIABLES, Settings, sqlite_url
 from tests.conftest import AS_OF, Estate, caller_headers, graphql, serve
+from tests.servers import uvicorn_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
@@ -382,6 +386,29 @@ async def test_cardholder_and_reporting_need_no_purpose(
     assert "errors" not in cardholder, cardholder["errors"]
     assert cardholder["data"]["accessGrants"] == {"role": "CARDHOLDER", "purpose": None}
     assert cardholder["data"]["me"]["id"] == _global_id(person_id)
+
+
+@pytest.mark.parametrize("role", [CallerRole.REPORTING, CallerRole.CARDHOLDER])
+async def test_a_purpose_from_a_role_without_purposes_is_a_bad_request(
+    policy_client: httpx.AsyncClient, client: httpx.AsyncClient, estate: Estate, role: CallerRole
+) -> None:
+    bound = {"person_id": await _some_person_id(client)} if role is CallerRole.CARDHOLDER else {}
+    for declared in ("entry-control", "statistics"):
+        headers = {**estate.headers(role, **bound), "X-Purpose": declared}
+        body = await _refused(policy_client, headers, 400, "BAD_REQUEST")
+        assert body["errors"][0]["message"] == f"X-Purpose: {role.value} declares no purpose; send none."
+    # Over WebSocket the same rule refuses connection_init.
+    async with uvicorn_serving(app.create_app(estate.settings)) as address:
+        async with connect(
+            f"ws://{address}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+        ) as ws:
+            payload = {**estate.headers(role, **bound), "X-Purpose": "entry-control"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+    assert closed.value.rcvd.reason.startswith(f"X-Purpose: {role.value} declares no purpose")
 
 
 # hub token
