@@ -25,6 +25,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from access.attestation import Verifiers
+from access.data_dir import keep_private
 from access.downloads import permit_routes
 from access.keys import load_or_create_key
 from access.policy import Policy, load_policy
@@ -33,6 +34,7 @@ from access.sealing import sealer
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
+from audit.witness import open_witness
 from faults import install as install_faults
 from faults import plan_from_environment as fault_plan_from_environment
 from gateway import CALLER_KEY, Gate
@@ -169,7 +171,11 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
     sources = Sources.open(settings.source_urls, settings.source_budgets)
     install_faults(sources, fault_plan_from_environment())
     store = HubStore.open(settings.store_url)
-    audit = AuditLog.open(settings.audit_url, load_or_create_key(settings.data_dir, AUDIT_KEY))
+    audit = AuditLog.open(
+        settings.audit_url,
+        load_or_create_key(settings.data_dir, AUDIT_KEY),
+        open_witness(settings.witness_location()),  # every checkpoint also goes there
+    )
     for source in sources.all():
         instrument(source.engine, source.agency.value)
     instrument(store.engine, HUB_STORE)
@@ -218,7 +224,7 @@ async def healthz(_request: Request) -> Response:
 def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> Starlette:
     """The app; `span_exporter` (tests) receives its spans besides any OTEL_* exporter."""
     settings = settings or Settings.from_environment()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_private(settings)  # owner-only data directory and files, before anything is written
     schema = build_schema(settings.limits)
     schema.extensions = (*schema.extensions, OperationRecorder)  # the operation type, for metrics and logs
     telemetry = Telemetry.configure(exporter=span_exporter)  # OTEL_* variables; off when none is set

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, TextIO
 
+from access.data_dir import keep_private
 from access.issuing import IssuingError
 from adapters.records import CallerRole
 from settings import Settings
@@ -226,21 +227,37 @@ async def _notify(settings: Settings) -> str:
 
 
 async def _verify_audit(settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from access.keys import load_or_create_key
     from audit.log import AUDIT_KEY, AuditLog
+    from audit.witness import open_witness
 
-    log = AuditLog.open(settings.audit_url, load_or_create_key(settings.data_dir, AUDIT_KEY))
+    witness = open_witness(settings.witness_location())
+    log = AuditLog.open(settings.audit_url, load_or_create_key(settings.data_dir, AUDIT_KEY), witness)
     try:
         await log.create_tables()
         findings = await log.verify()
-        counted = await log.counts()
+        records, checkpoints = await log.counts()
+        witnessed = await log.witnessed()
+    except (OSError, SQLAlchemyError) as error:
+        # Not verified is not tampered: say which part could not be read, by type only.
+        print(
+            f"audit trail not verified: the audit database or {witness.name} could not be read "
+            f"({type(error).__name__})",
+            file=sys.stderr,
+        )
+        return 2
     finally:
         await log.close()
     if findings:
         for finding in findings:
             print(f"TAMPERED: {finding}")
         return 1
-    print(f"audit trail intact: {counted[0]} records, sealed by {counted[1]} signed checkpoints")
+    print(
+        f"audit trail intact: {records} records, sealed by {checkpoints} signed checkpoints; "
+        f"{witness.name} holds {witnessed or 0} of them"
+    )
     return 0
 
 
@@ -290,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings.from_environment()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keep_private(settings)  # owner-only data directory and files, before anything is written
     match args.command:
         case "run":
             _run(settings, args.host, args.port, args.demo)

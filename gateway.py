@@ -113,7 +113,11 @@ class Gate:
             raise Refused(401, "UNAUTHENTICATED", f"Unauthenticated: {error}.") from None
         purpose = headers.get("x-purpose", "").strip() or None
         if claims.role in ROLES_WITHOUT_PURPOSE:
-            purpose = None
+            if purpose is not None:
+                # Served as if undeclared, the caller would believe its purpose was recorded.
+                raise Refused(
+                    400, "BAD_REQUEST", f"X-Purpose: {claims.role.value} declares no purpose; send none."
+                )
         elif purpose is None:
             raise Refused(
                 403, "FORBIDDEN", f"X-Purpose: {claims.role.value} must declare one of its purposes."

@@ -8,8 +8,11 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import make_url
+
 from adapters.base import SourceBudget
 from adapters.records import Agency
+from audit.witness import WITNESS_FILE
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -102,6 +105,9 @@ class Settings:
     store_url: str
     audit_url: str
     fixed_today: date | None = None
+    # Where each signed checkpoint of the audit trail is copied to (audit/witness.py): a file
+    # path or an SQLAlchemy URL; None: `audit-witness.jsonl` in the data directory.
+    audit_witness: str | None = None
     policy_path: Path = PROJECT_ROOT / "policy.toml"
     limits: Limits = field(default_factory=Limits)
     # Only a benchmark turns the audit off, to measure what it costs; nothing else may.
@@ -142,6 +148,7 @@ class Settings:
             },
             store_url=env.get("HUB_STORE_URL") or defaults.store_url,
             audit_url=env.get("HUB_AUDIT_URL") or defaults.audit_url,
+            audit_witness=_witness(env, env.get("HUB_AUDIT_URL") or defaults.audit_url),
             fixed_today=date.fromisoformat(today) if today else None,
             policy_path=Path(env["HUB_POLICY"]) if env.get("HUB_POLICY") else defaults.policy_path,
             source_budgets=budgets_from_environment(env),
@@ -158,6 +165,10 @@ class Settings:
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
         )
+
+    def witness_location(self) -> str:
+        """The audit witness: a file path, or an SQLAlchemy URL of a database of its own."""
+        return self.audit_witness or str(self.data_dir / WITNESS_FILE)
 
     def today(self) -> date:
         """Today in Asia/Shanghai, unless the clock is set."""
@@ -178,6 +189,23 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     if not seconds >= 0 or seconds == float("inf"):
         raise ValueError(f"{name}: {value!r} is not a number of seconds")
     return seconds
+
+
+def _witness(env: dict[str, str], audit_url: str) -> str | None:
+    """HUB_AUDIT_WITNESS, which must not be the audit database it is to vouch for."""
+    value = env.get("HUB_AUDIT_WITNESS", "").strip()
+    if not value:
+        return None
+    if "://" in value and _same_database(value, audit_url):
+        raise ValueError("HUB_AUDIT_WITNESS: the witness must be another database than HUB_AUDIT_URL")
+    return value
+
+
+def _same_database(one: str, other: str) -> bool:
+    a, b = make_url(one), make_url(other)
+    if a.get_backend_name() == b.get_backend_name() == "sqlite" and a.database and b.database:
+        return Path(a.database).resolve() == Path(b.database).resolve()
+    return (a.host, a.port, a.database) == (b.host, b.port, b.database)
 
 
 def _log_level(value: str) -> str:

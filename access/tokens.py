@@ -83,24 +83,44 @@ class TokenAuthority:
             raise InvalidToken("the token has expired") from None
         except jwt.InvalidTokenError:
             raise InvalidToken("the token is not one this hub signed") from None
-        try:
-            role = CallerRole(claims["role"])
-            purposes = tuple(str(p) for p in claims.get("purposes", []))
-            person = claims.get("person")
-            employer = claims.get("employer")
-        except (KeyError, ValueError, TypeError):
-            raise InvalidToken("the token's claims are incomplete") from None
-        if not str(claims["sub"]).strip():
-            raise InvalidToken("the token names no client")
-        if role is CallerRole.CARDHOLDER and not isinstance(person, int):
+        role, person, employer = _checked(claims)
+        if role is CallerRole.CARDHOLDER and person is None:
             raise InvalidToken("a cardholder token must name its person")
-        if role is CallerRole.EMPLOYER and not isinstance(employer, str):
+        if role is CallerRole.EMPLOYER and employer is None:
             raise InvalidToken("an employer token must name its credit code")
         return Claims(
-            subject=str(claims["sub"]),
+            subject=claims["sub"],
             role=role,
-            purposes=purposes,
-            expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
-            person_id=person if isinstance(person, int) else None,
-            employer=employer if isinstance(employer, str) else None,
+            purposes=tuple(claims.get("purposes", [])),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            person_id=person,
+            employer=employer,
         )
+
+
+def _checked(claims: dict[str, Any]) -> tuple[CallerRole, int | None, str | None]:
+    """The role, person and employer of claims whose every value has the type the hub signs
+    (PyJWT reads `exp: "1"` as a number, and True is an int in Python); InvalidToken if not."""
+
+    def malformed(rule: str) -> InvalidToken:
+        return InvalidToken(f"the token's claims are malformed: {rule}")
+
+    for name in ("exp", "iat", "nbf"):
+        if name in claims and type(claims[name]) is not int:
+            raise malformed(f"`{name}` must be an integer (seconds since the epoch)")
+    if not isinstance(claims["sub"], str) or not claims["sub"].strip():
+        raise malformed("`sub` must name the client")
+    role = claims.get("role")
+    roles = [known.value for known in CallerRole]
+    if role not in roles:
+        raise malformed(f"`role` must be one of {', '.join(roles)}")
+    purposes = claims.get("purposes", [])
+    if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
+        raise malformed("`purposes` must be a list of strings")
+    person = claims.get("person")
+    if person is not None and (type(person) is not int or person < 1):
+        raise malformed("`person` must be a positive integer, the person's id")
+    employer = claims.get("employer")
+    if employer is not None and not isinstance(employer, str):
+        raise malformed("`employer` must be a string, the employer's credit code")
+    return CallerRole(role), person, employer

@@ -61,6 +61,15 @@ class Checkpoint:
     signature: str
 
 
+@dataclass(frozen=True)
+class Witnessed:
+    """What a witness holds: each checkpoint with where it stands (`line 3`, `row 3`), and
+    where it holds something that is no checkpoint at all."""
+
+    checkpoints: list[tuple[str, Checkpoint]]
+    unreadable: list[str]
+
+
 def link_hash(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + entry.canonical()).hexdigest()
 
@@ -128,8 +137,78 @@ def verify_chain(
     return []
 
 
+def verify_against_witness(
+    record_hashes: dict[int, str],
+    checkpoints: Iterable[Checkpoint],
+    witnessed: Witnessed | None,
+    public: Ed25519PublicKey,
+    witness: str,
+) -> list[str]:
+    """The findings of holding the trail (its records' stored hashes by seq, its checkpoints)
+    against what its witness holds (None: there is no witness); `witness` names it.
+
+    Every checkpoint the witness holds must be in the trail with the same seq and hash, and the
+    trail must reach the newest: so a trail emptied or cut together with its checkpoints, and
+    checkpoints deleted from it, which the chain alone cannot tell, are caught."""
+    last = max(record_hashes, default=0)
+    if witnessed is None or not (witnessed.checkpoints or witnessed.unreadable):
+        if not last:
+            return []  # a new trail, not sealed yet
+        missing = "is missing" if witnessed is None else "holds no checkpoint"
+        return [f"{witness} {missing}, yet the trail holds records up to {last}: nothing vouches for them"]
+    findings = [
+        f"the witness's {where} is no checkpoint: it was damaged or forged" for where in witnessed.unreadable
+    ]
+    genuine: dict[tuple[int, str], Checkpoint] = {}
+    for where, checkpoint in witnessed.checkpoints:
+        if seal_is_valid(public, checkpoint):
+            genuine[(checkpoint.seq, checkpoint.hash)] = checkpoint
+        else:
+            findings.append(
+                f"the witness's {where} (record {checkpoint.seq}) has no valid signature: it was forged"
+            )
+    newest = max((seq for seq, _ in genuine), default=0)
+    if newest > last:
+        findings.append(
+            f"the tail was cut: the witness seals record {newest}, the trail ends at {last}"
+            if last
+            else f"the trail was emptied: the witness seals records up to {newest}, the trail holds none"
+        )
+    # Checkpoints past the trail's end are the cut tail's, already named.
+    in_trail = {(checkpoint.seq, checkpoint.hash) for checkpoint in checkpoints}
+    absent = sorted(key for key in genuine if key[0] <= last and key not in in_trail)
+    deleted = [seq for seq, digest in absent if record_hashes.get(seq) == digest]
+    rebuilt = [seq for seq, digest in absent if record_hashes.get(seq) != digest]
+    if deleted:
+        one = len(deleted) == 1
+        findings.append(
+            f"the checkpoint{'' if one else 's'} sealing {_records(deleted)} {'was' if one else 'were'} "
+            f"deleted from the trail: the witness holds {'it' if one else 'them'}"
+        )
+    if rebuilt:
+        one = len(rebuilt) == 1
+        findings.append(
+            f"{_records(rebuilt)} {'differs' if one else 'differ'} from the witness's "
+            f"checkpoint{'' if one else 's'}, which the trail no longer holds: the chain was rebuilt"
+        )
+    return findings
+
+
 def _span(first: int, last: int) -> str:
     return f"record {first}" if first == last else f"records {first}..{last}"
+
+
+def _records(seqs: list[int]) -> str:
+    """`record 4`, `records 5..7`, `records 2, 5..7`: runs of consecutive records as spans."""
+    runs: list[list[int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    if len(seqs) == 1:
+        return f"record {seqs[0]}"
+    return "records " + ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs)
 
 
 def _unchained(record: ChainedEntry, verified: dict[str, int], position: dict[str, int]) -> str:

@@ -3,13 +3,15 @@
 Writes are group-committed: every response waits until its records are durable, and all
 records that arrive while one transaction is being written go into the next one, so that
 auditing costs one commit per batch rather than one per response. Each commit seals the new
-head of the chain in a signed checkpoint, so a cut tail is caught."""
+head of the chain in a signed checkpoint, which also goes to the witness (audit/witness.py)
+before the responses waiting on it are released, so a trail emptied or cut is caught."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import contextvars
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -21,9 +23,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import open_engine
 from adapters.records import CallerRole
-from audit.chain import GENESIS, AuditEntry, ChainedEntry, Checkpoint, link_hash, seal, verify_chain
+from audit.chain import (
+    GENESIS,
+    AuditEntry,
+    ChainedEntry,
+    Checkpoint,
+    link_hash,
+    seal,
+    verify_against_witness,
+    verify_chain,
+)
+from audit.witness import Witness
 
 AUDIT_KEY = "audit-checkpoints"
+
+log = logging.getLogger("hub.audit")
 
 metadata = MetaData()
 
@@ -59,6 +73,10 @@ class AuditUnavailable(Exception):
     """The records could not be made durable: the data they describe must not be returned."""
 
 
+class NotWitnessed(Exception):
+    """The records were committed, but their checkpoint could not be given to the witness."""
+
+
 @dataclass(frozen=True)
 class AccessRecord:
     """A person's view of one audit record: never the client or the official."""
@@ -71,19 +89,25 @@ class AccessRecord:
 
 
 class AuditLog:
-    def __init__(self, engine: AsyncEngine, key: Ed25519PrivateKey) -> None:
+    """The trail in its database; `witness` receives every checkpoint (a log opened without
+    one only reads and verifies its chain)."""
+
+    def __init__(self, engine: AsyncEngine, key: Ed25519PrivateKey, witness: Witness | None = None) -> None:
         self.engine = engine
+        self.witness = witness
         self._key = key
         self._queue: asyncio.Queue[tuple[list[AuditEntry], asyncio.Future[None]]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
     @classmethod
-    def open(cls, url: str, key: Ed25519PrivateKey) -> AuditLog:
-        return cls(open_engine(url), key)
+    def open(cls, url: str, key: Ed25519PrivateKey, witness: Witness | None = None) -> AuditLog:
+        return cls(open_engine(url), key, witness)
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
+        if self.witness is not None:
+            await self.witness.prepare()
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -91,11 +115,15 @@ class AuditLog:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
         await self.engine.dispose()
+        if self.witness is not None:
+            await self.witness.close()
 
     async def append(self, entries: list[AuditEntry]) -> None:
         """Return once the entries are durable; raise AuditUnavailable if they cannot be."""
         if not entries:
             return
+        if self.witness is None:
+            raise AuditUnavailable("this audit log was opened without a witness: it only reads")
         if self._writer is None or self._writer.done():
             # In a context of its own: the writer outlives the request that happened to start it.
             self._writer = asyncio.get_running_loop().create_task(
@@ -120,31 +148,47 @@ class AuditLog:
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._commit([entry for entries, _ in batch for entry in entries])
-            except Exception as error:  # noqa: BLE001 - every waiter must learn the write failed
-                if len(batch) == 1:
-                    _settle(batch[0][1], error)
-                    self._written(batch)
-                    continue
-                # One response's records must not withhold the others': each alone, then.
-                for entries, done in batch:
-                    try:
-                        await self._commit(entries)
-                    except Exception as alone:  # noqa: BLE001
-                        _settle(done, alone)
-                    else:
-                        _settle(done, None)
-                self._written(batch)
-                continue
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()  # what drain() waits for
+
+    async def _write(self, batch: list[tuple[list[AuditEntry], asyncio.Future[None]]]) -> None:
+        try:
+            await self._seal([entry for entries, _ in batch for entry in entries])
+        except NotWitnessed as error:
+            # Committed, so not written again; the next commit's checkpoint will cover them.
             for _, done in batch:
-                _settle(done, None)
-            self._written(batch)
+                _settle(done, error)
+            return
+        except Exception as error:  # noqa: BLE001 - every waiter must learn the write failed
+            if len(batch) == 1:
+                _settle(batch[0][1], error)
+                return
+            # One response's records must not withhold the others': each alone, then.
+            for entries, done in batch:
+                try:
+                    await self._seal(entries)
+                except Exception as alone:  # noqa: BLE001
+                    _settle(done, alone)
+                else:
+                    _settle(done, None)
+            return
+        for _, done in batch:
+            _settle(done, None)
 
-    def _written(self, batch: list[tuple[list[AuditEntry], asyncio.Future[None]]]) -> None:
-        for _ in batch:
-            self._queue.task_done()  # what drain() waits for
+    async def _seal(self, entries: list[AuditEntry]) -> None:
+        """Commit the entries with their checkpoint, then hand the checkpoint to the witness."""
+        witness = self.witness
+        assert witness is not None, "append() writes only with a witness"
+        checkpoint, sealed_at = await self._commit(entries)
+        try:
+            await witness.record(checkpoint, sealed_at)
+        except Exception as error:
+            log.error("the audit witness could not be written (%s)", type(error).__name__)
+            raise NotWitnessed(type(error).__name__) from error
 
-    async def _commit(self, entries: list[AuditEntry]) -> None:
+    async def _commit(self, entries: list[AuditEntry]) -> tuple[Checkpoint, str]:
         async with self.engine.begin() as conn:
             head = (
                 await conn.execute(
@@ -161,24 +205,40 @@ class AuditLog:
                 rows.append(_row(seq, entry, prev_hash, digest))
                 prev_hash = digest
             await conn.execute(insert(AUDIT_RECORD), rows)
+            checkpoint = Checkpoint(seq, prev_hash, seal(self._key, seq, prev_hash))
+            sealed_at = datetime.now(UTC).isoformat()
             await conn.execute(
                 insert(AUDIT_CHECKPOINT).values(
-                    seq=seq,
-                    hash=prev_hash,
-                    signature=seal(self._key, seq, prev_hash),
-                    sealed_at=datetime.now(UTC).isoformat(),
+                    seq=seq, hash=prev_hash, signature=checkpoint.signature, sealed_at=sealed_at
                 )
             )
+        return checkpoint, sealed_at
 
     async def verify(self) -> list[str]:
+        """What is wrong with the trail, first break first: its chain and checkpoints, then,
+        with a witness, what the witness holds that the trail does not."""
         async with self.engine.connect() as conn:
             records = (await conn.execute(select(AUDIT_RECORD).order_by(AUDIT_RECORD.c.seq))).all()
-            checkpoints = (await conn.execute(select(AUDIT_CHECKPOINT).order_by(AUDIT_CHECKPOINT.c.id))).all()
-        return verify_chain(
-            (ChainedEntry(r.seq, _entry(r), r.prev_hash, r.hash) for r in records),
-            [Checkpoint(c.seq, c.hash, c.signature) for c in checkpoints],
-            self._key.public_key(),
+            stored = (await conn.execute(select(AUDIT_CHECKPOINT).order_by(AUDIT_CHECKPOINT.c.id))).all()
+        checkpoints = [Checkpoint(c.seq, c.hash, c.signature) for c in stored]
+        public = self._key.public_key()
+        findings = verify_chain(
+            (ChainedEntry(r.seq, _entry(r), r.prev_hash, r.hash) for r in records), checkpoints, public
         )
+        if self.witness is not None:
+            findings += verify_against_witness(
+                {r.seq: r.hash for r in records},
+                checkpoints,
+                await self.witness.read(),
+                public,
+                self.witness.name,
+            )
+        return findings
+
+    async def witnessed(self) -> int | None:
+        """How many checkpoints the witness holds (None: there is none, or no witness)."""
+        held = await self.witness.read() if self.witness is not None else None
+        return None if held is None else len(held.checkpoints)
 
     async def counts(self) -> tuple[int, int]:
         """How many records and checkpoints the log holds."""
@@ -237,6 +297,8 @@ def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
         return
     if error is None:
         done.set_result(None)
+    elif isinstance(error, NotWitnessed):
+        done.set_exception(AuditUnavailable(f"audit records could not be witnessed ({error})"))
     else:
         done.set_exception(AuditUnavailable(f"audit records could not be written ({type(error).__name__})"))
 

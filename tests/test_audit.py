@@ -1,9 +1,11 @@
 """The audit trail: one record per person shown, made durable before the response leaves,
 readable by the person (and the data-protection officer) by role, never by client, and
-checked by `hub audit verify`, which names the first tampered record.
+checked by `hub audit verify`, which names the first tampered record and holds the trail
+against its witness, where every signed checkpoint is copied.
 
-Tampering happens only on copies of a trail written for this module, never on the estate's
-own trail: the other tests keep writing to that one, and it must still verify at the end."""
+Tampering happens only on copies of a trail (and of its witness) written for this module, never
+on the estate's own trail: the other tests keep writing to that one, and it must still verify
+at the end."""
 
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 import cli
 from access.keys import load_or_create_key
 from adapters.records import CallerRole
-from audit.chain import AuditEntry, link_hash, seal
+from audit.chain import AuditEntry, Checkpoint, link_hash, seal
 from audit.log import AUDIT_CHECKPOINT, AUDIT_KEY, AUDIT_RECORD, AuditLog, AuditUnavailable
-from settings import sqlite_url
+from audit.witness import AUDIT_WITNESS, FileWitness, open_witness
+from settings import Settings, sqlite_url
 from tests.conftest import AS_OF, Estate, person_id_of, serve
 from tests.databases import POSTGRES_ADMIN_DSN, POSTGRES_URL_BASE, PostgresDatabases
 
@@ -98,17 +101,34 @@ def audit_key(estate: Estate) -> Ed25519PrivateKey:
     return load_or_create_key(estate.settings.data_dir, AUDIT_KEY)
 
 
-async def verify(url: str, key: Ed25519PrivateKey) -> list[str]:
-    log = AuditLog.open(url, key)
+@dataclass(frozen=True)
+class Place:
+    """Where a trail lives: its database, and its witness (a file path or a database URL)."""
+
+    url: str
+    witness: str
+
+    def of(self, settings: Settings) -> Settings:
+        return replace(settings, audit_url=self.url, audit_witness=self.witness)
+
+    def log(self, key: Ed25519PrivateKey) -> AuditLog:
+        return AuditLog.open(self.url, key, open_witness(self.witness))
+
+    def environment(self, data_dir: Path) -> dict[str, str]:
+        return {"HUB_DATA_DIR": str(data_dir), "HUB_AUDIT_URL": self.url, "HUB_AUDIT_WITNESS": self.witness}
+
+
+async def verify(place: Place, key: Ed25519PrivateKey) -> list[str]:
+    log = place.log(key)
     try:
         return await log.verify()
     finally:
         await log.close()
 
 
-def hub_audit_verify(data_dir: Path, audit_url: str) -> subprocess.CompletedProcess[str]:
+def hub_audit_verify(data_dir: Path, place: Place) -> subprocess.CompletedProcess[str]:
     """`hub audit verify`, the real command in its own process."""
-    env = {**os.environ, "HUB_DATA_DIR": str(data_dir), "HUB_AUDIT_URL": audit_url}
+    env = {**os.environ, **place.environment(data_dir)}
     return subprocess.run(
         [*HUB, "audit", "verify"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -137,6 +157,13 @@ class AuditDatabases:
             await conn.close()
         self.postgres.names.append(database)
         return f"{POSTGRES_URL_BASE}/{database}"
+
+    async def place(self, witness: str = "file") -> Place:
+        """A fresh trail with a fresh witness: a file, or a database of the estate's backend."""
+        url = await self.fresh()
+        if witness == "file":
+            return Place(url, str(self.directory / f"witness_{uuid.uuid4().hex[:10]}.jsonl"))
+        return Place(url, await self.fresh())
 
 
 @pytest.fixture(scope="module")
@@ -385,28 +412,42 @@ async def test_only_an_investigation_may_restrict_its_record(
 class Trail:
     records: list[Row]
     checkpoints: list[Row]
+    witness: bytes  # the witness file, as written
 
 
-@pytest.fixture(scope="module")
-async def sealed_trail(estate: Estate, audit_databases: AuditDatabases, people: list[Someone]) -> Trail:
-    """A trail of 7 records in 6 commits, each sealed: seq 1 | 2 3 | 4 | 5 | 6 | 7."""
-    url = await audit_databases.fresh()
+async def write_a_trail(estate: Estate, place: Place, people: list[Someone]) -> None:
+    """7 records in 6 commits, each sealed: seq 1 | 2 3 | 4 | 5 | 6 | 7."""
     headers = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
-    async with serve(replace(estate.settings, audit_url=url)) as http:
+    async with serve(place.of(estate.settings)) as http:
         await post(http, READ_VISAS, {"id": people[3].id}, headers)
         await post(http, "{ persons(first: 2) { edges { node { id } } } }", {}, headers)
         for someone in people[4:8]:
             await post(http, READ_VISAS, {"id": someone.id}, headers)
-    sealed = Trail(await fetch(url, AUDIT_RECORD), await fetch(url, AUDIT_CHECKPOINT))
+
+
+@pytest.fixture(scope="module")
+async def sealed_trail(estate: Estate, audit_databases: AuditDatabases, people: list[Someone]) -> Trail:
+    """A trail of 7 records in 6 commits, each sealed and witnessed in a file."""
+    place = await audit_databases.place()
+    await write_a_trail(estate, place, people)
+    sealed = Trail(
+        await fetch(place.url, AUDIT_RECORD),
+        await fetch(place.url, AUDIT_CHECKPOINT),
+        await asyncio.to_thread(Path(place.witness).read_bytes),
+    )
     assert [record["seq"] for record in sealed.records] == [1, 2, 3, 4, 5, 6, 7]
     assert [checkpoint["seq"] for checkpoint in sealed.checkpoints] == [1, 3, 4, 5, 6, 7]
+    witnessed = [orjson.loads(line) for line in sealed.witness.splitlines()]
+    assert [(c["seq"], c["hash"], c["signature"]) for c in witnessed] == [
+        (c["seq"], c["hash"], c["signature"]) for c in sealed.checkpoints
+    ]
     return sealed
 
 
-async def copy_of(databases: AuditDatabases, original: Trail) -> str:
-    """A new audit database holding the same records and checkpoints."""
-    url = await databases.fresh()
-    log = AuditLog.open(url, audit_key(databases.estate))
+async def copy_of(databases: AuditDatabases, original: Trail) -> Place:
+    """A new audit database holding the same records and checkpoints, and a copy of its witness."""
+    place = await databases.place()
+    log = place.log(audit_key(databases.estate))
     try:
         await log.create_tables()
         async with log.engine.begin() as conn:
@@ -414,7 +455,8 @@ async def copy_of(databases: AuditDatabases, original: Trail) -> str:
             await conn.execute(insert(AUDIT_CHECKPOINT), original.checkpoints)
     finally:
         await log.close()
-    return url
+    await asyncio.to_thread(Path(place.witness).write_bytes, original.witness)
+    return place
 
 
 def entry_of(row: Mapping[str, Any]) -> AuditEntry:
@@ -510,6 +552,24 @@ async def cut_the_tail(conn: AsyncConnection, _records: list[Row]) -> None:
     await conn.execute(delete(AUDIT_RECORD).where(AUDIT_RECORD.c.seq >= 6))
 
 
+async def cut_the_tail_with_its_checkpoints(conn: AsyncConnection, _records: list[Row]) -> None:
+    await conn.execute(delete(AUDIT_RECORD).where(AUDIT_RECORD.c.seq >= 6))
+    await conn.execute(delete(AUDIT_CHECKPOINT).where(AUDIT_CHECKPOINT.c.seq >= 6))
+
+
+async def empty_the_trail(conn: AsyncConnection, _records: list[Row]) -> None:
+    await conn.execute(delete(AUDIT_RECORD))
+    await conn.execute(delete(AUDIT_CHECKPOINT))
+
+
+async def delete_a_checkpoint(conn: AsyncConnection, _records: list[Row]) -> None:
+    await conn.execute(delete(AUDIT_CHECKPOINT).where(AUDIT_CHECKPOINT.c.seq == 4))
+
+
+async def delete_every_checkpoint(conn: AsyncConnection, _records: list[Row]) -> None:
+    await conn.execute(delete(AUDIT_CHECKPOINT))
+
+
 async def rebuild_after_editing_the_second(conn: AsyncConnection, records: list[Row]) -> None:
     await rebuild(conn, records, 2, purpose="investigation")
 
@@ -534,74 +594,107 @@ async def rebuild_and_reseal_with_another_key(conn: AsyncConnection, records: li
         )
 
 
+UNSEALED = "appended outside the hub, or the checkpoints sealing them were deleted"
+REBUILT = "differ from the witness's checkpoints, which the trail no longer holds: the chain was rebuilt"
 TAMPERING: list[Any] = [
-    pytest.param(edit_a_purpose, "record 3 was edited: its contents no longer match its hash", id="edited"),
+    pytest.param(edit_a_purpose, ["record 3 was edited: its contents no longer match its hash"], id="edited"),
     pytest.param(
         drop_a_field_path_from_the_last,
-        "record 7 was edited: its contents no longer match its hash",
+        ["record 7 was edited: its contents no longer match its hash"],
         id="edited-last",
     ),
-    pytest.param(delete_a_record, "record 4 is missing (the next is 5): deleted", id="deleted"),
+    pytest.param(delete_a_record, ["record 4 is missing (the next is 5): deleted"], id="deleted"),
     pytest.param(
         delete_a_record_and_renumber,
-        "record 4 is not chained to record 3: a record before it was deleted and the rest renumbered, "
-        "or it was forged",
+        [
+            "record 4 is not chained to record 3: a record before it was deleted and the rest renumbered, "
+            "or it was forged",
+            "the tail was cut: the witness seals record 7, the trail ends at 6",
+        ],
         id="deleted-renumbered",
     ),
     pytest.param(
         insert_a_record,
-        "record 4 was inserted: record 5 is chained to record 3, not to record 4",
+        ["record 4 was inserted: record 5 is chained to record 3, not to record 4"],
         id="inserted",
     ),
-    pytest.param(
-        append_a_record,
-        "record 8 is sealed by no checkpoint: appended outside the hub, or the checkpoints sealing them "
-        "were deleted",
-        id="appended",
-    ),
+    pytest.param(append_a_record, [f"record 8 is sealed by no checkpoint: {UNSEALED}"], id="appended"),
     pytest.param(
         swap_two_records,
-        "record 4 was reordered: it is chained to record 5, not to record 3",
+        ["record 4 was reordered: it is chained to record 5, not to record 3"],
         id="reordered",
     ),
     pytest.param(
-        cut_the_tail, "the tail was cut: a checkpoint seals record 6, the trail ends at 5", id="cut-tail"
+        cut_the_tail,
+        [
+            "the tail was cut: a checkpoint seals record 6, the trail ends at 5",
+            "the tail was cut: the witness seals record 7, the trail ends at 5",
+        ],
+        id="cut-tail",
+    ),
+    # What the trail alone cannot tell: only its witness can.
+    pytest.param(
+        cut_the_tail_with_its_checkpoints,
+        ["the tail was cut: the witness seals record 7, the trail ends at 5"],
+        id="cut-tail-and-checkpoints",
+    ),
+    pytest.param(
+        empty_the_trail,
+        ["the trail was emptied: the witness seals records up to 7, the trail holds none"],
+        id="emptied",
+    ),
+    pytest.param(
+        delete_a_checkpoint,
+        ["the checkpoint sealing record 4 was deleted from the trail: the witness holds it"],
+        id="deleted-checkpoint",
+    ),
+    pytest.param(
+        delete_every_checkpoint,
+        [
+            f"records 1..7 are sealed by no checkpoint: {UNSEALED}",
+            "the checkpoints sealing records 1, 3..7 were deleted from the trail: the witness holds them",
+        ],
+        id="deleted-checkpoints",
     ),
     pytest.param(
         rebuild_after_editing_the_second,
-        "one of records 2..3 was changed and the chain rebuilt: record 3 differs from its signed checkpoint",
+        [
+            "one of records 2..3 was changed and the chain rebuilt: record 3 differs from its signed checkpoint"
+        ],
         id="rebuilt",
     ),
     pytest.param(
         rebuild_after_editing_the_fifth,
-        "record 5 was changed and the chain rebuilt: record 5 differs from its signed checkpoint",
+        ["record 5 was changed and the chain rebuilt: record 5 differs from its signed checkpoint"],
         id="rebuilt-one",
     ),
     pytest.param(
         rebuild_and_delete_its_checkpoints,
-        "records 5..7 are sealed by no checkpoint: appended outside the hub, or the checkpoints sealing "
-        "them were deleted",
+        [f"records 5..7 are sealed by no checkpoint: {UNSEALED}", f"records 5..7 {REBUILT}"],
         id="rebuilt-unsealed",
     ),
     pytest.param(
         rebuild_and_reseal_with_another_key,
-        "checkpoint at record 5 has no valid signature: it was forged",
+        ["checkpoint at record 5 has no valid signature: it was forged", f"records 5..7 {REBUILT}"],
         id="rebuilt-resealed",
     ),
 ]
 
 
-async def test_an_untouched_trail_verifies(
+async def test_an_untouched_trail_verifies_with_its_witness(
     estate: Estate, audit_databases: AuditDatabases, sealed_trail: Trail
 ) -> None:
-    url = await copy_of(audit_databases, sealed_trail)
-    assert await verify(url, audit_key(estate)) == []
-    verified = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, url)
+    place = await copy_of(audit_databases, sealed_trail)
+    assert await verify(place, audit_key(estate)) == []
+    verified = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, place)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert verified.stdout == "audit trail intact: 7 records, sealed by 6 signed checkpoints\n"
+    assert verified.stdout == (
+        "audit trail intact: 7 records, sealed by 6 signed checkpoints; "
+        f"the witness file {place.witness} holds 6 of them\n"
+    )
 
 
-@pytest.mark.parametrize(("tamper", "finding"), TAMPERING)
+@pytest.mark.parametrize(("tamper", "findings"), TAMPERING)
 async def test_verify_names_the_first_tampered_record(
     estate: Estate,
     audit_databases: AuditDatabases,
@@ -609,22 +702,150 @@ async def test_verify_names_the_first_tampered_record(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tamper: Callable[[AsyncConnection, list[Row]], Awaitable[None]],
-    finding: str,
+    findings: list[str],
 ) -> None:
-    url = await copy_of(audit_databases, sealed_trail)
-    engine = create_async_engine(url)
+    place = await copy_of(audit_databases, sealed_trail)
+    engine = create_async_engine(place.url)
     try:
         async with engine.begin() as conn:
             await tamper(conn, sealed_trail.records)
     finally:
         await engine.dispose()
-    assert await verify(url, audit_key(estate)) == [finding]
+    assert await verify(place, audit_key(estate)) == findings
     # `hub audit verify` itself (in a thread of its own, as it runs its own event loop).
-    monkeypatch.setenv("HUB_DATA_DIR", str(estate.settings.data_dir))
-    monkeypatch.setenv("HUB_AUDIT_URL", url)
+    for name, value in place.environment(estate.settings.data_dir).items():
+        monkeypatch.setenv(name, value)
     capsys.readouterr()
     assert await asyncio.to_thread(cli.main, ["audit", "verify"]) == 1
-    assert capsys.readouterr().out == f"TAMPERED: {finding}\n"
+    assert capsys.readouterr().out == "".join(f"TAMPERED: {finding}\n" for finding in findings)
+
+
+def forge_a_line(witness: Path, seq: int, key: Ed25519PrivateKey) -> None:
+    """A checkpoint for record `seq`, signed by `key`, appended to the witness."""
+    digest = "f" * 64
+    line = {
+        "seq": seq,
+        "hash": digest,
+        "signature": seal(key, seq, digest),
+        "sealed_at": "2026-06-15T00:00:00+00:00",
+    }
+    with witness.open("ab") as handle:
+        handle.write(orjson.dumps(line) + b"\n")
+
+
+WITNESS_TAMPERING: list[Any] = [
+    pytest.param(
+        lambda witness: forge_a_line(witness, 8, Ed25519PrivateKey.generate()),
+        ["the witness's line 7 (record 8) has no valid signature: it was forged"],
+        id="forged-line",
+    ),
+    pytest.param(
+        lambda witness: witness.write_bytes(witness.read_bytes().replace(b'"seq":5', b'"seq":2')),
+        ["the witness's line 4 (record 2) has no valid signature: it was forged"],
+        id="edited-line",
+    ),
+    pytest.param(
+        lambda witness: witness.write_bytes(witness.read_bytes() + b"{not json\n"),
+        ["the witness's line 7 is no checkpoint: it was damaged or forged"],
+        id="damaged-line",
+    ),
+    pytest.param(
+        lambda witness: witness.unlink(),
+        ["{witness} is missing, yet the trail holds records up to 7: nothing vouches for them"],
+        id="missing",
+    ),
+    pytest.param(
+        lambda witness: witness.write_bytes(b""),
+        ["{witness} holds no checkpoint, yet the trail holds records up to 7: nothing vouches for them"],
+        id="emptied",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tamper", "findings"), WITNESS_TAMPERING)
+async def test_verify_reports_a_witness_forged_or_gone(
+    estate: Estate,
+    audit_databases: AuditDatabases,
+    sealed_trail: Trail,
+    tamper: Callable[[Path], None],
+    findings: list[str],
+) -> None:
+    place = await copy_of(audit_databases, sealed_trail)
+    await asyncio.to_thread(tamper, Path(place.witness))
+    named = [finding.format(witness=f"the witness file {place.witness}") for finding in findings]
+    assert await verify(place, audit_key(estate)) == named
+    tampered = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, place)
+    assert tampered.returncode == 1
+    assert tampered.stdout == "".join(f"TAMPERED: {finding}\n" for finding in named)
+
+
+async def test_a_new_trail_without_a_witness_yet_verifies(
+    estate: Estate, audit_databases: AuditDatabases
+) -> None:
+    place = await audit_databases.place()
+    verified = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, place)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout == (
+        f"audit trail intact: 0 records, sealed by 0 signed checkpoints; the witness file {place.witness} "
+        "holds 0 of them\n"
+    )
+
+
+async def test_a_witness_that_cannot_be_read_leaves_the_trail_unverified(
+    estate: Estate, audit_databases: AuditDatabases, sealed_trail: Trail
+) -> None:
+    place = await copy_of(audit_databases, sealed_trail)
+    await asyncio.to_thread(os.remove, place.witness)
+    await asyncio.to_thread(os.mkdir, place.witness)  # a directory where the file should be
+    unread = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, place)
+    assert unread.returncode == 2 and unread.stdout == ""
+    assert unread.stderr == (
+        f"audit trail not verified: the audit database or the witness file {place.witness} could not "
+        "be read (IsADirectoryError)\n"
+    )
+
+
+async def test_a_witness_database_holds_every_checkpoint(
+    estate: Estate, audit_databases: AuditDatabases, people: list[Someone]
+) -> None:
+    place = await audit_databases.place(witness="database")
+    await write_a_trail(estate, place, people)
+    checkpoints = await fetch(place.url, AUDIT_CHECKPOINT)
+    witnessed = await fetch(place.witness, AUDIT_WITNESS)
+    assert [(c["seq"], c["hash"], c["signature"]) for c in witnessed] == [
+        (c["seq"], c["hash"], c["signature"]) for c in checkpoints
+    ]
+    verified = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, place)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("audit trail intact: 7 records, sealed by 6 signed checkpoints; ")
+    assert verified.stdout.endswith(" holds 6 of them\n") and "the witness database " in verified.stdout
+
+    engine = create_async_engine(place.url)
+    try:
+        async with engine.begin() as conn:
+            await empty_the_trail(conn, [])
+    finally:
+        await engine.dispose()
+    emptied = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, place)
+    assert emptied.returncode == 1
+    assert (
+        emptied.stdout
+        == "TAMPERED: the trail was emptied: the witness seals records up to 7, the trail holds none\n"
+    )
+
+
+def test_the_witness_is_not_the_audit_database(tmp_path: Path) -> None:
+    audit = sqlite_url(tmp_path / "audit.sqlite")
+    with pytest.raises(ValueError, match="HUB_AUDIT_WITNESS"):
+        Settings.from_environment(
+            {"HUB_DATA_DIR": str(tmp_path), "HUB_AUDIT_URL": audit, "HUB_AUDIT_WITNESS": audit}
+        )
+    default = Settings.from_environment({"HUB_DATA_DIR": str(tmp_path)})
+    assert default.witness_location() == str(tmp_path / "audit-witness.jsonl")
+    other = Settings.from_environment(
+        {"HUB_DATA_DIR": str(tmp_path), "HUB_AUDIT_WITNESS": "postgresql+asyncpg://w/db"}
+    )
+    assert other.witness_location() == "postgresql+asyncpg://w/db"
 
 
 # --- 5. a record that cannot be written withholds the data ----------------------------------
@@ -634,10 +855,10 @@ async def test_a_failing_audit_write_withholds_the_data(
     estate: Estate, audit_databases: AuditDatabases, people: list[Someone]
 ) -> None:
     someone = people[0]
-    url = await audit_databases.fresh()
+    place = await audit_databases.place()
     agency = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
-    async with serve(replace(estate.settings, audit_url=url)) as http:
-        engine = create_async_engine(url)
+    async with serve(place.of(estate.settings)) as http:
+        engine = create_async_engine(place.url)
         try:
             async with engine.begin() as conn:
                 await conn.execute(text("DROP TABLE audit_record"))
@@ -663,14 +884,71 @@ async def test_a_failing_audit_write_withholds_the_data(
             assert [visa["number"] for visa in body["data"]["person"]["visas"]] == someone.visas
         finally:
             await engine.dispose()
-    assert len(await records_of(url, request_id)) == 1
-    assert await verify(url, audit_key(estate)) == []
+    assert len(await records_of(place.url, request_id)) == 1
+    assert await verify(place, audit_key(estate)) == []
+
+
+async def test_a_witness_that_cannot_be_written_withholds_the_data(
+    estate: Estate, audit_databases: AuditDatabases, people: list[Someone]
+) -> None:
+    someone = people[0]
+    place = await audit_databases.place()
+    witness = Path(place.witness)
+    agency = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
+    async with serve(place.of(estate.settings)) as http:
+        os.mkdir(witness)  # where the witness file should be, nothing can be appended
+        response = await http.post(
+            "/graphql", json={"query": READ_VISAS, "variables": {"id": someone.id}}, headers=agency
+        )
+        body = response.json()
+        assert body["data"] is None and codes(body) == ["AUDIT_UNAVAILABLE"]
+        for value in [*someone.visas, someone.full_name]:
+            assert value not in response.text
+        unwitnessed = await records_of(place.url, response.headers["x-request-id"])
+
+        os.rmdir(witness)
+        body, request_id = await post(http, READ_VISAS, {"id": someone.id}, agency)
+        assert "errors" not in body, body["errors"]
+        assert [visa["number"] for visa in body["data"]["person"]["visas"]] == someone.visas
+    # The refused read's record was committed: it stays, and the next checkpoint seals it.
+    assert [record["seq"] for record in unwitnessed] == [1]
+    assert [record["seq"] for record in await records_of(place.url, request_id)] == [2]
+    assert [
+        line["seq"] for line in map(orjson.loads, (await asyncio.to_thread(witness.read_bytes)).splitlines())
+    ] == [2]
+    assert await verify(place, audit_key(estate)) == []
+
+
+def append_checkpoints(witness: str, writer: int, count: int) -> None:
+    """`count` checkpoints from one process, each its own line (run in a process of its own)."""
+
+    async def append() -> None:
+        file = FileWitness(Path(witness))
+        for n in range(count):
+            await file.record(Checkpoint(writer * count + n + 1, f"{writer:064x}", "s" * 88), "now")
+
+    asyncio.run(append())
+
+
+async def test_processes_appending_at_once_interleave_whole_lines(tmp_path: Path) -> None:
+    witness = str(tmp_path / "witness.jsonl")
+    writers, count = 4, 150
+    script = f"from tests.test_audit import append_checkpoints as a; import sys; a({witness!r}, int(sys.argv[1]), {count})"
+    processes = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", script, str(writer), cwd=ROOT)
+        for writer in range(writers)
+    ]
+    assert [await asyncio.wait_for(process.wait(), 120) for process in processes] == [0] * writers
+    held = await FileWitness(Path(witness)).read()
+    assert held is not None and held.unreadable == []
+    assert sorted(checkpoint.seq for _, checkpoint in held.checkpoints) == list(range(1, writers * count + 1))
+    assert os.stat(witness).st_mode & 0o777 == 0o600
 
 
 async def test_one_unwritable_response_does_not_withhold_the_others(
     estate: Estate, audit_databases: AuditDatabases
 ) -> None:
-    log = AuditLog.open(await audit_databases.fresh(), audit_key(estate))
+    log = (await audit_databases.place()).log(audit_key(estate))
     try:
         await log.create_tables()
 
@@ -698,17 +976,31 @@ async def test_one_unwritable_response_does_not_withhold_the_others(
         await log.close()
 
 
+async def test_a_log_without_a_witness_writes_nothing(
+    estate: Estate, audit_databases: AuditDatabases
+) -> None:
+    log = AuditLog.open(await audit_databases.fresh(), audit_key(estate))
+    try:
+        await log.create_tables()
+        entry = AuditEntry(datetime.now().astimezone(), "r", "c", "EXIT_ENTRY", None, None, 1, ("Person.id",))
+        with pytest.raises(AuditUnavailable, match="without a witness"):
+            await log.append([entry])
+        assert await log.counts() == (0, 0)
+    finally:
+        await log.close()
+
+
 # --- 6. batched writes ---------------------------------------------------------------------
 
 
 async def test_concurrent_reads_are_each_recorded_in_batched_commits(
     estate: Estate, audit_databases: AuditDatabases, people: list[Someone]
 ) -> None:
-    url = await audit_databases.fresh()
+    place = await audit_databases.place()
     visa_holders = [someone for someone in people if someone.visas]
     headers = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
     requests = 50
-    async with serve(replace(estate.settings, audit_url=url)) as http:
+    async with serve(place.of(estate.settings)) as http:
         answers = await asyncio.gather(
             *(
                 post(http, READ_VISAS, {"id": visa_holders[i % len(visa_holders)].id}, headers)
@@ -718,13 +1010,13 @@ async def test_concurrent_reads_are_each_recorded_in_batched_commits(
     for body, _ in answers:
         assert "errors" not in body, body["errors"]
         assert body["data"]["person"]["visas"]
-    records = await fetch(url, AUDIT_RECORD)
+    records = await fetch(place.url, AUDIT_RECORD)
     assert sorted(record["request_id"] for record in records) == sorted(
         request_id for _, request_id in answers
     )
-    checkpoints = await fetch(url, AUDIT_CHECKPOINT)
+    checkpoints = await fetch(place.url, AUDIT_CHECKPOINT)
     assert 1 <= len(checkpoints) < requests
-    assert await verify(url, audit_key(estate)) == []
+    assert await verify(place, audit_key(estate)) == []
 
 
 # --- last: the estate's own trail, written by every test so far, is whole --------------------
@@ -733,18 +1025,19 @@ async def test_concurrent_reads_are_each_recorded_in_batched_commits(
 async def test_hub_audit_verify_command_on_the_estates_trail(
     estate: Estate, audit_databases: AuditDatabases, sealed_trail: Trail
 ) -> None:
-    verified = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, estate.settings.audit_url)
+    own = Place(estate.settings.audit_url, estate.settings.witness_location())
+    verified = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, own)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.startswith("audit trail intact: ")
     assert "Traceback" not in verified.stderr
 
-    url = await copy_of(audit_databases, sealed_trail)
-    engine = create_async_engine(url)
+    place = await copy_of(audit_databases, sealed_trail)
+    engine = create_async_engine(place.url)
     try:
         async with engine.begin() as conn:
-            await cut_the_tail(conn, sealed_trail.records)
+            await cut_the_tail_with_its_checkpoints(conn, sealed_trail.records)
     finally:
         await engine.dispose()
-    tampered = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, url)
+    tampered = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, place)
     assert tampered.returncode == 1
-    assert tampered.stdout == "TAMPERED: the tail was cut: a checkpoint seals record 6, the trail ends at 5\n"
+    assert tampered.stdout == "TAMPERED: the tail was cut: the witness seals record 7, the trail ends at 5\n"

@@ -23,6 +23,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 import app
 import resolvers.query
@@ -34,6 +37,7 @@ from identity.store import HubStore
 from schema.errors import MASKED_MESSAGE as MASKED
 from settings import SOURCE_URL_VARIABLES, Settings, sqlite_url
 from tests.conftest import AS_OF, Estate, caller_headers, global_ids, graphql, person_id_of, serve
+from tests.servers import uvicorn_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
@@ -273,6 +277,56 @@ async def test_a_hub_signed_token_with_wrong_claims_is_unauthenticated(
     await _refused(policy_client, _bearer(token, "employment"), 401, "UNAUTHENTICATED")
 
 
+def _later() -> int:
+    return int(datetime.now(UTC).timestamp()) + 86_400
+
+
+CARDHOLDER_CLAIMS = {"role": CallerRole.CARDHOLDER.value, "purposes": []}
+
+
+@pytest.mark.parametrize(
+    ("claims", "purpose", "claim"),
+    [
+        (_claims(exp=str(_later())), "entry-control", "`exp`"),
+        (_claims(exp=float(_later())), "entry-control", "`exp`"),
+        (_claims(iat=str(_later() - 86_400)), "entry-control", "`iat`"),
+        (_claims(**CARDHOLDER_CLAIMS, person=True), None, "`person`"),
+        (_claims(**CARDHOLDER_CLAIMS, person="7"), None, "`person`"),
+        (_claims(**CARDHOLDER_CLAIMS, person=0), None, "`person`"),
+        (
+            _claims(role=CallerRole.EMPLOYER.value, purposes=["employment"], employer=911100006),
+            "employment",
+            "`employer`",
+        ),
+        (_claims(purposes="entry-control"), "entry-control", "`purposes`"),
+        (_claims(purposes=["entry-control", 7]), "entry-control", "`purposes`"),
+        (_claims(role="exit_entry"), "entry-control", "`role`"),
+        (_claims(role=["EXIT_ENTRY"]), "entry-control", "`role`"),
+    ],
+    ids=[
+        "exp-string",
+        "exp-float",
+        "iat-string",
+        "person-true",
+        "person-string",
+        "person-zero",
+        "employer-number",
+        "purposes-string",
+        "purposes-not-strings",
+        "role-lower-case",
+        "role-list",
+    ],
+)
+async def test_a_hub_signed_token_with_malformed_claims_is_unauthenticated(
+    policy_client: httpx.AsyncClient, estate: Estate, claims: dict[str, Any], purpose: str | None, claim: str
+) -> None:
+    # Signed with the hub's own key: only the claims' types are wrong.
+    token = jwt.encode(claims, load_or_create_key(estate.settings.data_dir, TOKEN_KEY), algorithm="EdDSA")
+    body = await _refused(policy_client, _bearer(token, purpose), 401, "UNAUTHENTICATED")
+    message = body["errors"][0]["message"]
+    assert "the token's claims are malformed" in message and claim in message, message
+
+
 async def test_refusals_do_not_echo_the_token(policy_client: httpx.AsyncClient, estate: Estate) -> None:
     token = _exit_entry_token(estate.settings)[:-4] + "AAAA"
     response = await policy_client.post("/graphql", json={"query": GRANTS}, headers=_bearer(token))
@@ -332,6 +386,29 @@ async def test_cardholder_and_reporting_need_no_purpose(
     assert "errors" not in cardholder, cardholder["errors"]
     assert cardholder["data"]["accessGrants"] == {"role": "CARDHOLDER", "purpose": None}
     assert cardholder["data"]["me"]["id"] == global_ids(estate.settings).encode("Person", person_id)
+
+
+@pytest.mark.parametrize("role", [CallerRole.REPORTING, CallerRole.CARDHOLDER])
+async def test_a_purpose_from_a_role_without_purposes_is_a_bad_request(
+    policy_client: httpx.AsyncClient, client: httpx.AsyncClient, estate: Estate, role: CallerRole
+) -> None:
+    bound = {"person_id": await _some_person_id(client, estate)} if role is CallerRole.CARDHOLDER else {}
+    for declared in ("entry-control", "statistics"):
+        headers = {**estate.headers(role, **bound), "X-Purpose": declared}
+        body = await _refused(policy_client, headers, 400, "BAD_REQUEST")
+        assert body["errors"][0]["message"] == f"X-Purpose: {role.value} declares no purpose; send none."
+    # Over WebSocket the same rule refuses connection_init.
+    async with uvicorn_serving(app.create_app(estate.settings)) as address:
+        async with connect(
+            f"ws://{address}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+        ) as ws:
+            payload = {**estate.headers(role, **bound), "X-Purpose": "entry-control"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
+    assert closed.value.rcvd.reason.startswith(f"X-Purpose: {role.value} declares no purpose")
 
 
 # hub token

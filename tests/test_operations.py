@@ -6,6 +6,8 @@ SIGTERM while a write is in flight."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import logging
 import os
@@ -16,8 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +31,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from access.keys import load_or_create_key
 from adapters.base import open_engine
@@ -36,13 +41,15 @@ from adapters.records import Agency, CallerRole
 from app import create_app
 from audit.chain import AuditEntry
 from audit.log import AUDIT_KEY, AuditLog
+from audit.witness import FileWitness
 from identity.store import HubStore
-from operations.logs import JsonLines, client_of
+from operations.logs import LIBRARIES, UVICORN_LOGGERS, JsonLines, client_of, configure_logging
 from operations.readiness import check, probe
 from operations.telemetry import Telemetry, TelemetryConfigError, exporters_from_environment
 from resolvers.context import Caller
 from settings import Settings, sqlite_url
 from tests.conftest import AS_OF, Estate, caller_headers, graphql, read_everything, seed_estate
+from tests.servers import uvicorn_serving
 from workflows.engine import WorkflowRunner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -437,7 +444,11 @@ async def test_drain_waits_for_workflow_runs_in_flight(tmp_path: Path) -> None:
 
 
 async def test_drain_waits_until_the_audit_queue_is_committed(tmp_path: Path) -> None:
-    audit = AuditLog.open(sqlite_url(tmp_path / "audit.sqlite"), load_or_create_key(tmp_path, AUDIT_KEY))
+    audit = AuditLog.open(
+        sqlite_url(tmp_path / "audit.sqlite"),
+        load_or_create_key(tmp_path, AUDIT_KEY),
+        FileWitness(tmp_path / "audit-witness.jsonl"),
+    )
     await audit.create_tables()
     entry = AuditEntry(
         at=datetime(2026, 6, 15, tzinfo=UTC),
@@ -647,21 +658,30 @@ def test_sigterm_lets_the_write_in_flight_finish_and_exits_0(shutdown_estate: Pa
     assert PASSPORT not in log_path.read_text() and "Graceful" not in log_path.read_text()
 
 
-def test_json_logs_name_the_request_and_keep_drivers_quiet() -> None:
-    import io
-
-    from operations.logs import configure_logging
-    from operations.requests import RequestRecord, current_request
-
+@contextmanager
+def json_logs(level: str = "DEBUG") -> Iterator[io.StringIO]:
+    """Every logger's lines, as the hub's JSON handler writes them, for the duration."""
     root = logging.getLogger()
-    saved = (
-        list(root.handlers),
-        root.level,
-        {n: logging.getLogger(n).level for n in ("aiosqlite", "sqlalchemy")},
-    )
+    names = (*LIBRARIES, *UVICORN_LOGGERS)
+    saved = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in names})
     stream = io.StringIO()
     try:
-        configure_logging("DEBUG", stream)
+        configure_logging(level, stream)
+        yield stream
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        for name, level_before in saved[2].items():
+            logging.getLogger(name).setLevel(level_before)
+
+
+def test_json_logs_name_the_request_and_keep_drivers_quiet() -> None:
+    from operations.requests import RequestRecord, current_request
+
+    with json_logs() as stream:
         assert logging.getLogger("aiosqlite").getEffectiveLevel() == logging.WARNING
         assert logging.getLogger("sqlalchemy.engine").getEffectiveLevel() == logging.WARNING
         token = current_request.set(RequestRecord("abc123", "POST", "/graphql", 0.0))
@@ -671,14 +691,6 @@ def test_json_logs_name_the_request_and_keep_drivers_quiet() -> None:
         finally:
             current_request.reset(token)
         logging.getLogger("uvicorn.error").info("Started", extra={"color_message": "\x1b[1mStarted\x1b[0m"})
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
-        for name, level in saved[2].items():
-            logging.getLogger(name).setLevel(level)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(line["logger"], line["message"]) for line in lines] == [
         ("hub.test", "something happened"),
@@ -686,6 +698,173 @@ def test_json_logs_name_the_request_and_keep_drivers_quiet() -> None:
     ]
     assert lines[0]["request_id"] == "abc123" and lines[0]["level"] == "WARNING"
     assert "color_message" not in lines[1] and "request_id" not in lines[1]
+
+
+# What a log line must never hold: a foreigner's social security number, name and permit number.
+SSN = "DEU110105900101017"
+NAME = ("Johanna", "Müller-Lüdenscheidt")
+PERMIT = "110000202400012345"
+PERSONAL = (SSN, *NAME, PERMIT)
+
+
+def _look_up(permit: str) -> None:
+    raise KeyError(f"no permit {permit}")
+
+
+def _fail_for(ssn: str, name: str) -> None:
+    try:
+        _look_up(PERMIT)
+    except KeyError as error:
+        raise ValueError(f"could not read {ssn} ({name})") from error
+
+
+def test_an_exception_is_logged_by_its_type_and_frames_never_its_message() -> None:
+    with json_logs() as stream:
+        try:
+            _fail_for(SSN, " ".join(NAME))
+        except ValueError as error:
+            logging.getLogger("hub.test").error("unexpected %s", type(error).__name__, exc_info=error)
+            # As asyncio logs a task's exception: its repr inside the message.
+            logging.getLogger("asyncio").error(
+                "Task exception was never retrieved\nfuture: <Task %r>", error, exc_info=error
+            )
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "unexpected ValueError"
+    trace: str = first["exc_info"]
+    assert trace.splitlines()[-1] == "ValueError (message not logged)"
+    assert "KeyError (message not logged)" in trace
+    assert "The above exception was the direct cause of the following exception:" in trace
+    for function in (
+        "_look_up",
+        "_fail_for",
+        "test_an_exception_is_logged_by_its_type_and_frames_never_its_message",
+    ):
+        assert f", in {function}" in trace
+    assert f'File "{__file__}", line ' in trace
+    assert second["message"] == "Task exception was never retrieved\nfuture: <Task ValueError>"
+    for value in PERSONAL:
+        assert value not in stream.getvalue(), value
+
+
+async def test_no_log_line_holds_a_document_variables_or_an_exception_message(
+    estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected error in a resolver and in the gate, and a WebSocket document that does
+    not parse, each quoting a person's number and name, through a real uvicorn server."""
+    import app
+    import resolvers.query
+
+    def broken_grants(_info: object) -> None:
+        raise RuntimeError(f"no grants for {SSN}, {' '.join(NAME)}, permit {PERMIT}")
+
+    monkeypatch.setattr(resolvers.query, "access_grants", broken_grants)
+    quoted = f"# {SSN} {' '.join(NAME)} {PERMIT}\n"
+    variables = {"ssn": SSN, "name": " ".join(NAME), "permit": PERMIT}
+    reporting = caller_headers(estate.settings, CallerRole.REPORTING)
+    cardholder = caller_headers(estate.settings, CallerRole.CARDHOLDER, person_id=1)
+    with json_logs("DEBUG") as stream:
+        async with uvicorn_serving(create_app(estate.settings), log_level="info") as address:
+            async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+                masked = await http.post(
+                    "/graphql",
+                    json={"query": quoted + "{ accessGrants { role } }", "variables": variables},
+                    headers=reporting,
+                )
+                assert masked.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+
+                async def broken_scope(*_args: object) -> None:
+                    raise LookupError(f"no scope for {SSN} ({' '.join(NAME)})")
+
+                with monkeypatch.context() as patch:
+                    patch.setattr(app, "scope_of", broken_scope)
+                    refused = await http.post(
+                        "/graphql",
+                        json={"query": quoted + "{ accessGrants { role } }", "variables": variables},
+                        headers=reporting,
+                    )
+                assert refused.status_code == 500
+            async with connect(
+                f"ws://{address}/graphql?query={SSN}", subprotocols=[Subprotocol("graphql-transport-ws")]
+            ) as ws:
+                await ws.send(json.dumps({"type": "connection_init", "payload": cardholder}))
+                assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "connection_ack"}
+                unparsable = f"subscription {{ notifications {{ id }} }} }} '{SSN}' {' '.join(NAME)} {PERMIT}"
+                subscribe = {"query": unparsable, "variables": variables}
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": subscribe}))
+                with contextlib.suppress(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 10)  # the operation's end, however it is told
+    # The test's own WebSocket client logs what it sends: its lines are not the hub's.
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    lines = [line for line in lines if line["logger"] != "websockets.client"]
+    logged = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
+    for value in PERSONAL:
+        assert value not in logged, value
+    # Still told apart: each failure by its type and the frames it passed through.
+    traces = "\n".join(line.get("exc_info", "") for line in lines)
+    assert "RuntimeError (message not logged)" in traces and ", in broken_grants" in traces
+    assert "LookupError (message not logged)" in traces and ", in broken_scope" in traces
+    assert "graphql.error.syntax_error.GraphQLSyntaxError (message not logged)" in traces
+    assert any(line["message"] == '- - "WebSocket /graphql" [accepted]' for line in lines)
+
+
+# ---------------------------------------------------------------- nothing personal on disk
+
+
+def _modes(data_dir: Path) -> dict[str, int]:
+    return {
+        (path.relative_to(data_dir).as_posix() if path != data_dir else "."): path.stat().st_mode & 0o777
+        for path in [data_dir, *data_dir.rglob("*")]
+    }
+
+
+def _owner_only(data_dir: Path) -> dict[str, int]:
+    """Every path of the data directory whose mode is not owner-only (0700 directories, 0600 files)."""
+    return {
+        name: mode
+        for name, mode in _modes(data_dir).items()
+        if mode != (0o700 if (data_dir / name).is_dir() else 0o600)
+    }
+
+
+async def test_the_data_directory_and_every_file_in_it_are_owner_only(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    previous = os.umask(0o022)  # a shell's usual umask: what nobody set would be world-readable
+    try:
+        env = {**os.environ, "HUB_DATA_DIR": str(data_dir), "HUB_TODAY": AS_OF.isoformat()}
+        seeded = await asyncio.to_thread(
+            subprocess.run,
+            [*HUB, "seed", "--persons", "20", "--seed", "3"],
+            cwd=ROOT,
+            env=env,
+            umask=0o022,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        assert {"work_permit.sqlite", "hub_store.sqlite"} <= set(_modes(data_dir))
+        assert _owner_only(data_dir) == {}
+
+        # An earlier run left everything readable by others: the server tightens it at start.
+        for name in _modes(data_dir):
+            os.chmod(data_dir / name, 0o755 if (data_dir / name).is_dir() else 0o644)
+        settings = Settings.for_directory(data_dir, fixed_today=AS_OF)
+        os.umask(0o022)
+        async with serving(settings) as (_app, http):
+            body = await graphql(
+                http,
+                "{ persons(first: 2) { edges { node { id nationality } } } }",
+                headers=caller_headers(settings, *EXIT_DESK),
+            )
+            assert "errors" not in body, body["errors"]
+            while_serving = _modes(data_dir)
+            assert _owner_only(data_dir) == {}
+        assert {"audit.sqlite", "audit-witness.jsonl", "keys", "keys/client-tokens.pem"} <= set(while_serving)
+        assert any(name.endswith("-wal") for name in while_serving)
+        assert _owner_only(data_dir) == {}
+    finally:
+        os.umask(previous)
 
 
 async def test_an_open_breaker_shows_in_readyz_and_metrics(estate: Estate) -> None:
