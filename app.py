@@ -58,6 +58,7 @@ from resolvers.loaders import Loaders
 from resolvers.paging import Cursors
 from schema import build_schema
 from schema.errors import with_code
+from schema.text_rules import NUL_MESSAGE
 from settings import Settings
 from tracing import HUB_STORE, SourceTrace, current_trace, instrument
 from workflows.engine import WorkflowRunner
@@ -72,17 +73,21 @@ TRACE_HEADER = "x-hub-trace"
 MAX_JSON_DEPTH = 32
 
 
-def _depth_exceeds(value: object, limit: int) -> bool:
-    """Whether JSON nests deeper than `limit` (walked without recursion)."""
+def _json_problem(value: object, limit: int) -> str | None:
+    """Why the request's JSON cannot be served (nested deeper than `limit`, or text with a NUL,
+    which no agency's system stores), walked without recursion; None when it can."""
     pending: list[tuple[object, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        if isinstance(item, dict | list):
+        if isinstance(item, str):
+            if "\x00" in item:
+                return NUL_MESSAGE
+        elif isinstance(item, dict | list):
             if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
+                return f"The request's JSON is nested deeper than {limit} levels."
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
 @dataclass(frozen=True)
@@ -114,8 +119,9 @@ class HubGraphQL(GraphQL[Context, None]):
             value = orjson.loads(data)
         except orjson.JSONDecodeError as error:
             raise HTTPException(400, f"The request is not JSON in UTF-8: {error.msg}.") from None
-        if _depth_exceeds(value, MAX_JSON_DEPTH):
-            raise HTTPException(400, f"The request's JSON is nested deeper than {MAX_JSON_DEPTH} levels.")
+        problem = _json_problem(value, MAX_JSON_DEPTH)
+        if problem is not None:
+            raise HTTPException(400, problem)
         return value
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:

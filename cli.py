@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 DEMO_PERSONS = 3000
 DEMO_SEED = 20241201
+WS_ENVELOPE_BYTES = 4096  # a subscribe message around its payload: type, id, quotes
 
 
 def progress_printer(stream: TextIO = sys.stderr) -> Callable[[str, int, int], None]:
@@ -171,6 +172,9 @@ def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]  # seconds
+        # No WebSocket frame may be larger than a request's document and its envelope: bigger
+        # frames are closed with 1009 before they are read (uvicorn's default is 16 MiB).
+        ws_max_size=settings.limits.max_document_bytes + WS_ENVELOPE_BYTES,
     )
 
 

@@ -89,6 +89,13 @@ class Limits:
     max_aliases: int = 30
     max_tokens: int = 5000
     max_cost: int = 30_000
+    # The expanded document's selections (every fragment counted at each spread), which is
+    # also graphql-core's budget for comparing same-named fields; and its deepest nesting
+    # through fields, inline fragments and spreads (what validation and execution recurse on).
+    max_nodes: int = 5000
+    max_nesting: int = 40
+    # Fields resolved by one request (one subscription event), counted while it runs.
+    max_resolved_fields: int = 50_000
     rate_limit: str = "1200/minute"
 
 
@@ -153,11 +160,14 @@ class Settings:
             policy_path=Path(env["HUB_POLICY"]) if env.get("HUB_POLICY") else defaults.policy_path,
             source_budgets=budgets_from_environment(env),
             limits=Limits(
-                max_document_bytes=int(env.get("HUB_MAX_DOCUMENT_BYTES", limits.max_document_bytes)),
-                max_depth=int(env.get("HUB_MAX_DEPTH", limits.max_depth)),
-                max_aliases=int(env.get("HUB_MAX_ALIASES", limits.max_aliases)),
-                max_tokens=int(env.get("HUB_MAX_TOKENS", limits.max_tokens)),
-                max_cost=int(env.get("HUB_MAX_COST", limits.max_cost)),
+                max_document_bytes=_count(env, "HUB_MAX_DOCUMENT_BYTES", limits.max_document_bytes),
+                max_depth=_count(env, "HUB_MAX_DEPTH", limits.max_depth),
+                max_aliases=_count(env, "HUB_MAX_ALIASES", limits.max_aliases),
+                max_tokens=_count(env, "HUB_MAX_TOKENS", limits.max_tokens),
+                max_cost=_count(env, "HUB_MAX_COST", limits.max_cost),
+                max_nodes=_count(env, "HUB_MAX_NODES", limits.max_nodes),
+                max_nesting=_count(env, "HUB_MAX_NESTING", limits.max_nesting),
+                max_resolved_fields=_count(env, "HUB_MAX_RESOLVED_FIELDS", limits.max_resolved_fields),
                 rate_limit=env.get("HUB_RATE_LIMIT", limits.rate_limit),
             ),
             shutdown_grace=_seconds(env, "HUB_SHUTDOWN_GRACE", cls.shutdown_grace),
@@ -175,6 +185,16 @@ class Settings:
         if self.fixed_today is not None:
             return self.fixed_today
         return datetime.now(SHANGHAI).date()
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    """A limit: a whole number, at least 1; anything else stops the start."""
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"{name}: {value!r} is not a whole number of at least 1")
+    return int(value)
 
 
 def _seconds(env: dict[str, str], name: str, default: float) -> float:

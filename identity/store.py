@@ -459,6 +459,11 @@ class HubStore:
                 found |= {r[0] for r in (await conn.execute(statement)).all()}
         return found
 
+    async def indexed_persons(self) -> int:
+        """How many persons the person index holds: no statistics table has more cells."""
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(INDEX))).scalar_one())
+
     async def statistics(
         self,
         group_by: Sequence[StatisticsDimension],

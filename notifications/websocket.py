@@ -13,7 +13,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -21,6 +22,7 @@ from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operati
 from starlette.websockets import WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import NonJsonMessageReceived
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -72,6 +74,17 @@ async def refuse_connection(context: ConnectionContext, reason: str) -> NoReturn
 
 
 class HubWebSocketAdapter(ASGIWebSocketAdapter):
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        messages = super().iter_json(ignore_parsing_errors=ignore_parsing_errors)
+        try:
+            async for message in messages:
+                yield message
+        except RecursionError:
+            # JSON nested deeper than the decoder goes is a client's mistake: closed with 4400.
+            raise NonJsonMessageReceived() from None
+        finally:
+            await messages.aclose()
+
     async def close(self, code: int, reason: str) -> None:
         # A socket already closed (a refused connection_init) is not closed twice.
         if self.ws.application_state != WebSocketState.DISCONNECTED:
@@ -107,12 +120,21 @@ def subscriptions_handler(max_document_bytes: int) -> type[BaseGraphQLTransportW
 
         async def handle_subscribe(self, message: SubscribeMessage) -> None:
             if self.connection_acknowledged and message["id"] not in self.operations:
-                payload = message["payload"]
-                refusal = refusal_of(payload.get("query"), payload.get("operationName"), max_document_bytes)
+                refusal = self.too_many() or refusal_of(message["payload"], max_document_bytes)
                 if refusal is not None:
                     await self.send_message({"id": message["id"], "type": "error", "payload": [refusal]})
                     return
             await super().handle_subscribe(message)
+
+        def too_many(self) -> dict[str, Any] | None:
+            """strawberry's own check, with a code and the limit named."""
+            limit = self.max_subscriptions_per_connection
+            if limit is None or len(self.operations) < limit:
+                return None
+            return _error(
+                f"Subscription limit reached: at most {limit} at once per connection.",
+                "TOO_MANY_SUBSCRIPTIONS",
+            )
 
         async def _send_result_stream(
             self, operation: Operation[Context, None], result_source: AsyncIterator[Any]
@@ -129,13 +151,21 @@ def subscriptions_handler(max_document_bytes: int) -> type[BaseGraphQLTransportW
     return SubscriptionsOnly
 
 
-def refusal_of(query: object, operation_name: object, max_document_bytes: int) -> dict[str, Any] | None:
+def refusal_of(payload: object, max_document_bytes: int) -> dict[str, Any] | None:
     """Why a subscribe message is not run, as a GraphQL error; None to run it (a document that
-    does not parse or names no operation is left to the protocol, which closes with 4400)."""
+    does not parse or names no operation is left to the protocol, which closes with 4400).
+    The size limit is HTTP's body limit: the whole payload, variables included, counts."""
+    if not isinstance(payload, dict):
+        return None
+    try:
+        size = _json_size(payload)
+    except RecursionError:
+        return _error("The subscribe payload is nested too deeply to be read.", "BAD_REQUEST")
+    if size > max_document_bytes:
+        return _error(f"The request's document exceeds {max_document_bytes} bytes.", "QUERY_TOO_LARGE")
+    query, operation_name = payload.get("query"), payload.get("operationName")
     if not isinstance(query, str):
         return None
-    if len(query.encode()) > max_document_bytes:
-        return _error(f"The document exceeds {max_document_bytes} bytes.", "QUERY_TOO_LARGE")
     try:
         document = parse(query)
     except GraphQLSyntaxError:
@@ -161,6 +191,12 @@ def coded_errors(errors: list[GraphQLError] | None, context: Any) -> list[GraphQ
             )
         problems.clear()
     return shaped or None
+
+
+def _json_size(payload: dict[str, Any]) -> int:
+    """The payload's size as compact JSON (the frame it came in was at least this big)."""
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode(errors="surrogatepass"))
 
 
 def _error(message: str, code: str) -> dict[str, Any]:

@@ -57,3 +57,23 @@ async def test_json_nested_within_the_limit_is_served(
     assert response.status_code == 200
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_USER_INPUT"  # a list where a String belongs
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"query": LOOKUP, "variables": {"l": {"cardNumber": "H\u000012345678"}}},
+        {"query": '{ person(lookup: {cardNumber: "H\\u000012345678"}) { id } }'},
+    ],
+    ids=["in variables", "in a literal"],
+)
+async def test_text_with_a_nul_is_refused_on_every_database(
+    policy_client: httpx.AsyncClient, estate: Estate, body: dict[str, object]
+) -> None:
+    """PostgreSQL stores no NUL in text: the hub refuses it as the client's mistake everywhere."""
+    headers = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
+    response = await policy_client.post("/graphql", json=body, headers=headers)
+    assert response.status_code in (200, 400)
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] in ("BAD_REQUEST", "BAD_USER_INPUT")
+    assert "NUL" in error["message"]

@@ -38,6 +38,7 @@ from identity.store import NOTIFICATION, HubStore
 from notifications import notify
 from notifications.broker import broker
 from notifications.expiry import WINDOW_DAYS, write_expiry_notices
+from notifications.websocket import refusal_of
 from settings import Settings
 from tests.conftest import AS_OF, caller_headers, global_ids, graphql, seed_estate, serve
 from tests.databases import postgres_settings, postgres_unavailable
@@ -541,6 +542,105 @@ async def test_only_subscriptions_run_over_websocket(live: Live) -> None:
         assert answer["type"] == "error", answer
         error = answer["payload"][0]
         assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+
+
+def _fragments(count: int, body: str) -> str:
+    """`count` fragments on Person; `body` names what fragment `i` holds ({i}, {next})."""
+    return (
+        " ".join(f"fragment F{i} on Person {{ {body.format(i=i, next=i + 1)} }}" for i in range(count))
+        + f" fragment F{count} on Person {{ id }}"
+    )
+
+
+OVER_THE_LIMITS = {
+    "cost": (
+        "subscription { notifications { subject { ... on Person { "
+        "entries(first: 100000) { edges { node { port } } } } } } }",
+        "QUERY_TOO_COSTLY",
+    ),
+    "depth": (
+        "subscription { notifications { subject { ... on Person { "
+        + "workPermit { holder { " * 8
+        + "id"
+        + " } }" * 8
+        + " } } } }",
+        "QUERY_TOO_DEEP",
+    ),
+    "bomb": (
+        "subscription { notifications { subject { ...F0 } } } " + _fragments(20, "...F{next} ...F{next}"),
+        "QUERY_TOO_COMPLEX",
+    ),
+    "chain": (
+        "subscription { notifications { subject { ...F0 } } } " + _fragments(100, "id ...F{next}"),
+        "QUERY_TOO_COMPLEX",
+    ),
+    "cycle": (
+        "subscription { notifications { subject { ...F0 } } } "
+        "fragment F0 on Person { id ...F1 } fragment F1 on Person { id ...F0 }",
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+}
+
+
+@pytest.mark.parametrize("limit", sorted(OVER_THE_LIMITS))
+async def test_a_document_over_a_limit_is_an_error_with_its_code(live: Live, limit: str) -> None:
+    document, code = OVER_THE_LIMITS[limit]
+    async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
+        await send(ws, {"id": "over", "type": "subscribe", "payload": {"query": document}})
+        answer = await receive(ws)
+        assert answer["type"] == "error" and answer["id"] == "over", answer
+        assert [e["extensions"]["code"] for e in answer["payload"]] == [code], answer
+        await silence(ws, 0.3)  # an error ends the operation: no `complete` follows
+        # The connection goes on serving.
+        await subscribe(ws, live, PERSON)
+        await send(ws, {"id": "1", "type": "complete"})
+    await listening(live, PERSON, 0)
+
+
+async def test_the_whole_subscribe_payload_counts_against_the_size_limit(live: Live) -> None:
+    limit = live.settings.limits.max_document_bytes
+    async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
+        padding = {"after": "x" * (limit + 1)}
+        await send(
+            ws, {"id": "big", "type": "subscribe", "payload": {"query": SUBSCRIBE, "variables": padding}}
+        )
+        answer = await receive(ws)
+        assert answer["type"] == "error", answer
+        assert answer["payload"][0]["extensions"] == {"code": "QUERY_TOO_LARGE"}
+        assert str(limit) in answer["payload"][0]["message"]
+
+
+async def test_the_subscription_limit_has_a_code(live: Live) -> None:
+    async with connection(live, {"Authorization": token(live, OTHER)}) as ws:
+        for n in range(100):  # strawberry's limit per connection
+            await send(ws, {"id": str(n), "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+        await listening(live, OTHER, 100)
+        await send(ws, {"id": "one-more", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+        answer = await receive(ws)
+        assert answer["type"] == "error" and answer["id"] == "one-more", answer
+        assert answer["payload"][0]["extensions"] == {"code": "TOO_MANY_SUBSCRIPTIONS"}
+        assert "100" in answer["payload"][0]["message"]
+    await listening(live, OTHER, 0)
+
+
+async def test_json_nested_too_deeply_closes_with_4400(live: Live) -> None:
+    async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
+        nested = "[" * 100_000 + "]" * 100_000
+        await ws.send(
+            '{"id": "deep", "type": "subscribe", "payload": {"query": "subscription { notifications { id } }", '
+            f'"variables": {{"after": {nested}}}}}}}'
+        )
+        with pytest.raises(ConnectionClosed):
+            await receive(ws)
+        assert ws.close_code == 4400
+
+
+def test_a_payload_too_deep_to_measure_is_a_bad_request() -> None:
+    nested: list[Any] = []
+    for _ in range(100_000):  # deeper than any JSON encoder recurses
+        nested = [nested]
+    refusal = refusal_of({"query": SUBSCRIBE, "variables": {"after": nested}}, 65536)
+    assert refusal is not None and refusal["extensions"] == {"code": "BAD_REQUEST"}
 
 
 async def test_subscriptions_end_with_their_connection(live: Live) -> None:
