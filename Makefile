@@ -16,8 +16,16 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/hub run --demo
 
+CLIENTS := tests/clients/node_modules/.installed
+
+# The JavaScript clients the tests drive the hub with, where Node is installed.
+$(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --prefix tests/clients --silent --no-audit --no-fund && touch $(CLIENTS); \
+	else echo "npm not found: the graphql-ws client test will be skipped"; fi
+
 ## The whole test suite (SQLite always; PostgreSQL where a server answers).
-test: $(STAMP)
+test: $(STAMP) $(CLIENTS)
 	$(BIN)/pytest -q
 
 ## Lint, the committed schema against the code, and the contract.

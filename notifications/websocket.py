@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+import orjson
 from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast, parse
-from starlette.websockets import WebSocketState
+from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http.exceptions import NonJsonMessageReceived
+from strawberry.http.exceptions import NonJsonMessageReceived, WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -38,6 +39,7 @@ from notifications.connection import UNBOUND, ConnectionContext
 from resolvers.context import Caller, Context
 from schema.errors import problem_extensions, with_code
 
+UNSPOKEN_PROTOCOL = 4406  # the close for a subprotocol the server does not speak
 REFUSED = 4403  # graphql-transport-ws: "Forbidden", the answer to a refused connection_init
 MAX_REASON_BYTES = 123  # what a WebSocket close frame holds
 
@@ -74,6 +76,14 @@ async def refuse_connection(context: ConnectionContext, reason: str) -> NoReturn
 
 
 class HubWebSocketAdapter(ASGIWebSocketAdapter):
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        """Every graphql-transport-ws message as a text frame, as the protocol and its clients
+        (graphql-ws, gql) expect: the view encodes JSON to bytes, which would go out binary."""
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as disconnected:
+            raise WebSocketDisconnected from disconnected
+
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
         messages = super().iter_json(ignore_parsing_errors=ignore_parsing_errors)
         try:
@@ -86,6 +96,8 @@ class HubWebSocketAdapter(ASGIWebSocketAdapter):
             await messages.aclose()
 
     async def close(self, code: int, reason: str) -> None:
+        if code == UNSPOKEN_PROTOCOL:  # strawberry's reason does not say what is spoken
+            reason = "Only the graphql-transport-ws subprotocol is spoken here (not the legacy graphql-ws)."
         # A socket already closed (a refused connection_init) is not closed twice.
         if self.ws.application_state != WebSocketState.DISCONNECTED:
             await super().close(code, reason)

@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
 from sqlalchemy import select
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -313,7 +315,9 @@ async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
 
 
 async def receive(ws: ClientConnection, seconds: float = 10) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), seconds))
+    frame = await asyncio.wait_for(ws.recv(), seconds)
+    assert isinstance(frame, str), "graphql-transport-ws messages are text frames"
+    message: dict[str, Any] = json.loads(frame)
     return message
 
 
@@ -684,3 +688,118 @@ async def test_the_server_stops_cleanly_with_subscribers_connected(
     finally:
         server.should_exit = True
         await store.close()
+
+
+# ---------------------------------------------------------------- standard clients
+
+
+def _gql_transport(live: Live, person_id: int) -> WebsocketsTransport:
+    return WebsocketsTransport(
+        url=live.url,
+        init_payload={"Authorization": token(live, person_id)},
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+    )
+
+
+async def test_the_gql_client_receives_live_then_what_it_missed_oldest_first(live: Live) -> None:
+    """The Python `gql` client's websockets transport, as an app would use it: live delivery, a
+    disconnect, and a reconnect with `after` replaying exactly the missed ones."""
+    ids = global_ids(live.settings)
+    before = broker.listeners(live.store, PERSON)
+    async with Client(transport=_gql_transport(live, PERSON)) as session:
+        stream = session.subscribe(GraphQLRequest(SUBSCRIBE, variable_values={"after": None}))
+        first = asyncio.ensure_future(anext(stream))
+        await listening(live, PERSON, before + 1)
+        live_notice = await notify(live.store, PERSON, NotificationKind.NEWS, "Seen live by gql.")
+        assert live_notice is not None
+        received = (await asyncio.wait_for(first, 10))["notifications"]
+        assert received["id"] == ids.encode("Notification", live_notice.key)
+        assert received["message"] == "Seen live by gql."
+        await stream.aclose()
+    await listening(live, PERSON, before)  # the disconnect ended the server's subscription
+    missed = [
+        await notify(live.store, PERSON, NotificationKind.NEWS, f"Missed by gql {n}.") for n in range(3)
+    ]
+    async with Client(transport=_gql_transport(live, PERSON)) as session:
+        stream = session.subscribe(GraphQLRequest(SUBSCRIBE, variable_values={"after": received["id"]}))
+        replayed = [(await asyncio.wait_for(anext(stream), 10))["notifications"] for _ in missed]
+        await stream.aclose()
+    assert [r["id"] for r in replayed] == [ids.encode("Notification", m.key) for m in missed if m]
+    assert [r["message"] for r in replayed] == ["Missed by gql 0.", "Missed by gql 1.", "Missed by gql 2."]
+
+
+CLIENTS = Path(__file__).parent / "clients"
+
+
+def _node_client_unavailable() -> str | None:
+    if shutil.which("node") is None:
+        return "Node.js is not installed (the graphql-ws client test needs `node`)"
+    if not (CLIENTS / "node_modules" / "graphql-ws").is_dir():
+        return "tests/clients has no node_modules: run `npm ci --prefix tests/clients` (.ci/run does)"
+    return None
+
+
+async def _node_lines(process: asyncio.subprocess.Process, count: int) -> list[dict[str, Any]]:
+    assert process.stdout is not None
+    lines = []
+    while len(lines) < count:
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        assert line, "the graphql-ws client ended early"
+        lines.append(json.loads(line))
+    return lines
+
+
+async def _graphql_ws_client(live: Live, after: str | None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        "node",
+        str(CLIENTS / "subscribe.mjs"),
+        live.url,
+        token(live, PERSON),
+        SUBSCRIBE,
+        after or "",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_the_javascript_graphql_ws_client_receives_live_then_what_it_missed(live: Live) -> None:
+    """The `graphql-ws` JavaScript client (what web and React Native apps use), run by Node."""
+    reason = _node_client_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    ids = global_ids(live.settings)
+    before = broker.listeners(live.store, PERSON)
+    client = await _graphql_ws_client(live, None)
+    try:
+        await listening(live, PERSON, before + 1)
+        live_notice = await notify(live.store, PERSON, NotificationKind.NEWS, "Seen live by graphql-ws.")
+        assert live_notice is not None
+        (received,) = await _node_lines(client, 1)
+    finally:
+        client.kill()
+        await client.wait()
+    assert received["data"]["notifications"]["id"] == ids.encode("Notification", live_notice.key)
+    await listening(live, PERSON, before)
+    missed = [
+        await notify(live.store, PERSON, NotificationKind.NEWS, f"Missed by graphql-ws {n}.")
+        for n in range(2)
+    ]
+    client = await _graphql_ws_client(live, received["data"]["notifications"]["id"])
+    try:
+        replayed = await _node_lines(client, len(missed))
+    finally:
+        client.kill()
+        await client.wait()
+    assert [r["data"]["notifications"]["id"] for r in replayed] == [
+        ids.encode("Notification", m.key) for m in missed if m
+    ]
+
+
+async def test_the_legacy_graphql_ws_protocol_is_refused_clearly(live: Live) -> None:
+    """Apollo's old `graphql-ws` subprotocol is not spoken: the handshake offers only
+    graphql-transport-ws, and a client insisting on the old one is closed with 4406."""
+    async with connect(live.url, subprotocols=[Subprotocol("graphql-ws")]) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4406
+    assert "graphql-transport-ws" in closed.value.rcvd.reason
