@@ -5,9 +5,10 @@ fresh Context and Loaders per request, and the routes."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,6 +25,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from access.activation import is_revoked
 from access.attestation import Verifiers
 from access.data_dir import keep_private
 from access.downloads import permit_routes
@@ -107,7 +109,7 @@ class HubState:
 class HubGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = HubWebSocketAdapter
     # Set by create_app: the gate's admission of a WebSocket's connection_init payload.
-    admit_connection: Callable[[object], tuple[Caller, datetime]]
+    admit_connection: Callable[[object], Awaitable[tuple[Caller, datetime]]]
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -243,6 +245,7 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await open_hub(settings, policy)
         app.state.hub = hub
+        graphql.revoked = partial(is_revoked, hub.store)  # a lost phone's token is refused
         observe_hub(hub, telemetry)
         try:
             async with expiry_checks(hub.sources, hub.store, settings.today, notify_interval) as task:

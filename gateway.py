@@ -61,6 +61,9 @@ class Gate:
         self.settings = settings
         self.limit: RateLimitItem = parse(settings.rate_limit)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        # Set once the hub is open: whether a cardholder token's client was revoked (a lost
+        # phone's, a revoked e-card's); None checks nothing.
+        self.revoked: Callable[[str], Awaitable[bool]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,7 +82,7 @@ class Gate:
             if not headers.get("authorization", "").strip() and self._only_anonymous_calls(scope, body):
                 caller = self._admit_anonymous(scope, request_id)
             else:
-                caller = self._admit(headers, request_id)
+                caller = await self._admitted(headers, request_id)
         except Refused as refused:
             await _refuse(send, refused, request_id)
             return
@@ -99,6 +102,19 @@ class Gate:
             # Nothing of it reaches the client: no stack trace, SQL or legacy message.
             log.error("unexpected %s serving request %s", type(error).__name__, request_id, exc_info=error)
             await _refuse(send, Refused(500, "INTERNAL_SERVER_ERROR", MASKED_MESSAGE), request_id)
+
+    async def _admitted(self, headers: dict[str, str], request_id: str) -> Caller:
+        """The caller, as `_admit` admits it, unless its cardholder token was revoked since."""
+        caller = self._admit(headers, request_id)
+        if (
+            caller.role is CallerRole.CARDHOLDER
+            and self.revoked is not None
+            and await self.revoked(caller.subject)
+        ):
+            raise Refused(
+                401, "UNAUTHENTICATED", "Unauthenticated: the token was revoked with its e-card's activation."
+            )
+        return caller
 
     def _admit(self, headers: dict[str, str], request_id: str) -> Caller:
         authorization = headers.get("authorization", "")
@@ -184,7 +200,7 @@ class Gate:
         open to `roles` only."""
         return Guarded(self, endpoint, frozenset(roles))
 
-    def admit_connection(self, payload: object) -> tuple[Caller, datetime]:
+    async def admit_connection(self, payload: object) -> tuple[Caller, datetime]:
         """The caller of a WebSocket connection, and when its token expires, from the
         `connection_init` payload: the names of the HTTP headers (`Authorization: Bearer
         <token>`, `X-Purpose`, ...) in any case, or the token alone under `token`; admitted by
@@ -197,7 +213,7 @@ class Gate:
         if "authorization" not in headers and token:
             scheme, _, rest = token.partition(" ")
             headers["authorization"] = token if scheme.lower() == "bearer" and rest else f"Bearer {token}"
-        caller = self._admit(headers, uuid.uuid4().hex)
+        caller = await self._admitted(headers, uuid.uuid4().hex)
         expires_at = self.authority.verify(headers["authorization"].partition(" ")[2].strip()).expires_at
         return caller, expires_at
 
@@ -235,7 +251,7 @@ class Guarded:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = _request_id(scope)
         try:
-            caller = self.gate._admit(headers, request_id)
+            caller = await self.gate._admitted(headers, request_id)
             if caller.role not in self.roles:
                 allowed = ", ".join(sorted(role.value for role in self.roles))
                 raise Refused(403, "FORBIDDEN", f"{scope['path']} serves {allowed} only.")

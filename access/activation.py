@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from identity.store import HubStore
 from identity.tables import ActivationCode
@@ -57,6 +58,7 @@ def new_code(person_id: int, electronic_card: str, issued_to: str, now: datetime
         "failed_tries": 0,
         "used_at": None,
         "used_by": None,
+        "revoked_at": None,
     }
     return NewCode(readable, row)
 
@@ -67,9 +69,12 @@ def code_hash(code: str) -> str:
     return hashlib.sha256(normalised.encode()).hexdigest()
 
 
+SUBJECT_PREFIX = "cardholder-app-"
+
+
 def new_subject() -> str:
     """A cardholder token's client: names nobody, differs for every activation."""
-    return f"cardholder-app-{secrets.token_hex(8)}"
+    return f"{SUBJECT_PREFIX}{secrets.token_hex(8)}"
 
 
 MISMATCH = "The activation code, the name and the permit number do not belong together."
@@ -96,10 +101,12 @@ async def exchange(
     usable = and_(
         ACTIVATION_CODE.c.code_hash == digest,
         ACTIVATION_CODE.c.used_at.is_(None),
+        ACTIVATION_CODE.c.revoked_at.is_(None),
         ACTIVATION_CODE.c.failed_tries < MAX_FAILED_TRIES,
         ACTIVATION_CODE.c.expires_at > moment,
     )
-    if row.used_at is not None or row.failed_tries >= MAX_FAILED_TRIES or _aware(row.expires_at) <= moment:
+    spent = row.used_at is not None or row.revoked_at is not None or row.failed_tries >= MAX_FAILED_TRIES
+    if spent or _aware(row.expires_at) <= moment:
         raise _spent()
     if not await belongs_to(row.person_id):
         async with store.engine.begin() as conn:
@@ -114,6 +121,25 @@ async def exchange(
     if claimed.rowcount != 1:
         raise _spent()
     return int(row.person_id)
+
+
+async def codes_of(conn: AsyncConnection, electronic_card: str) -> list[str]:
+    """The hashes of every code issued for an e-card that is not revoked yet."""
+    statement = select(ACTIVATION_CODE.c.code_hash).where(
+        and_(ACTIVATION_CODE.c.electronic_card == electronic_card, ACTIVATION_CODE.c.revoked_at.is_(None))
+    )
+    return list((await conn.execute(statement)).scalars().all())
+
+
+async def is_revoked(store: HubStore, subject: str) -> bool:
+    """Whether a cardholder token's client came from a code since revoked (a lost phone, a
+    revoked e-card): such a token is refused like an expired one."""
+    if not subject.startswith(SUBJECT_PREFIX):
+        return False
+    statement = select(ACTIVATION_CODE.c.revoked_at).where(ACTIVATION_CODE.c.used_by == subject)
+    async with store.engine.connect() as conn:
+        revoked = (await conn.execute(statement)).scalars().first()
+    return revoked is not None
 
 
 def _spent() -> ActivationRefused:

@@ -67,8 +67,12 @@ class Verifiers:
     def configured(self) -> bool:
         return bool(self._keys)
 
-    def verify(self, token: str, *, method: str, reference: str, identifier: str) -> Attestation:
-        """The attestation, if a trusted provider signed it for exactly this check and person."""
+    def verify(
+        self, token: str, *, method: str, reference: str, identifier: str | frozenset[str]
+    ) -> Attestation:
+        """The attestation, if a trusted provider signed it for exactly this check and person
+        (`identifier`, or any of several the person is known by)."""
+        accepted = frozenset({identifier}) if isinstance(identifier, str) else identifier
         if not self._keys:
             raise AttestationRejected("no verification provider is trusted here (HUB_VERIFIER_JWKS)")
         if len(token) > MAX_ATTESTATION_BYTES:
@@ -102,6 +106,7 @@ class Verifiers:
             raise AttestationRejected("the attestation is of another method")
         if claims["reference"] != reference:
             raise AttestationRejected("the attestation is of another check (reference)")
-        if not isinstance(claims["identifier"], str) or claims["identifier"].strip().upper() != identifier:
+        named = claims["identifier"].strip().upper() if isinstance(claims["identifier"], str) else None
+        if named not in accepted:
             raise AttestationRejected("the attestation is of another person (identifier)")
-        return Attestation(str(claims["iss"]), reference, method, identifier)
+        return Attestation(str(claims["iss"]), reference, method, named)

@@ -28,6 +28,7 @@ PERSONS_PER_FLUSH = 5_000
 RENEWED_SHARE = 0.10  # drawn; recent applicants cannot have renewed, so about 8 % do
 LEFT_ALONE_SHARE = 0.03
 LOOK_ALIKE_SHARE = 0.005
+NEWCOMER_E_CARD_SHARE = 0.4  # of notice-issued permit holders: registered right after entry
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Estate:
         self.weak_exit_entry = set(self.cases.sample(range(persons), look_alikes))
         self.weak_insurance = set(self.cases.sample(range(persons), look_alikes))
         self.next_xkid = 1
+        # Holders of a notice-issued permit, who may have registered an e-card before enrolling;
+        # drawn after everyone else, from their own generator, so no other row changes.
+        self.notice_holders: list[tuple[str, int]] = []
+        self.newcomers = rng("newcomer-e-cards")
 
     def add_person(self, index: int) -> None:
         cases, population, t = self.cases, self.population, self.t
@@ -83,6 +88,9 @@ class Estate:
         population.issue_passports(person, first_use, renewal)
         self.next_xkid = write_work_permit(self.rows, person, xkzh, periods, self.next_xkid)
         self.insurance.enrol(person, xkzh, periods)
+        latest = periods[-1]
+        if latest.status == "20" and latest.letter_date is not None:
+            self.notice_holders.append((xkzh, latest.letter_date))
         self.exit_entry.worker(person, periods)
         if index in self.weak_exit_entry:  # misread in one of the last four digits ...
             self.exit_entry.look_alike(person, mistyped(person.passport, cases.randrange(4)))
@@ -97,6 +105,13 @@ class Estate:
                 visitor = population.draw(0, None, 18, 28)
             population.issue_passports(visitor, t - 30, None)
             self.exit_entry.visitor(visitor, family)
+
+    def register_newcomers(self) -> None:
+        """E-cards registered right after entry on a notice-issued permit: no social security
+        number yet (DOMAIN.md, the notice's order)."""
+        for xkzh, notice in self.notice_holders:
+            if self.newcomers.random() < NEWCOMER_E_CARD_SHARE:
+                self.insurance.newcomer_ecard(self.newcomers, xkzh, notice)
 
 
 async def generate_estate(
@@ -120,7 +135,8 @@ async def generate_estate(
             await writer.flush(estate.rows)
             if progress is not None:
                 progress("persons", stop, persons)
-        await writer.flush(estate.rows)  # the catalogues, when there are no persons
+        estate.register_newcomers()
+        await writer.flush(estate.rows)  # the newcomers' e-cards, and the catalogues
     finally:
         await writer.close()
     return EstateSummary(persons, seed, as_of, {name: writer.counts[name] for name in TABLE_NAMES})

@@ -181,6 +181,25 @@ class Insurance:
             }
         )
 
+    def newcomer_ecard(self, rng: random.Random, xkzh: str, notice: int) -> None:
+        """A signed e-card registered with the permit number before enrollment: `SHBZHM` and
+        `KH` empty, filed under the permit number it carries."""
+        registered = min(self.t, notice + 20 + int(rng.random() * 40))
+        r = rng.random()
+        method, prefix = _METHODS[0 if r < 0.6 else 1 if r < 0.85 else 2]
+        self.dzk.append(
+            {
+                "DZKID": "DZK" + self.ecards.next(),
+                "KH": "",
+                "SHBZHM": "",
+                "XKZH": xkzh,
+                "QFZT": "1",
+                "QFSJ": timestamp(registered, int(rng.random() * 86400)),
+                "RZFS": method,
+                "RZBH": f"{prefix}{ymd(registered)}{self.references.next()}",
+            }
+        )
+
     def _payments(self, kh: str, first: int, last: int, paid_only: bool = False) -> None:
         rng, u = self.rng, self._u
         if last - first < 10:

@@ -134,4 +134,17 @@ class ActivationCode(SQLModel, table=True):
     expires_at: datetime
     failed_tries: int = 0
     used_at: datetime | None = None
-    used_by: str | None = None  # the subject of the cardholder token it became
+    used_by: str | None = Field(default=None, index=True)  # the subject of the token it became
+    # Set when the e-card is revoked or its code reissued: the code is dead, and so is the token.
+    revoked_at: datetime | None = None
+
+
+class ElectronicCardRevocation(SQLModel, table=True):
+    """Why and when an e-card was revoked (SBK_DZK keeps only QFZT = 2)."""
+
+    __tablename__ = "electronic_card_revocation"
+
+    electronic_card: str = Field(primary_key=True)
+    reason: str
+    revoked_at: datetime
+    revoked_by: str  # the client that revoked it

@@ -52,7 +52,7 @@ def caller_of(websocket: Any) -> Caller:
 
 async def admit_connection(
     context: Context,
-    admit: Callable[[object], tuple[Caller, datetime]],
+    admit: Callable[[object], Awaitable[tuple[Caller, datetime]]],
     context_for: Callable[[Any, Any], Awaitable[Context]],
 ) -> None:
     """connection_init: admit the payload's token (as the HTTP gate admits a request's), then
@@ -60,7 +60,7 @@ async def admit_connection(
     closed with 4403; a refusal closes it with 4403 at once."""
     assert isinstance(context, ConnectionContext)
     try:
-        caller, expires_at = admit(context.connection_params)
+        caller, expires_at = await admit(context.connection_params)
     except Refused as refused:
         await refuse_connection(context, str(refused))
     context.request.scope.setdefault("state", {})[CALLER_KEY] = caller

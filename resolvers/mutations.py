@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from access import activation
@@ -12,6 +12,7 @@ from access.qr import permit_keys
 from access.sealing import sealer
 from adapters.base import SourceDataInvalid, SourceUnavailable
 from adapters.records import Agency, CallerRole, WorkPermit
+from audit.chain import AuditEntry
 from resolvers.context import Info
 from resolvers.errors import ClientError
 from workflows import cards, exit_entry, permits
@@ -283,6 +284,64 @@ async def register_electronic_card(info: Info, arguments: dict[str, Any], key: s
         return {**registered, "activationCode": sealed}
 
     return await run_workflow(info, "registerElectronicCard", key, arguments, body, answer)
+
+
+async def revoke_electronic_card(info: Info, card_id: str, reason: str, key: str | None) -> Answer:
+    context = info.context
+
+    async def answer(result: dict[str, Any]) -> Any:
+        return await _one(context.sources.cards.electronic_cards_by_id([result["electronicCard"]]))
+
+    return await run_workflow(
+        info,
+        "revokeElectronicCard",
+        key,
+        {"electronicCardId": card_id, "reason": reason},
+        lambda w, j: cards.revoke_electronic_card(w, j, card_id, reason, context.caller.subject),
+        answer,
+    )
+
+
+async def reissue_activation_code(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
+    """A new code for the person's new phone; the person's access log shows that the card
+    service was handed one (an audit record naming `ElectronicCard.activationCode`)."""
+    context = info.context
+    hub = context.request.app.state.hub
+    codes = sealer(hub.settings.data_dir)
+
+    async def body(work: PermitWork, journal: Journal) -> dict[str, Any]:
+        issued = await cards.reissue_activation_code(
+            work, journal, arguments, hub.verifiers, context.caller.subject
+        )
+        return {**issued, "activationCode": codes.seal(ACTIVATION_PURPOSE, issued["activationCode"].encode())}
+
+    async def answer(result: dict[str, Any]) -> tuple[Any, str | None]:
+        await _audit_handover(info, result["person"], ("ElectronicCard.activationCode",))
+        card = await _one(context.sources.cards.electronic_cards_by_id([result["electronicCard"]]))
+        opened = codes.open(ACTIVATION_PURPOSE, result["activationCode"])
+        return card, opened.decode() if opened else None
+
+    return await run_workflow(info, "reissueActivationCode", key, arguments, body, answer)
+
+
+async def _audit_handover(info: Info, person_id: int, fields: tuple[str, ...]) -> None:
+    """Record, before it is answered, that the caller was handed a credential of the person's."""
+    context = info.context
+    if context.audit is None:
+        return
+    caller = context.caller
+    entry = AuditEntry(
+        at=datetime.now(UTC),
+        request_id=caller.request_id,
+        client=caller.subject,
+        role=caller.role.value,
+        purpose=caller.purpose,
+        case_reference=caller.case_reference,
+        person_id=person_id,
+        fields=fields,
+        restricted_until=caller.restricted_until,
+    )
+    await context.audit.append([entry])
 
 
 async def activate_cardholder(info: Info, arguments: dict[str, Any]) -> Answer:

@@ -426,6 +426,37 @@ class RegisterElectronicCardPayload:
     user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
 
 
+@strawberry.input(description="Revoke a signed e-card (a lost phone, a card withdrawn).")
+class RevokeElectronicCardInput:
+    electronic_card_id: strawberry.ID = strawberry.field(description="The e-card's id (or its DZKID).")
+    reason: str = strawberry.field(description="Why it is revoked; kept by the hub.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.type(description="The revoked e-card.")
+class RevokeElectronicCardPayload:
+    electronic_card: ElectronicCard | None = strawberry.field(description="The e-card, now revoked.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.input(description="A new activation code for a signed e-card, after a new real-person check.")
+class ReissueActivationCodeInput:
+    electronic_card_id: strawberry.ID = strawberry.field(description="The e-card's id (or its DZKID).")
+    verification: IdentityVerificationInput = strawberry.field(
+        description="A new real-person check of the person the e-card carries (by permit or SS number)."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.type(description="The new activation code; the earlier ones, and their tokens, are revoked.")
+class ReissueActivationCodePayload:
+    electronic_card: ElectronicCard | None = strawberry.field(description="The e-card.")
+    activation_code: str | None = strawberry.field(
+        description="A one-time code for the person's new app (activateCardholder), valid 7 days."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
 @strawberry.input(
     description="What the person's app presents to become a cardholder: the code and who they are."
 )
@@ -483,6 +514,43 @@ class CardMutation:
         return RegisterElectronicCardPayload(
             electronic_card=card, activation_code=code, user_errors=_errors(answer)
         )  # type: ignore[arg-type]
+
+    @strawberry.mutation(
+        description=(
+            "Revoke a signed e-card: its activation codes and the cardholder tokens they became stop"
+            " working; registering again makes a new e-card."
+        )
+    )
+    async def revoke_electronic_card(
+        self, info: Info, input: RevokeElectronicCardInput
+    ) -> RevokeElectronicCardPayload:  # noqa: A002
+        answer = await mutations.revoke_electronic_card(
+            info, input.electronic_card_id, input.reason, input.idempotency_key
+        )
+        return RevokeElectronicCardPayload(electronic_card=answer.record, user_errors=_errors(answer))
+
+    @strawberry.mutation(
+        description=(
+            "A new activation code for a signed e-card (a lost or new phone), after a new real-person"
+            " check; the earlier codes and the cardholder tokens they became stop working. Audited."
+        )
+    )
+    async def reissue_activation_code(
+        self, info: Info, input: ReissueActivationCodeInput
+    ) -> ReissueActivationCodePayload:  # noqa: A002
+        arguments = {
+            "electronicCardId": input.electronic_card_id,
+            "verification": {
+                "method": input.verification.method.value,
+                "attestation": input.verification.attestation,
+                "reference": input.verification.reference,
+            },
+        }
+        answer = await mutations.reissue_activation_code(info, arguments, input.idempotency_key)
+        card, code = answer.record if answer.record else (None, None)
+        return ReissueActivationCodePayload(
+            electronic_card=card, activation_code=code, user_errors=_errors(answer)
+        )
 
     @strawberry.mutation(
         description=(

@@ -167,6 +167,36 @@ async def test_a_foreigners_whole_path(live: Live) -> None:
             "port": "PKX",
         },
     )
+    # The notice's order: right after entry, the e-card with name and permit number (BASIC, no
+    # social security number yet), then enrollment by presenting that e-card.
+    registered = await mutate(
+        live,
+        CallerRole.CARD_SERVICE,
+        "electronic-card-registration",
+        "registerElectronicCard",
+        "electronicCard { id serviceLevel workPermitNumber } activationCode",
+        {
+            "name": {"surname": "DUPONT", "givenNames": "Zoe"},
+            "identifier": {"workPermitNumber": permit["number"]},
+            "verification": {
+                "method": "FACE",
+                "attestation": PROVIDER.attest(permit["number"], "FACE-E2E"),
+                "reference": "FACE-E2E",
+            },
+        },
+    )
+    assert registered["electronicCard"]["serviceLevel"] == "BASIC"
+    assert registered["electronicCard"]["workPermitNumber"] == permit["number"]
+    [newcomer] = await rows(
+        settings,
+        Agency.CARD_SERVICE,
+        f"""SELECT "SHBZHM", "XKZH", "KH", "QFZT" FROM "SBK_DZK" WHERE "XKZH" = '{permit["number"]}'""",
+    )
+    assert (newcomer.SHBZHM, newcomer.XKZH, newcomer.KH, newcomer.QFZT) == ("", permit["number"], "", "1")
+    async with httpx.AsyncClient(base_url=live.http.removesuffix("/graphql")) as app:
+        token = await activate(
+            app, registered["activationCode"], {"surname": "DUPONT", "givenNames": "Zoe"}, permit["number"]
+        )
     activated = await mutate(
         live,
         *wpa,
@@ -183,7 +213,7 @@ async def test_a_foreigners_whole_path(live: Live) -> None:
         "person { id socialSecurityNumber } socialSecurityCard { number status }",
         {
             "workPermitNumber": permit["number"],
-            "evidence": {"notificationLetterNumber": letter},
+            "evidence": {"electronicCardId": registered["electronicCard"]["id"]},
             "employerCreditCode": CREDIT_CODE,
             "insuringDistrict": "110108",
             "idempotencyKey": "e2e-enroll",
@@ -191,27 +221,12 @@ async def test_a_foreigners_whole_path(live: Live) -> None:
     )
     number = enrolled["person"]["socialSecurityNumber"]
     card = enrolled["socialSecurityCard"]["number"]
-    registered = await mutate(
-        live,
-        CallerRole.CARD_SERVICE,
-        "electronic-card-registration",
-        "registerElectronicCard",
-        "electronicCard { id serviceLevel } activationCode",
-        {
-            "name": {"surname": "DUPONT", "givenNames": "Zoe"},
-            "identifier": {"socialSecurityNumber": number},
-            "verification": {
-                "method": "FACE",
-                "attestation": PROVIDER.attest(number, "FACE-E2E"),
-                "reference": "FACE-E2E",
-            },
-        },
+    [enrolled_card] = await rows(
+        settings,
+        Agency.CARD_SERVICE,
+        f"""SELECT "SHBZHM" FROM "SBK_DZK" WHERE "XKZH" = '{permit["number"]}'""",
     )
-    assert registered["electronicCard"]["serviceLevel"] == "BASIC"
-    async with httpx.AsyncClient(base_url=live.http.removesuffix("/graphql")) as app:
-        token = await activate(
-            app, registered["activationCode"], {"surname": "DUPONT", "givenNames": "Zoe"}, permit["number"]
-        )
+    assert enrolled_card.SHBZHM == number  # the e-card took the new social security number
     cardholder = {"Authorization": f"Bearer {token}"}
 
     async with connect(live.ws, subprotocols=[PROTOCOL]) as ws:

@@ -5,12 +5,12 @@ neither does."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from access.activation import ACTIVATION_CODE, new_code
+from access.activation import ACTIVATION_CODE, codes_of, new_code
 from access.attestation import AttestationRejected, Verifiers
 from adapters.card_service import writes as card_writes
 from adapters.card_service.tables import SBK_KXX
@@ -19,6 +19,7 @@ from adapters.records import (
     Agency,
     CallerRole,
     CardStatus,
+    ElectronicCard,
     ElectronicCardStatus,
     InsuredPerson,
     NotificationKind,
@@ -30,6 +31,7 @@ from adapters.social_insurance.tables import AC01
 from adapters.work_permit.tables import WP_SQR
 from identity.names import fold_diacritics, name_words
 from identity.store import INDEX, IdentifierKind
+from identity.tables import ElectronicCardRevocation
 from settings import SHANGHAI
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.exit_entry import years_after
@@ -40,6 +42,7 @@ CARD_YEARS = 10
 # The permit an e-card is registered on: right after entry (notice issued) or once valid.
 REGISTRABLE = (WorkPermitStatus.NOTICE_ISSUED, WorkPermitStatus.VALID)
 SIGNED = ElectronicCardStatus.SIGNED
+REVOCATION = ElectronicCardRevocation.__table__  # type: ignore[attr-defined]  # SQLModel's table
 
 
 @dataclass(frozen=True)
@@ -174,29 +177,9 @@ async def register_electronic_card(
     """The e-card, signed after the real-name check here and the real-person check the
     provider attests; answers its id, its person and a one-time activation code for the
     person's app (access/activation.py)."""
-    verification = arguments["verification"]
-    reference = verification["reference"].strip()
-    if not reference:
-        raise UserFailure(
-            "INVALID_INPUT",
-            "The verification's reference is required.",
-            ["input", "verification", "reference"],
-        )
     identifier = {k: v for k, v in arguments["identifier"].items() if v is not None}
     ((kind, value),) = identifier.items()
-    try:
-        verifiers.verify(
-            verification["attestation"].strip(),
-            method=verification["method"],
-            reference=reference,
-            identifier=value.strip().upper(),
-        )
-    except AttestationRejected as rejected:
-        raise UserFailure(
-            "VERIFICATION_FAILED",
-            f"The real-person check is not proven: {rejected}.",
-            ["input", "verification", "attestation"],
-        ) from None
+    reference = _real_person_checked(verifiers, arguments["verification"], frozenset({value.strip().upper()}))
     lookup = (
         IdentifierKind.WORK_PERMIT_NUMBER
         if kind == "workPermitNumber"
@@ -239,7 +222,7 @@ async def register_electronic_card(
             card_number=in_use,
             permit_number=permit_number,
             signed_at=datetime.now(SHANGHAI),
-            method=verification["method"],
+            method=arguments["verification"]["method"],
             reference=reference,
         )
     owner = ssn or permit_number or ""
@@ -248,6 +231,98 @@ async def register_electronic_card(
     async with journal.writing(HUB_STORE) as conn:
         await journal.insert(conn, HUB_STORE, ACTIVATION_CODE, code.row, ["code_hash"])
     return {"electronicCard": card_id, "person": person_id, "activationCode": code.code}
+
+
+def _real_person_checked(
+    verifiers: Verifiers, verification: dict[str, Any], identifiers: frozenset[str]
+) -> str:
+    """The check's reference, once the provider's attestation proves that check passed for
+    the person known by one of `identifiers`."""
+    reference = verification["reference"].strip()
+    if not reference:
+        raise UserFailure(
+            "INVALID_INPUT",
+            "The verification's reference is required.",
+            ["input", "verification", "reference"],
+        )
+    try:
+        verifiers.verify(
+            verification["attestation"].strip(),
+            method=verification["method"],
+            reference=reference,
+            identifier=identifiers,
+        )
+    except AttestationRejected as rejected:
+        raise UserFailure(
+            "VERIFICATION_FAILED",
+            f"The real-person check is not proven: {rejected}.",
+            ["input", "verification", "attestation"],
+        ) from None
+    return reference
+
+
+async def _signed_card(work: PermitWork, card_id: str) -> tuple[ElectronicCard, int | None]:
+    """A signed e-card named by the input, and its person."""
+    field = ["input", "electronicCardId"]
+    key = work.electronic_card_key(card_id, field)
+    card = (await work.sources.cards.electronic_cards_by_id([key]))[0]
+    if not isinstance(card, ElectronicCard):
+        raise UserFailure("NOT_FOUND", "No e-card has this id.", field)
+    if card.status is not SIGNED:
+        raise UserFailure("NOT_ELIGIBLE", f"The e-card is {card.status.value}, not signed.", field)
+    person_id = (await work.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0]
+    return card, person_id
+
+
+async def _revoke_codes(journal: Journal, card_id: str, now: datetime) -> None:
+    """Every code of the e-card dies, and with it every cardholder token one became."""
+    async with journal.writing(HUB_STORE) as conn:
+        for code_hash in await codes_of(conn, card_id):
+            await journal.update(
+                conn, HUB_STORE, ACTIVATION_CODE, {"code_hash": code_hash}, {"revoked_at": now}
+            )
+
+
+async def revoke_electronic_card(
+    work: PermitWork, journal: Journal, card_id: str, reason: str, revoked_by: str
+) -> dict[str, Any]:
+    """The e-card revoked (QFZT 2), the reason kept in the hub store, its codes and the
+    cardholder tokens they became revoked with it; a new registration makes a new e-card."""
+    if not reason.strip():
+        raise UserFailure("INVALID_INPUT", "Give the reason for the revocation.", ["input", "reason"])
+    card, person_id = await _signed_card(work, card_id)
+    now = datetime.now(UTC)
+    async with journal.writing(Agency.CARD_SERVICE.value) as conn:
+        await card_writes.revoke_electronic_card(journal, conn, card.key)
+    async with journal.writing(HUB_STORE) as conn:
+        row = {
+            "electronic_card": card.key,
+            "reason": reason.strip(),
+            "revoked_at": now,
+            "revoked_by": revoked_by,
+        }
+        await journal.insert(conn, HUB_STORE, REVOCATION, row, ["electronic_card"])
+    await _revoke_codes(journal, card.key, now)
+    return {"electronicCard": card.key, "person": person_id}
+
+
+async def reissue_activation_code(
+    work: PermitWork, journal: Journal, arguments: dict[str, Any], verifiers: Verifiers, issued_to: str
+) -> dict[str, Any]:
+    """A new activation code for a signed e-card (a lost or new phone), after a new real-person
+    check of the person it carries; earlier codes and the tokens they became are revoked."""
+    card, person_id = await _signed_card(work, arguments["electronicCardId"])
+    known_by = frozenset(n for n in (card.work_permit_number, card.owner) if n)
+    _real_person_checked(verifiers, arguments["verification"], known_by)
+    if person_id is None:
+        raise UserFailure(
+            "NOT_FOUND", "The e-card belongs to nobody the hub knows.", ["input", "electronicCardId"]
+        )
+    await _revoke_codes(journal, card.key, datetime.now(UTC))
+    code = new_code(person_id, card.key, issued_to)
+    async with journal.writing(HUB_STORE) as conn:
+        await journal.insert(conn, HUB_STORE, ACTIVATION_CODE, code.row, ["code_hash"])
+    return {"electronicCard": card.key, "person": person_id, "activationCode": code.code}
 
 
 async def _registering_permit(

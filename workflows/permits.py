@@ -91,17 +91,23 @@ class PermitWork:
         if letter.strip().upper() != (permit.notification_letter_number or ""):
             raise UserFailure("VERIFICATION_FAILED", "The Notification Letter is not this permit's.", field)
 
+    def electronic_card_key(self, card_id: str, field: list[str]) -> str:
+        """An e-card's DZKID, from its global id or the DZKID the app shows."""
+        key = card_id.strip().upper()
+        if key.startswith("DZK"):
+            return key
+        try:
+            return self.ids.key_of(card_id, "ElectronicCard", ".".join(field))
+        except ClientError:
+            raise UserFailure("INVALID_INPUT", "Not an e-card id.", field) from None
+
     async def check_electronic_card(
         self, permit: WorkPermit, person_id: int | None, card_id: str, field: list[str]
     ) -> None:
         """The e-card is signed, carries this permit, and is the person's own."""
-        key = card_id.strip().upper()
-        if not key.startswith("DZK"):
-            try:
-                key = self.ids.key_of(card_id, "ElectronicCard", ".".join(field))
-            except ClientError:
-                raise UserFailure("INVALID_INPUT", "Not an e-card id.", field) from None
-        card = (await self.sources.cards.electronic_cards_by_id([key]))[0]
+        card = (await self.sources.cards.electronic_cards_by_id([self.electronic_card_key(card_id, field)]))[
+            0
+        ]
         if (
             not isinstance(card, ElectronicCard)
             or card.status is not ElectronicCardStatus.SIGNED
