@@ -206,7 +206,7 @@ class NewsRecord:
     message: str
     audience: dict[str, str]
     recipients: int
-    recipient_key_sum: int
+    recipient_cell_key: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,7 +607,7 @@ class HubStore:
                 r.message,
                 json.loads(r.audience),
                 r.recipients,
-                r.recipient_key_sum,
+                r.recipient_cell_key,
             )
             for r in rows
         }

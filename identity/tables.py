@@ -106,9 +106,10 @@ class News(SQLModel, table=True):
     # evaluated once, at publishing.
     audience: str
     recipients: int
-    # The sum of the recipients' record keys: the count is shown rounded by it, as statistics
-    # are (access/disclosure.py), since it says how many of them hold a signed e-card.
-    recipient_key_sum: int
+    # The recipients' cell key (their record keys' sum, reduced as access/disclosure.py does):
+    # the count is shown rounded by it, as statistics are, since it says how many of a group
+    # hold a signed e-card.
+    recipient_cell_key: int
 
 
 class Notification(SQLModel, table=True):

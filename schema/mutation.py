@@ -10,12 +10,14 @@ from strawberry.tools import merge_types
 
 from resolvers import benefits as benefit_mutations
 from resolvers import mutations
+from resolvers import news as news_mutations
 from resolvers.context import Info
 from resolvers.mutations import PermitAnswer
 from schema.benefits import BenefitPayment
 from schema.card import ElectronicCard, SocialSecurityCard
 from schema.common import Sex, TalentCategory, VerificationMethod
 from schema.inputs import PassportInput, PersonNameInput
+from schema.news import News
 from schema.permit import WorkPermit
 from schema.person import Person
 from schema.residence import Entry, ResidencePermit, Visa
@@ -532,7 +534,7 @@ class CardMutation:
         )  # type: ignore[arg-type]
 
 
-# ---------------------------------------------------------------- benefits
+# ---------------------------------------------------------------- benefits and news
 
 
 @strawberry.input(one_of=True, description="The card a benefit is paid on: exactly one.")
@@ -630,7 +632,63 @@ class BenefitMutation:
         return RejectBenefitPaymentPayload(benefit_payment=answer.record, user_errors=_errors(answer))
 
 
-Mutation = merge_types("Mutation", (PermitMutation, ExitEntryMutation, CardMutation, BenefitMutation))
+@strawberry.input(
+    description="Whom news goes to, among the persons with a signed e-card: every criterion given."
+)
+class NewsAudienceInput:
+    nationality: str | None = strawberry.field(
+        default=None, description="Of this nationality (ISO 3166-1 alpha-3)."
+    )
+    work_district: str | None = strawberry.field(
+        default=None, description="Whose current permit names this work district (GB/T 2260 code)."
+    )
+    category: TalentCategory | None = strawberry.field(
+        default=None, description="Whose current permit is of this talent category."
+    )
+
+
+@strawberry.input(description="Publish news to foreigners in the e-card app.")
+class PublishNewsInput:
+    message: str = strawberry.field(description="The news, 1 to 1,000 characters.")
+    audience: NewsAudienceInput | None = strawberry.field(
+        default=None, description="Whom it goes to; every person with a signed e-card when not given."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.type(description="The news published.")
+class PublishNewsPayload:
+    news: News | None = strawberry.field(description="The news item, with how many it reached.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type
+class NewsMutation:
+    @strawberry.mutation(
+        description=(
+            "Publish news to every person with a signed e-card, or to those the audience matches now:"
+            " stored once, delivered as a NEWS notification."
+        )
+    )
+    async def publish_news(self, info: Info, input: PublishNewsInput) -> PublishNewsPayload:  # noqa: A002
+        audience = input.audience
+        arguments = {
+            "message": input.message,
+            "audience": {
+                "nationality": audience.nationality,
+                "workDistrict": audience.work_district,
+                "category": audience.category.value if audience.category else None,
+            }
+            if audience
+            else None,
+        }
+        answer = await news_mutations.publish_news(info, arguments, input.idempotency_key)
+        return PublishNewsPayload(news=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+
+
+Mutation = merge_types(
+    "Mutation", (PermitMutation, ExitEntryMutation, CardMutation, BenefitMutation, NewsMutation)
+)
 Mutation.__strawberry_definition__.description = (
     "The notice's workflows; each callable by the roles DOMAIN.md names."  # type: ignore[attr-defined]
 )

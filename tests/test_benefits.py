@@ -502,12 +502,13 @@ def test_the_policy_grants_the_mutations_and_the_reason_to_the_roles_named() -> 
     policy = load_policy(build_schema()._schema)
     callers = {
         name: {role for (role, _), grant in policy.grants.items() if name in grant.mutations}
-        for name in ("grantBenefit", "markBenefitPaid", "rejectBenefitPayment")
+        for name in ("grantBenefit", "markBenefitPaid", "rejectBenefitPayment", "publishNews")
     }
     assert callers == {
         "grantBenefit": {CallerRole.BEIJING_PASS},
         "markBenefitPaid": {CallerRole.BEIJING_PASS},
         "rejectBenefitPayment": {CallerRole.BEIJING_PASS},
+        "publishNews": {CallerRole.WORK_PERMIT_AUTHORITY},
     }
     readers = {
         role
@@ -516,7 +517,7 @@ def test_the_policy_grants_the_mutations_and_the_reason_to_the_roles_named() -> 
     }
     assert readers == {CallerRole.BEIJING_PASS, CallerRole.CARDHOLDER}
     beijing_pass = policy.grant(CallerRole.BEIJING_PASS, "benefit-payment")
-    assert not {"WorkPermit", "PermitEvent", "ElectronicCard"} & beijing_pass.types
+    assert not {"WorkPermit", "PermitEvent", "ElectronicCard", "News"} & beijing_pass.types
 
 
 async def test_beijing_pass_reads_payments_and_reasons_but_no_permit(
