@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.records import BenefitPayment
+from adapters.records import BenefitPayment, BenefitPaymentStatus
 from resolvers.context import Info
 from resolvers.mutations import Answer, run_workflow
 from workflows import benefits
@@ -52,6 +52,9 @@ async def _payment(info: Info, key: str) -> BenefitPayment | None:
 
 
 async def payment_reason(info: Info, payment: BenefitPayment) -> str | None:
-    """Why the payment was rejected, as the hub kept it (BJT_FF has no column for it)."""
+    """Why the payment was rejected, as the hub kept it (BJT_FF has no column for it); none
+    once the agency itself has set the row to another status."""
+    if payment.status is not BenefitPaymentStatus.REJECTED:
+        return None
     decision = await info.context.loaders.benefit_decision_by_payment.load(payment.key)
     return decision.reason if decision is not None else None

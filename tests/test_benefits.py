@@ -437,6 +437,32 @@ async def test_a_legacy_payment_is_decided_in_place(hub: httpx.AsyncClient, esta
     ]
 
 
+async def test_a_payment_the_agency_reopened_itself_is_decided_again(
+    hub: httpx.AsyncClient, estate: Settings, cards: Cards
+) -> None:
+    """BEIJING PASS's own system may set a rejected row pending again: its old reason is no
+    longer shown, and the hub's next decision replaces the one it kept."""
+    card, person_id = cards.in_use[12]
+    granted = (await mutate(hub, "grantBenefit", grant_of(card, "BT0003")))["benefitPayment"]
+    await mutate(
+        hub, "rejectBenefitPayment", {"benefitPaymentId": granted["id"], "reason": "Documents missing."}
+    )
+    await execute(
+        estate.source_urls[Agency.BEIJING_PASS],
+        f"""UPDATE "BJT_FF" SET "ZT" = 'P' WHERE "KH" = '{card}' AND "DYDM" = 'BT0003'""",
+    )
+    mine = [e["node"] for e in (await me(hub, estate, person_id))["benefitPayments"]["edges"]]
+    assert [(p["status"], p["reason"]) for p in mine if p["id"] == granted["id"]] == [("PENDING", None)]
+    paid = await mutate(hub, "markBenefitPaid", {"benefitPaymentId": granted["id"]})
+    assert paid["userErrors"] == []
+    assert (paid["benefitPayment"]["status"], paid["benefitPayment"]["reason"]) == ("PAID", None)
+    [decision] = await rows(
+        estate.store_url,
+        f"SELECT status, reason FROM benefit_decision WHERE card_number = '{card}' AND benefit_code = 'BT0003'",
+    )
+    assert tuple(decision) == ("S", None)
+
+
 @pytest.mark.parametrize(
     ("name", "arguments"),
     [

@@ -244,10 +244,11 @@ async def _decide(
         "decided_at": datetime.now(UTC),
         "decided_by": client,
     }
+    key_columns = ["card_number", "benefit_code", "payment_date"]
     async with journal.writing(HUB_STORE) as conn:
-        await journal.insert(
-            conn, HUB_STORE, BENEFIT_DECISION, row, ["card_number", "benefit_code", "payment_date"]
-        )
+        # A decision of a row the agency has since removed and reused the key of is replaced.
+        await journal.delete(conn, HUB_STORE, BENEFIT_DECISION, {k: row[k] for k in key_columns})
+        await journal.insert(conn, HUB_STORE, BENEFIT_DECISION, row, key_columns)
 
 
 async def _benefit_name(conn: AsyncConnection, code: str) -> str:
