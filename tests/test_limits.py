@@ -5,7 +5,6 @@ example document passes under the default limits."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
@@ -26,15 +25,14 @@ from graphql import (
 from graphql.language import Lexer, TokenKind
 from strawberry.extensions.max_aliases import count_fields_with_alias
 
-from adapters.records import Agency, CallerRole
+from adapters.records import CallerRole
 from schema import build_schema
 from schema.limits import document_cost
 from settings import Limits, Settings
-from tests.conftest import Estate, caller_headers, graphql, person_id_of, read_everything, serve
+from tests.conftest import Estate, caller_headers, graphql, read_everything, serve
+from tests.examples import EXAMPLES, run_example
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = {p.stem: p.read_text() for p in sorted((ROOT / "docs" / "examples").glob("*.graphql"))}
-CALLER = re.compile(r"^# Caller: (\w+)(?:, purpose ([\w-]+))?$", re.MULTILINE)
 SCHEMA = build_schema()._schema
 # Limits small enough to trip, and loose enough that nothing else trips first.
 LOOSE = Limits(max_depth=50, max_aliases=100, max_tokens=10_000, max_cost=100_000, rate_limit="10000/minute")
@@ -424,12 +422,6 @@ def test_the_defaults_are_the_documented_ones() -> None:
     }
 
 
-def _caller(document: str) -> tuple[CallerRole, str | None]:
-    match = CALLER.search(document)
-    assert match is not None
-    return CallerRole(match.group(1)), match.group(2)
-
-
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_each_example_is_well_within_the_default_limits(example: str) -> None:
     """Not just under them: each example would pass with a tenth of the default cost, aliases,
@@ -447,37 +439,16 @@ def test_each_example_is_well_within_the_default_limits(example: str) -> None:
     assert aliases * 10 <= defaults.max_aliases
 
 
-async def _target(client: httpx.AsyncClient) -> dict[str, Any]:
-    listing = await graphql(
-        client,
-        "{ persons(first: 100) { edges { node { id workPermit { number } identityLinks { agency } } } } }",
-    )
-    return next(
-        e["node"]
-        for e in listing["data"]["persons"]["edges"]
-        if e["node"]["workPermit"] and len({ln["agency"] for ln in e["node"]["identityLinks"]}) == len(Agency)
-    )
-
-
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 async def test_each_example_passes_the_default_limits(
     policy_client: httpx.AsyncClient, client: httpx.AsyncClient, estate: Estate, example: str
 ) -> None:
     assert estate.settings.limits == Limits(), "policy_client serves the default limits"
-    document = EXAMPLES[example]
-    role, purpose = _caller(document)
-    person = await _target(client)
-    bound: dict[str, Any] = {}
-    if role is CallerRole.CARDHOLDER:
-        bound["person_id"] = person_id_of(estate.settings, person["id"])
-    variables = (
-        {"lookup": {"workPermitNumber": person["workPermit"]["number"]}} if "$lookup" in document else {}
-    )
-    body = await graphql(policy_client, document, variables, headers=estate.headers(role, purpose, **bound))
-    codes = {e.get("extensions", {}).get("code") for e in body.get("errors", [])}
     limit_codes = {"QUERY_TOO_DEEP", "TOO_MANY_ALIASES", "TOO_MANY_TOKENS", "QUERY_TOO_COSTLY"}
-    assert not codes & limit_codes, body["errors"]
-    assert "errors" not in body, body["errors"]
+    for answer in await run_example(policy_client, client, estate, EXAMPLES[example]):
+        codes = {e.get("extensions", {}).get("code") for e in answer.body.get("errors", [])}
+        assert not codes & limit_codes, answer.body["errors"]
+        assert "errors" not in answer.body, answer.body["errors"]
 
 
 async def test_graphiqls_introspection_passes_the_default_limits(
