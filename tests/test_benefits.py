@@ -204,6 +204,20 @@ async def test_a_grant_writes_a_pending_payment_in_bjt_ff_formats(
     assert body["data"]["node"] == {"status": "PENDING"}
     mine = [e["node"] for e in (await me(hub, estate, person_id))["benefitPayments"]["edges"]]
     assert payment in mine
+    # What BEIJING PASS read of the person, the payment the grant answered included, is in the
+    # person's access log.
+    body = await graphql(
+        hub,
+        "{ me { accessLog(first: 20) { edges { node { role purpose fields } } } } }",
+        headers=caller_headers(estate, CallerRole.CARDHOLDER, person_id=person_id),
+    )
+    events = [e["node"] for e in body["data"]["me"]["accessLog"]["edges"]]
+    assert any(
+        e["role"] == "BEIJING_PASS"
+        and e["purpose"] == "benefit-payment"
+        and "BenefitPayment.status" in e["fields"]
+        for e in events
+    ), events
 
 
 async def test_a_grant_defaults_to_today_and_an_e_card_grants_on_the_card_it_carries(
