@@ -87,6 +87,8 @@ class RowWriter(Protocol):
         self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any], values: dict[str, Any]
     ) -> None: ...
 
+    async def delete(self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any]) -> None: ...
+
 
 class UnmappableValue(ValueError):
     """Raised by a mapping function; the adapter turns it into a DataProblem with the row's key."""

@@ -151,6 +151,7 @@ class NotificationKind(StrEnum):
     ENROLLED = "ENROLLED"
     RESIDENCE_PERMIT_ISSUED = "RESIDENCE_PERMIT_ISSUED"
     BENEFIT_PAID = "BENEFIT_PAID"
+    BENEFIT_REJECTED = "BENEFIT_REJECTED"
     NEWS = "NEWS"
 
 
@@ -384,7 +385,7 @@ class ResidencePermit:
 
 @dataclass(frozen=True, slots=True)
 class BenefitPayment:
-    key: str
+    key: str  # KH/DYDM/FFRQ, BJT_FF's natural key
     owner: str  # KH
     benefit_code: str
     benefit_name: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    or_,
     select,
     text,
 )
@@ -33,11 +35,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
 from adapters.base import Group, insert_rows, insert_tuples, open_engine
+from adapters.beijing_pass.mapping import key_parts, payment_key
 from adapters.records import Agency, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
 from identity.tables import (
+    BenefitDecision,
     HubPerson,
     IdentityLink,
     LinkRun,
+    News,
     Notification,
     PersonIdentifier,
     PersonIndexRow,
@@ -51,6 +56,8 @@ LINK = IdentityLink.__table__  # type: ignore[attr-defined]
 IDENTIFIER = PersonIdentifier.__table__  # type: ignore[attr-defined]
 INDEX = PersonIndexRow.__table__  # type: ignore[attr-defined]
 NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
+NEWS = News.__table__  # type: ignore[attr-defined]
+BENEFIT_DECISION = BenefitDecision.__table__  # type: ignore[attr-defined]
 LINK_RUN = LinkRun.__table__  # type: ignore[attr-defined]
 # The keys of notifications written at most once (an expiry notice per permit period and end
 # date, a retried workflow's notice): a notification whose key is taken is not written again.
@@ -60,6 +67,9 @@ NOTIFICATION_KEY = Table(
     Column("key", String, primary_key=True),
     Column("notification_id", Integer, ForeignKey("notification.id"), nullable=False),
 )
+# A notification as read: a news item's recipients take its text from the news row.
+NOTIFICATION_SOURCE = NOTIFICATION.outerjoin(NEWS, NEWS.c.id == NOTIFICATION.c.news_id)
+NOTIFICATION_COLUMNS = (*NOTIFICATION.c, NEWS.c.message.label("news_message"))
 # PostgreSQL: notifications are inserted under this transaction-level advisory lock, so their ids
 # commit in id order and `id > last seen` never skips one (SQLite serializes writers anyway).
 NOTIFICATION_LOCK = 0x6E6F74696679  # "notify"
@@ -180,11 +190,33 @@ class StoreSnapshot:
 @dataclass(frozen=True, slots=True)
 class KeyFilter:
     """Persons who have (or, with include=False, have not) a confirmed link of this record type
-    whose owner key is among `keys`: a source's SQL answer joined through the link table."""
+    whose owner key is among `keys`: a source's SQL answer joined through the link table.
+    `by_record` matches the records' own keys instead (an e-card's id, not its holder's)."""
 
     record_type: str
     keys: Sequence[str]
     include: bool = True
+    by_record: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewsRecord:
+    key: int
+    published_at: datetime
+    message: str
+    audience: dict[str, str]
+    recipients: int
+    recipient_cell_key: int
+
+
+@dataclass(frozen=True, slots=True)
+class BenefitDecisionRecord:
+    """What the hub keeps of a payment it marked paid or rejected (BJT_FF keeps the rest)."""
+
+    payment_key: str  # KH/DYDM/FFRQ as BJT_FF now has it
+    planned_on: str
+    status: str
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +270,7 @@ class HubStore:
         async with self.engine.begin() as conn:
             await conn.run_sync(SQLModel.metadata.create_all)
             await _add_record_keys(conn)
+            await _add_news_column(conn)
 
     async def drop_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -413,24 +446,11 @@ class HubStore:
         answer is combined with persons through the link table in SQL (never person by person
         in Python); `within` narrows to a caller's scope."""
         async with self.engine.connect() as conn, _TemporaryKeys(conn) as temporary:
-            conditions: list[ColumnElement[bool]] = []
-            if nationality is not None:
-                conditions.append(PERSON.c.nationality == nationality)
+            conditions = await _person_conditions(temporary, nationality, key_filters)
             if within is not None:
                 conditions.append(
                     PERSON.c.id.in_(select(await temporary.table([str(i) for i in within], int)))
                 )
-            for key_filter in key_filters:
-                keys = await temporary.table(key_filter.keys)
-                linked = exists().where(
-                    and_(
-                        LINK.c.person_id == PERSON.c.id,
-                        LINK.c.record_type == key_filter.record_type,
-                        LINK.c.confidence == LinkConfidence.CONFIRMED.value,
-                        LINK.c.owner_key.in_(select(keys)),
-                    )
-                )
-                conditions.append(linked if key_filter.include else ~linked)
             statement = select(PERSON.c.id)
             count = select(func.count()).select_from(PERSON)
             if conditions:
@@ -443,6 +463,18 @@ class HubStore:
         return Page(
             items=ids[:first], positions=[(i,) for i in ids[:first]], has_next=len(ids) > first, total=total
         )
+
+    async def persons_matching(
+        self, *, nationality: str | None, key_filters: Sequence[KeyFilter]
+    ) -> list[tuple[int, int]]:
+        """(person id, record key) of every person the filters of `page_persons` select, in
+        id order, in one statement (news to a city's foreigners: tens of thousands)."""
+        async with self.engine.connect() as conn, _TemporaryKeys(conn) as temporary:
+            conditions = await _person_conditions(temporary, nationality, key_filters)
+            statement = select(PERSON.c.id, PERSON.c.record_key).order_by(PERSON.c.id)
+            if conditions:
+                statement = statement.where(and_(*conditions))
+            return [(r.id, r.record_key) for r in (await conn.execute(statement)).all()]
 
     async def person_ids_linked(self, owners: Sequence[tuple[str, Sequence[str]]]) -> set[int]:
         """Persons with a confirmed link of any of these (record type, owner keys)."""
@@ -493,11 +525,12 @@ class HubStore:
     ) -> list[Page[NotificationRecord]]:
         ranked = (
             select(
-                NOTIFICATION,
+                *NOTIFICATION_COLUMNS,
                 func.row_number()
                 .over(partition_by=NOTIFICATION.c.person_id, order_by=NOTIFICATION.c.id.desc())
                 .label("pos"),
             )
+            .select_from(NOTIFICATION_SOURCE)
             .where(NOTIFICATION.c.person_id.in_(list(ids)))
             .where(NOTIFICATION.c.id < after if after is not None else NOTIFICATION.c.id.isnot(None))
             .subquery()
@@ -519,7 +552,8 @@ class HubStore:
 
     async def notifications_by_id(self, ids: Sequence[int]) -> list[NotificationRecord | None]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(NOTIFICATION).where(NOTIFICATION.c.id.in_(list(ids))))).all()
+            statement = select(*NOTIFICATION_COLUMNS).select_from(NOTIFICATION_SOURCE)
+            rows = (await conn.execute(statement.where(NOTIFICATION.c.id.in_(list(ids))))).all()
         found = {r.id: _notification(r) for r in rows}
         return [found.get(i) for i in ids]
 
@@ -545,7 +579,8 @@ class HubStore:
     async def notifications_after(self, person_id: int, after: int, limit: int) -> list[NotificationRecord]:
         """The person's notifications after a position, oldest first (what a subscriber missed)."""
         statement = (
-            select(NOTIFICATION)
+            select(*NOTIFICATION_COLUMNS)
+            .select_from(NOTIFICATION_SOURCE)
             .where(and_(NOTIFICATION.c.person_id == person_id, NOTIFICATION.c.id > after))
             .order_by(NOTIFICATION.c.id)
             .limit(limit)
@@ -567,6 +602,42 @@ class HubStore:
         async with self.engine.connect() as conn:
             return await _keys_taken(conn, keys)
 
+    async def news_by_id(self, ids: Sequence[int]) -> list[NewsRecord | None]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(NEWS).where(NEWS.c.id.in_(list(ids))))).all()
+        found = {
+            r.id: NewsRecord(
+                r.id,
+                r.published_at if r.published_at.tzinfo is not None else r.published_at.replace(tzinfo=UTC),
+                r.message,
+                json.loads(r.audience),
+                r.recipients,
+                r.recipient_cell_key,
+            )
+            for r in rows
+        }
+        return [found.get(i) for i in ids]
+
+    async def benefit_decisions(self, payment_keys: Sequence[str]) -> list[BenefitDecisionRecord | None]:
+        """What the hub decided about these payments (by BJT_FF's key, `KH/DYDM/FFRQ`)."""
+        matches = [
+            and_(
+                BENEFIT_DECISION.c.card_number == card,
+                BENEFIT_DECISION.c.benefit_code == code,
+                BENEFIT_DECISION.c.payment_date == on,
+            )
+            for card, code, on in filter(None, map(key_parts, payment_keys))
+        ]
+        if not matches:
+            return [None] * len(payment_keys)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(BENEFIT_DECISION).where(or_(*matches)))).all()
+        found: dict[str, BenefitDecisionRecord] = {}
+        for r in rows:
+            key = payment_key(r.card_number, r.benefit_code, r.payment_date)
+            found[key] = BenefitDecisionRecord(key, r.planned_on, r.status, r.reason)
+        return [found.get(key) for key in payment_keys]
+
 
 async def _add_record_keys(conn: AsyncConnection) -> None:
     """A store made before persons had record keys gets them: one drawn per person, once."""
@@ -582,6 +653,38 @@ async def _add_record_keys(conn: AsyncConnection) -> None:
         )
 
 
+async def _add_news_column(conn: AsyncConnection) -> None:
+    """A store made before news gets the column by which a notification names its news item."""
+    columns = await conn.run_sync(
+        lambda sync: {c["name"] for c in inspect(sync).get_columns(NOTIFICATION.name)}
+    )
+    if "news_id" in columns:
+        return
+    await conn.execute(text("ALTER TABLE notification ADD COLUMN news_id INTEGER REFERENCES news (id)"))
+    await conn.execute(text("CREATE INDEX ix_notification_news_id ON notification (news_id)"))
+
+
+async def _person_conditions(
+    temporary: _TemporaryKeys, nationality: str | None, key_filters: Sequence[KeyFilter]
+) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if nationality is not None:
+        conditions.append(PERSON.c.nationality == nationality)
+    for key_filter in key_filters:
+        keys = await temporary.table(key_filter.keys)
+        matched = LINK.c.record_key if key_filter.by_record else LINK.c.owner_key
+        linked = exists().where(
+            and_(
+                LINK.c.person_id == PERSON.c.id,
+                LINK.c.record_type == key_filter.record_type,
+                LINK.c.confidence == LinkConfidence.CONFIRMED.value,
+                matched.in_(select(keys)),
+            )
+        )
+        conditions.append(linked if key_filter.include else ~linked)
+    return conditions
+
+
 def _person(row: Any) -> PersonCore:
     return PersonCore(row.id, row.surname, row.given_names, Sex(row.sex), row.birth_date, row.nationality)
 
@@ -589,9 +692,15 @@ def _person(row: Any) -> PersonCore:
 def _notification(row: Any) -> NotificationRecord:
     # The column type answers UTC with its offset; a value written without one is UTC too.
     at = row.at if row.at.tzinfo is not None else row.at.replace(tzinfo=UTC)
-    return NotificationRecord(
-        row.id, row.person_id, row.kind, at, row.message, row.subject_type, row.subject_key
-    )
+    message = row.news_message if row.news_message is not None else row.message
+    return NotificationRecord(row.id, row.person_id, row.kind, at, message, row.subject_type, row.subject_key)
+
+
+async def lock_notification_order(conn: AsyncConnection) -> None:
+    """Take the lock under which notifications are inserted, until the transaction ends, so
+    that their ids commit in id order (SQLite serializes writers anyway)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": NOTIFICATION_LOCK})
 
 
 async def _keys_taken(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
@@ -609,8 +718,7 @@ async def _add_notifications(
 ) -> list[NotificationRecord]:
     if not notices:
         return []
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": NOTIFICATION_LOCK})
+    await lock_notification_order(conn)
     taken = await _keys_taken(conn, [n.key for n in notices if n.key is not None])
     at = now.astimezone(UTC)
     written: list[NotificationRecord] = []

@@ -92,6 +92,26 @@ class PersonIndexRow(SQLModel, table=True):
     insured: bool = False
 
 
+class News(SQLModel, table=True):
+    """A news item the work-permit authority published, stored once: each recipient is a
+    notification row naming it (`Notification.news_id`), which takes its text from here."""
+
+    __tablename__ = "news"
+
+    id: int = Field(primary_key=True)
+    published_at: datetime
+    published_by: str  # the client that published it
+    message: str
+    # The audience as given (JSON: nationality, workDistrict, category; {} for everyone),
+    # evaluated once, at publishing.
+    audience: str
+    recipients: int
+    # The recipients' cell key (their record keys' sum, reduced as access/disclosure.py does):
+    # the count is shown rounded by it, as statistics are, since it says how many of a group
+    # hold a signed e-card.
+    recipient_cell_key: int
+
+
 class Notification(SQLModel, table=True):
     """Events for a person, kept so a client can read what it missed (written by the workflows)."""
 
@@ -101,9 +121,27 @@ class Notification(SQLModel, table=True):
     person_id: int = Field(index=True, foreign_key="person.id")
     kind: str
     at: datetime
-    message: str
+    message: str  # empty for news: its text is the news item's, stored once
     subject_type: str | None = None
     subject_key: str | None = None
+    news_id: int | None = Field(default=None, index=True, foreign_key="news.id")
+
+
+class BenefitDecision(SQLModel, table=True):
+    """A benefit payment marked paid or rejected through the hub, by the payment's key in
+    BJT_FF as it now stands: the rejection's reason (BJT_FF has no column for it), and the
+    planned date a payment paid on another day was moved from."""
+
+    __tablename__ = "benefit_decision"
+
+    card_number: str = Field(primary_key=True)
+    benefit_code: str = Field(primary_key=True)
+    payment_date: str = Field(primary_key=True)  # FFRQ, YYYY-MM-DD
+    planned_on: str = Field(index=True)  # FFRQ before the decision
+    status: str  # BJT_FF.ZT: S or R
+    reason: str | None = None
+    decided_at: datetime
+    decided_by: str  # the client that decided
 
 
 class LinkRun(SQLModel, table=True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from access.sealing import Sealer
 from resolvers.errors import ClientError
 
-NODE_TYPES = ("Person", "Employer", "WorkPermit", "ElectronicCard", "Notification")
+NODE_TYPES = ("Person", "Employer", "WorkPermit", "ElectronicCard", "Notification", "BenefitPayment")
 PURPOSE = b"global-id"
 
 

@@ -104,6 +104,10 @@ class Loaders:
     def notification_by_id(self) -> DataLoader[int, Any]:
         return DataLoader(load_fn=self.store.notifications_by_id)
 
+    @cached_property
+    def benefit_decision_by_payment(self) -> DataLoader[str, Any]:
+        return DataLoader(load_fn=self.store.benefit_decisions)
+
 
 async def _pages_by_arguments(
     keys: Sequence[tuple[Any, int, Any]],

@@ -9,6 +9,7 @@ from typing import Any
 
 from access.disclosure import rounded
 from access.policy import Grant
+from adapters.base import SourceDataInvalid
 from adapters.identifiers import DISTRICT_CODE
 from adapters.records import CallerRole, Page, StatisticsDimension, TalentCategory, WorkPermitStatus
 from adapters.work_permit import PermitCriteria
@@ -66,7 +67,16 @@ async def node_by_key(info: Info, type_name: str, key: str) -> Any:
             return await employer_by_credit_code(info, key)
         case "Notification":
             return await loaders.notification_by_id.load(int(key)) if key.isdigit() else None
+        case "BenefitPayment":
+            return _readable(await loaders.keyed(rel.PAYMENT_BY_KEY).load(key))
     return None
+
+
+def _readable(record: Any) -> Any:
+    """The record, or its unreadable row's error at the field."""
+    if isinstance(record, SourceDataInvalid):
+        raise record
+    return record
 
 
 async def person(info: Info, lookup: Lookup) -> PersonCore | None:

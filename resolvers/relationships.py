@@ -122,3 +122,6 @@ INSURED_EMPLOYER_BY_CREDIT_CODE = KeyedRead(
 ELECTRONIC_CARD_BY_ID = KeyedRead(
     "electronic_card_by_id", Agency.CARD_SERVICE, lambda s, _today: s.cards.electronic_cards_by_id
 )
+PAYMENT_BY_KEY = KeyedRead(
+    "payment_by_key", Agency.BEIJING_PASS, lambda s, _today: s.beijing_pass.payments_by_key
+)

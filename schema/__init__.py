@@ -10,6 +10,7 @@ from strawberry.extensions import ParserCache
 from strawberry.types import ExecutionContext
 
 from schema.access import AccessControl
+from schema.benefits import BenefitPayment
 from schema.card import ElectronicCard
 from schema.errors import ShapeErrors, SourceTraceReport
 from schema.limits import limit_extensions
@@ -35,7 +36,7 @@ def build_schema(limits: Limits | None = None) -> HubSchema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[Person, WorkPermit, Employer, ElectronicCard, Notification],
+        types=[Person, WorkPermit, Employer, ElectronicCard, Notification, BenefitPayment],
         extensions=[
             ShapeErrors,
             *limit_extensions(limits or Limits()),

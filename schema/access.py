@@ -41,6 +41,7 @@ from graphql.pyutils import Path
 from strawberry.extensions import SchemaExtension
 
 from adapters.records import (
+    BenefitPayment,
     ElectronicCard,
     Employer,
     Entry,
@@ -67,6 +68,7 @@ OWNER_LINK: dict[type, str] = {
     Entry: "CRJ_RY",
     ResidencePermit: "CRJ_RY",
     SocialSecurityCard: "SBK_KXX",
+    BenefitPayment: "BJT_FF",
 }
 
 

@@ -7,16 +7,38 @@ from decimal import Decimal
 
 import strawberry
 
-from schema.common import BenefitPaymentStatus, PageInfo
+from adapters.records import BenefitPayment as BenefitPaymentRecord
+from resolvers import benefits
+from resolvers.context import Info
+from schema.common import BenefitPaymentStatus, Node, PageInfo
 
 
 @strawberry.type(description="A benefit or subsidy paid on the person's card.")
-class BenefitPayment:
+class BenefitPayment(Node):
     benefit_code: str = strawberry.field(description="The benefit's code in the catalogue.")
     benefit_name: str = strawberry.field(description="The benefit's name.")
     amount: Decimal = strawberry.field(description="The amount in yuan (CNY).")
     paid_on: date | None = strawberry.field(description="When it was paid; null unless paid.")
     status: BenefitPaymentStatus = strawberry.field(description="Pending, paid or rejected.")
+
+    @strawberry.field(
+        description=(
+            "The payment's opaque global id. It names the payment's card, benefit and date, so a"
+            " payment paid on another day than planned gets a new id (the payload answers it)."
+        )
+    )
+    def id(root: BenefitPaymentRecord, info: Info) -> strawberry.ID:  # noqa: N805
+        return strawberry.ID(info.context.ids.encode("BenefitPayment", root.key))
+
+    @strawberry.field(
+        description="Why the payment was rejected, where it was rejected through the hub; null otherwise."
+    )
+    async def reason(root: BenefitPaymentRecord, info: Info) -> str | None:  # noqa: N805
+        return await benefits.payment_reason(info, root)
+
+    @classmethod
+    def is_type_of(cls, obj: object, _info: object) -> bool:
+        return isinstance(obj, BenefitPaymentRecord)
 
 
 @strawberry.type(description="A benefit payment with its cursor.")

@@ -11,6 +11,13 @@ from adapters.records import Page
 from resolvers.context import Info
 from resolvers.fetch import edges
 
+
+def _describe_values(enum: Any, descriptions: dict[str, str]) -> None:
+    """Describe an exposed adapter enum's values (the adapters know no GraphQL)."""
+    for value in enum.__strawberry_definition__.values:
+        value.description = descriptions[value.name]
+
+
 # The adapters' enums, exposed as the graph's enums (one definition, no copies).
 Agency = strawberry.enum(records.Agency, description="The five agencies whose systems the hub joins.")
 Sex = strawberry.enum(records.Sex, description="Sex as the agencies record it (GB/T 2261.1).")
@@ -65,6 +72,20 @@ LinkConfidence = strawberry.enum(
     description="CONFIRMED links are merged into the person; WEAK ones are shown, never merged.",
 )
 NotificationKind = strawberry.enum(records.NotificationKind, description="What a notification is about.")
+_describe_values(
+    NotificationKind,
+    {
+        "PERMIT_EXPIRING": "The work permit ends within 30 days.",
+        "PERMIT_CHANGED": "The work permit was activated, extended or changed.",
+        "PERMIT_CANCELLED": "The work permit was cancelled.",
+        "CARD_ISSUED": "A social security card is in use.",
+        "ENROLLED": "Enrolled in social insurance.",
+        "RESIDENCE_PERMIT_ISSUED": "A residence permit was issued.",
+        "BENEFIT_PAID": "A benefit was paid on the card (its subject is the payment).",
+        "BENEFIT_REJECTED": "A benefit payment was rejected; the message gives the reason.",
+        "NEWS": "News from the work-permit authority.",
+    },
+)
 CallerRole = strawberry.enum(records.CallerRole, description="The roles that call the graph.")
 StatisticsDimension = strawberry.enum(
     records.StatisticsDimension, description="What workforce statistics can be grouped and filtered by."

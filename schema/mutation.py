@@ -8,12 +8,16 @@ from enum import Enum
 import strawberry
 from strawberry.tools import merge_types
 
+from resolvers import benefits as benefit_mutations
 from resolvers import mutations
+from resolvers import news as news_mutations
 from resolvers.context import Info
 from resolvers.mutations import PermitAnswer
+from schema.benefits import BenefitPayment
 from schema.card import ElectronicCard, SocialSecurityCard
 from schema.common import Sex, TalentCategory, VerificationMethod
 from schema.inputs import PassportInput, PersonNameInput
+from schema.news import News
 from schema.permit import WorkPermit
 from schema.person import Person
 from schema.residence import Entry, ResidencePermit, Visa
@@ -598,7 +602,161 @@ class CardMutation:
         )  # type: ignore[arg-type]
 
 
-Mutation = merge_types("Mutation", (PermitMutation, ExitEntryMutation, CardMutation))
+# ---------------------------------------------------------------- benefits and news
+
+
+@strawberry.input(one_of=True, description="The card a benefit is paid on: exactly one.")
+class BenefitCardInput:
+    card_number: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A physical social security card in use."
+    )
+    electronic_card_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="A signed e-card carrying a card number (for a lost card, not a cancelled one).",
+    )
+
+
+@strawberry.input(
+    description="Grant a benefit of the BEIJING PASS catalogue to a card, as a pending payment."
+)
+class GrantBenefitInput:
+    card: BenefitCardInput = strawberry.field(description="The card it is paid on.")
+    benefit_code: str = strawberry.field(
+        description="The benefit's code in the catalogue; its amount is paid."
+    )
+    planned_on: date | None = strawberry.field(
+        default=None, description="The day it is to be paid, today or later; today when not given."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Mark a pending benefit payment paid.")
+class MarkBenefitPaidInput:
+    benefit_payment_id: strawberry.ID = strawberry.field(description="The pending payment's global id.")
+    paid_on: date | None = strawberry.field(
+        default=None, description="The day it was paid, not after today; today when not given."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.input(description="Reject a pending benefit payment, with the reason.")
+class RejectBenefitPaymentInput:
+    benefit_payment_id: strawberry.ID = strawberry.field(description="The pending payment's global id.")
+    reason: str = strawberry.field(description="Why, in 1 to 500 characters; the cardholder reads it.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.type(description="The benefit payment as it now stands.")
+class GrantBenefitPayload:
+    benefit_payment: BenefitPayment | None = strawberry.field(description="The payment, pending.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type(description="The benefit payment as it now stands.")
+class MarkBenefitPaidPayload:
+    benefit_payment: BenefitPayment | None = strawberry.field(
+        description="The payment, paid; a new id when it was paid on another day than planned."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type(description="The benefit payment as it now stands.")
+class RejectBenefitPaymentPayload:
+    benefit_payment: BenefitPayment | None = strawberry.field(
+        description="The payment, rejected, with its reason."
+    )
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type
+class BenefitMutation:
+    @strawberry.mutation(description="Grant a catalogue benefit to a card: a pending payment of its amount.")
+    async def grant_benefit(self, info: Info, input: GrantBenefitInput) -> GrantBenefitPayload:  # noqa: A002
+        arguments = {
+            "card": {
+                "cardNumber": _given(input.card.card_number),
+                "electronicCardId": _given(input.card.electronic_card_id),
+            },
+            "benefitCode": input.benefit_code,
+            "plannedOn": input.planned_on,
+        }
+        answer = await benefit_mutations.grant_benefit(info, arguments, input.idempotency_key)
+        return GrantBenefitPayload(benefit_payment=answer.record, user_errors=_errors(answer))
+
+    @strawberry.mutation(description="Mark a pending payment paid; the cardholder is told (BENEFIT_PAID).")
+    async def mark_benefit_paid(self, info: Info, input: MarkBenefitPaidInput) -> MarkBenefitPaidPayload:  # noqa: A002
+        arguments = {"benefitPaymentId": input.benefit_payment_id, "paidOn": input.paid_on}
+        answer = await benefit_mutations.mark_benefit_paid(info, arguments, input.idempotency_key)
+        return MarkBenefitPaidPayload(benefit_payment=answer.record, user_errors=_errors(answer))
+
+    @strawberry.mutation(
+        description="Reject a pending payment with a reason; the cardholder is told (BENEFIT_REJECTED)."
+    )
+    async def reject_benefit_payment(
+        self, info: Info, input: RejectBenefitPaymentInput
+    ) -> RejectBenefitPaymentPayload:  # noqa: A002
+        arguments = {"benefitPaymentId": input.benefit_payment_id, "reason": input.reason}
+        answer = await benefit_mutations.reject_benefit_payment(info, arguments, input.idempotency_key)
+        return RejectBenefitPaymentPayload(benefit_payment=answer.record, user_errors=_errors(answer))
+
+
+@strawberry.input(
+    description="Whom news goes to, among the persons with a signed e-card: every criterion given."
+)
+class NewsAudienceInput:
+    nationality: str | None = strawberry.field(
+        default=None, description="Of this nationality (ISO 3166-1 alpha-3)."
+    )
+    work_district: str | None = strawberry.field(
+        default=None, description="Whose current permit names this work district (GB/T 2260 code)."
+    )
+    category: TalentCategory | None = strawberry.field(
+        default=None, description="Whose current permit is of this talent category."
+    )
+
+
+@strawberry.input(description="Publish news to foreigners in the e-card app.")
+class PublishNewsInput:
+    message: str = strawberry.field(description="The news, 1 to 1,000 characters.")
+    audience: NewsAudienceInput | None = strawberry.field(
+        default=None, description="Whom it goes to; every person with a signed e-card when not given."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
+
+
+@strawberry.type(description="The news published.")
+class PublishNewsPayload:
+    news: News | None = strawberry.field(description="The news item, with how many it reached.")
+    user_errors: list[UserError] = strawberry.field(description="Why nothing was done, if nothing was.")
+
+
+@strawberry.type
+class NewsMutation:
+    @strawberry.mutation(
+        description=(
+            "Publish news to every person with a signed e-card, or to those the audience matches now:"
+            " stored once, delivered as a NEWS notification."
+        )
+    )
+    async def publish_news(self, info: Info, input: PublishNewsInput) -> PublishNewsPayload:  # noqa: A002
+        audience = input.audience
+        arguments = {
+            "message": input.message,
+            "audience": {
+                "nationality": audience.nationality,
+                "workDistrict": audience.work_district,
+                "category": audience.category.value if audience.category else None,
+            }
+            if audience
+            else None,
+        }
+        answer = await news_mutations.publish_news(info, arguments, input.idempotency_key)
+        return PublishNewsPayload(news=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+
+
+Mutation = merge_types(
+    "Mutation", (PermitMutation, ExitEntryMutation, CardMutation, BenefitMutation, NewsMutation)
+)
 Mutation.__strawberry_definition__.description = (
     "The notice's workflows; each callable by the roles DOMAIN.md names."  # type: ignore[attr-defined]
 )

@@ -55,10 +55,8 @@ def caller_headers(
         ttl=ttl,
         **bound,
     )
-    headers = {"Authorization": f"Bearer {token}"}
-    if purpose:
-        headers["X-Purpose"] = purpose
-    return headers
+    # Always sent, empty for a role without purposes, so that it replaces a client's default.
+    return {"Authorization": f"Bearer {token}", "X-Purpose": purpose or ""}
 
 
 def global_ids(settings: Settings) -> GlobalIds:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -38,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 import schema.limits
-from adapters.records import Agency, CallerRole
+from adapters.records import CallerRole
 from schema import build_schema
 from schema.cost import WORST_SIZES, document_cost
 from schema.expansion import measure, walk
@@ -49,16 +48,14 @@ from tests.conftest import (
     Estate,
     caller_headers,
     graphql,
-    person_id_of,
     read_everything,
     seed_estate,
     serve,
 )
+from tests.examples import EXAMPLES, run_example
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = {p.stem: p.read_text() for p in sorted((ROOT / "docs" / "examples").glob("*.graphql"))}
 HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
-CALLER = re.compile(r"^# Caller: (\w+)(?:, purpose ([\w-]+))?$", re.MULTILINE)
 SCHEMA = build_schema()._schema
 # Limits small enough to trip, and loose enough that nothing else trips first.
 LOOSE = Limits(
@@ -765,12 +762,6 @@ def test_the_defaults_are_the_documented_ones() -> None:
     }
 
 
-def _caller(document: str) -> tuple[CallerRole, str | None]:
-    match = CALLER.search(document)
-    assert match is not None
-    return CallerRole(match.group(1)), match.group(2)
-
-
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 def test_each_example_is_well_within_the_default_limits(example: str) -> None:
     """Not just under them: each example would pass with a tenth of the default cost, aliases,
@@ -789,34 +780,11 @@ def test_each_example_is_well_within_the_default_limits(example: str) -> None:
     assert aliases * 10 <= defaults.max_aliases
 
 
-async def _target(client: httpx.AsyncClient) -> dict[str, Any]:
-    listing = await graphql(
-        client,
-        "{ persons(first: 100) { edges { node { id workPermit { number } identityLinks { agency } } } } }",
-    )
-    return next(
-        e["node"]
-        for e in listing["data"]["persons"]["edges"]
-        if e["node"]["workPermit"] and len({ln["agency"] for ln in e["node"]["identityLinks"]}) == len(Agency)
-    )
-
-
 @pytest.mark.parametrize("example", sorted(EXAMPLES))
 async def test_each_example_passes_the_default_limits(
     policy_client: httpx.AsyncClient, client: httpx.AsyncClient, estate: Estate, example: str
 ) -> None:
     assert estate.settings.limits == Limits(), "policy_client serves the default limits"
-    document = EXAMPLES[example]
-    role, purpose = _caller(document)
-    person = await _target(client)
-    bound: dict[str, Any] = {}
-    if role is CallerRole.CARDHOLDER:
-        bound["person_id"] = person_id_of(estate.settings, person["id"])
-    variables = (
-        {"lookup": {"workPermitNumber": person["workPermit"]["number"]}} if "$lookup" in document else {}
-    )
-    body = await graphql(policy_client, document, variables, headers=estate.headers(role, purpose, **bound))
-    codes = {e.get("extensions", {}).get("code") for e in body.get("errors", [])}
     limit_codes = {
         "QUERY_TOO_DEEP",
         "TOO_MANY_ALIASES",
@@ -825,8 +793,10 @@ async def test_each_example_passes_the_default_limits(
         "QUERY_TOO_COMPLEX",
         "RESULT_TOO_LARGE",
     }
-    assert not codes & limit_codes, body["errors"]
-    assert "errors" not in body, body["errors"]
+    for answer in await run_example(policy_client, client, estate, EXAMPLES[example]):
+        codes = {e.get("extensions", {}).get("code") for e in answer.body.get("errors", [])}
+        assert not codes & limit_codes, answer.body["errors"]
+        assert "errors" not in answer.body, answer.body["errors"]
 
 
 async def test_graphiqls_introspection_passes_the_default_limits(

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from adapters.records import CallerRole
 from schema import export_sdl
-from tests.conftest import Estate, graphql, person_id_of
+from tests.conftest import Estate
+from tests.examples import CALLER, EXAMPLES, OPERATION, run_example
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_CHECK = ROOT.parent / "shared" / "tools" / "check_contract.py"
-EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.graphql"))
-DOCUMENTS = {p.stem: p.read_text() for p in EXAMPLES}
 
 
 def test_committed_schema_is_current() -> None:
@@ -39,47 +35,30 @@ def test_schema_keeps_the_whole_contract() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-CALLER = re.compile(r"^# Caller: (\w+)(?:, purpose ([\w-]+))?$", re.MULTILINE)
-
-
 def test_there_is_one_example_per_user_story() -> None:
-    assert set(DOCUMENTS) == {"agency-desk", "cardholder", "integration-developer", "reporting-job"}
-    assert all(CALLER.search(text) for text in DOCUMENTS.values()), "each example names its caller"
+    assert set(EXAMPLES) == {
+        "agency-desk",
+        "benefit-payment",
+        "cardholder",
+        "integration-developer",
+        "news",
+        "reporting-job",
+    }
+    assert all(CALLER.search(text) for text in EXAMPLES.values()), "each example names its caller"
+    assert all(OPERATION.search(text) for text in EXAMPLES.values()), "each example has an operation"
 
 
-async def _known_to_all(client: httpx.AsyncClient) -> dict[str, Any]:
-    listing = await graphql(
-        client,
-        "{ persons(first: 100) { edges { node { id workPermit { number } identityLinks { agency } } } } }",
-    )
-    return next(
-        e["node"]
-        for e in listing["data"]["persons"]["edges"]
-        if len({ln["agency"] for ln in e["node"]["identityLinks"]}) == 5
-    )
-
-
-@pytest.mark.parametrize("example", sorted(DOCUMENTS))
+@pytest.mark.parametrize("example", sorted(EXAMPLES))
 async def test_each_example_answers_its_caller_without_errors(
     client: httpx.AsyncClient, policy_client: httpx.AsyncClient, estate: Estate, example: str
 ) -> None:
-    document = DOCUMENTS[example]
-    match = CALLER.search(document)
-    assert match is not None
-    person = await _known_to_all(client)
-    role = CallerRole(match.group(1))
-    bound: dict[str, Any] = {}
-    if role is CallerRole.CARDHOLDER:
-        bound["person_id"] = person_id_of(estate.settings, person["id"])
-    variables = (
-        {"lookup": {"workPermitNumber": person["workPermit"]["number"]}} if "$lookup" in document else {}
-    )
-    body = await graphql(
-        policy_client, document, variables, headers=estate.headers(role, match.group(2), **bound)
-    )
-    assert "errors" not in body, body["errors"]
-    data = body["data"]
-    assert data and all(value not in (None, []) for value in data.values())
+    answers = await run_example(policy_client, client, estate, EXAMPLES[example])
+    for answer in answers:
+        assert "errors" not in answer.body, (answer.name, answer.body["errors"])
+        data = answer.body["data"]
+        assert data and all(value not in (None, []) for value in data.values()), (answer.name, data)
+        if answer.kind == "mutation":
+            assert all(value["userErrors"] == [] for value in data.values()), (answer.name, data)
     if example == "cardholder":
         me = data["me"]
         # Records from all five agencies.

@@ -39,7 +39,7 @@ SCHEMA = build_schema()._schema
 POLICY: Policy = load_policy(SCHEMA)
 CALLERS = sorted(POLICY.grants, key=lambda rp: (rp[0].value, rp[1] or ""))
 CALLER_IDS = [f"{r.value}-{p or 'none'}" for r, p in CALLERS]
-NODE_TYPES = ("Person", "WorkPermit", "Employer", "ElectronicCard", "Notification")
+NODE_TYPES = ("Person", "WorkPermit", "Employer", "ElectronicCard", "Notification", "BenefitPayment")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,7 +69,8 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple
 EVERYTHING = (
     "{ persons(first: 80) { edges { node { id nationality passports { number nationality current }"
     " workPermit { id number employer { id creditCode } } electronicCard { id status }"
-    " socialSecurityNumber socialSecurityCard { number } residencePermit { number } } } } }"
+    " socialSecurityNumber socialSecurityCard { number } residencePermit { number }"
+    " benefitPayments(first: 1) { edges { node { id } } } } } } }"
 )
 
 
@@ -85,7 +86,10 @@ async def target(world: tuple[Estate, httpx.AsyncClient]) -> Target:
     node = next(
         e["node"]
         for e in body["data"]["persons"]["edges"]
-        if e["node"]["electronicCard"] and e["node"]["socialSecurityCard"] and e["node"]["workPermit"]
+        if e["node"]["electronicCard"]
+        and e["node"]["socialSecurityCard"]
+        and e["node"]["workPermit"]
+        and e["node"]["benefitPayments"]["edges"]
     )
     person_id = person_id_of(estate.settings, node["id"])
     store = HubStore.open(estate.settings.store_url)
@@ -104,6 +108,7 @@ async def target(world: tuple[Estate, httpx.AsyncClient]) -> Target:
             "Employer": node["workPermit"]["employer"]["id"],
             "ElectronicCard": node["electronicCard"]["id"],
             "Notification": global_ids(estate.settings).encode("Notification", notice.key),
+            "BenefitPayment": node["benefitPayments"]["edges"][0]["node"]["id"],
         },
         node["workPermit"]["number"],
         node["workPermit"]["employer"]["creditCode"],

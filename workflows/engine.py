@@ -15,7 +15,7 @@ import functools
 import hashlib
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,7 +26,7 @@ from sqlalchemy import Table, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.base import AdapterError, SourceDataInvalid, SourceGuard
+from adapters.base import AdapterError, SourceDataInvalid, SourceGuard, insert_tuples
 from identity.store import HubStore
 from workflows.tables import WorkflowJournal, WorkflowRun
 
@@ -141,6 +141,22 @@ class Journal:
     ) -> None:
         await self._record(conn, target, table, {k: row[k] for k in key}, None)
         await conn.execute(insert(table).values(row))
+        self._changed()
+
+    async def insert_many(
+        self,
+        conn: AsyncConnection,
+        target: str,
+        table: Table,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        shared: dict[str, Any],
+    ) -> None:
+        """Many new rows (tuples in `columns` order) that all carry the values `shared`, such
+        as a news item's recipients: inserted in batches, journaled once, and undone together
+        by deleting every row with those values."""
+        await self._record(conn, target, table, shared, None)
+        await insert_tuples(conn, table, columns, rows)
         self._changed()
 
     async def delete(self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any]) -> None:

@@ -5,9 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
-from adapters.base import Group, SourceDataInvalid, SqlSource, fetch_all, paged_per_group, pages_from_rows
+from adapters.base import (
+    Group,
+    SourceDataInvalid,
+    SqlSource,
+    answer_by_key,
+    fetch_all,
+    paged_per_group,
+    pages_from_rows,
+)
 from adapters.beijing_pass import mapping
 from adapters.beijing_pass.tables import BJT_DY, BJT_FF, metadata
 from adapters.records import Agency, BenefitPayment, Page
@@ -36,9 +44,35 @@ class BeijingPass(SqlSource):
             count,
             first,
             rows,
-            lambda r: self.map_one(f"{r.KH}/{r.DYDM}/{r.FFRQ}", r, mapping.payment),
+            lambda r: self.map_one(mapping.payment_key(r.KH, r.DYDM, r.FFRQ), r, mapping.payment),
             lambda r: (r.FFRQ, r.DYDM, r.KH),
         )
+
+    async def payments_by_key(self, keys: Sequence[str]) -> list[BenefitPayment | SourceDataInvalid | None]:
+        """Payments by their keys (BJT_FF's natural key, `mapping.payment_key`); None where no
+        row has the key (a key no payment has, or a payment paid since on another day)."""
+        wanted = [parts for parts in map(mapping.key_parts, keys) if parts is not None]
+        if not wanted:
+            return [None] * len(keys)
+        statement = (
+            select(BJT_FF, BJT_DY.c.DYMC)
+            .select_from(BJT_FF.join(BJT_DY, BJT_DY.c.DYDM == BJT_FF.c.DYDM, isouter=True))
+            .where(
+                or_(
+                    *(
+                        and_(BJT_FF.c.KH == kh, BJT_FF.c.DYDM == dydm, BJT_FF.c.FFRQ == ffrq)
+                        for kh, dydm, ffrq in wanted
+                    )
+                )
+            )
+        )
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, statement)
+        pairs = []
+        for row in rows:
+            key = mapping.payment_key(row.KH, row.DYDM, row.FFRQ)
+            pairs.append((key, self.map_one(key, row, mapping.payment)))
+        return answer_by_key(keys, pairs)
 
     async def card_numbers_with_payments(self) -> list[str]:
         async with self.connect() as conn:

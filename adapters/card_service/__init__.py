@@ -100,3 +100,9 @@ class CardService(SqlSource):
             CardKeys("SBK_DZK", r.DZKID.strip(), (r.SHBZHM or "").strip(), (r.XKZH or "").strip() or None)
             for r in ecards
         ]
+
+    async def signed_electronic_card_ids(self) -> list[str]:
+        """The id of every signed e-card (`QFZT = 1`): who news reaches."""
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(SBK_DZK.c.DZKID).where(SBK_DZK.c.QFZT == "1"))
+        return [r.DZKID.strip() for r in rows]
