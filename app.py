@@ -176,7 +176,7 @@ class HubGraphQL(GraphQL[Context, None]):
 
 async def open_hub(settings: Settings, policy: Policy) -> HubState:
     # Each source bounded, retried and cut off by its breaker; faults injected only in drills and tests.
-    sources = Sources.open(settings.source_urls, settings.source_budgets)
+    sources = Sources.open(settings.source_urls, settings.source_budgets, settings.clock)
     install_faults(sources, fault_plan_from_environment())
     store = HubStore.open(settings.store_url)
     audit = AuditLog.open(
