@@ -43,9 +43,11 @@ from schema import build_schema
 from schema.cost import WORST_SIZES, document_cost
 from schema.expansion import measure, walk
 from settings import Limits, Settings
+from tests.clock import SAFETY_NET
 from tests.conftest import (
     AS_OF,
     PERSONS,
+    UNHURRIED_ENV,
     Estate,
     caller_headers,
     graphql,
@@ -871,6 +873,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         "HUB_DATA_DIR": str(data_dir),
         "HUB_TODAY": AS_OF.isoformat(),
         "HUB_NOTIFY_INTERVAL": "0",
+        **UNHURRIED_ENV,
     }
     for name in ("HUB_CRASH_DRILL", "HUB_FAULTS", "HUB_FAULTS_FILE", "OTEL_TRACES_EXPORTER"):
         env.pop(name, None)
@@ -905,7 +908,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
 async def test_healthz_answers_while_a_fragment_bomb_is_refused(server: Server) -> None:
     # 2**30 copies once expanded: counted in full, it would hold the event loop for hours.
     headers = caller_headers(server.settings, CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration")
-    safety = 60  # seconds; a net only, nothing here waits for time to pass
+    safety = SAFETY_NET  # a net only, nothing here waits for time to pass
     async with httpx.AsyncClient(base_url=server.base, timeout=safety) as http:
         bomb = asyncio.create_task(http.post("/graphql", json={"query": _bomb(30)}, headers=headers))
         health = asyncio.create_task(http.get("/healthz"))
@@ -918,13 +921,15 @@ async def test_healthz_answers_while_a_fragment_bomb_is_refused(server: Server) 
 async def test_a_websocket_frame_larger_than_a_document_is_closed_unread(server: Server) -> None:
     url = server.base.replace("http", "ws", 1) + "/graphql"
     token = caller_headers(server.settings, CallerRole.CARDHOLDER, person_id=1)
-    async with connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+    async with connect(
+        url, subprotocols=[Subprotocol("graphql-transport-ws")], open_timeout=SAFETY_NET
+    ) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": token}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), 30)) == {"type": "connection_ack"}
+        assert json.loads(await asyncio.wait_for(ws.recv(), SAFETY_NET)) == {"type": "connection_ack"}
         variables = {"after": "x" * (Limits().max_document_bytes + 8192)}
         query = "subscription($after: String) { notifications(after: $after) { id } }"
         message = {"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}}
         await ws.send(json.dumps(message))
         with pytest.raises(ConnectionClosed):
-            await asyncio.wait_for(ws.recv(), 30)
+            await asyncio.wait_for(ws.recv(), SAFETY_NET)
     assert ws.close_code == 1009  # message too big
