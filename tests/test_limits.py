@@ -665,7 +665,7 @@ def _retry_after(response: httpx.Response) -> int:
 
 async def test_a_client_over_its_rate_is_429_with_retry_after(estate: Estate) -> None:
     settings, _ = read_everything(estate.settings)
-    limits = replace(LOOSE, rate_limit="3/minute")
+    limits = replace(LOOSE, rate_limit="3/hour")  # a window no slow machine outlasts
     busy = caller_headers(estate.settings, CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration")
     quiet = caller_headers(estate.settings, CallerRole.REPORTING)
     document = {"query": "{ accessGrants { role } }"}
@@ -674,11 +674,11 @@ async def test_a_client_over_its_rate_is_429_with_retry_after(estate: Estate) ->
             assert (await http.post("/graphql", json=document, headers=busy)).status_code == 200
         refused = await http.post("/graphql", json=document, headers=busy)
         assert refused.status_code == 429
-        assert _retry_after(refused) <= 60
+        assert _retry_after(refused) <= 3600
         message = _refused_with(refused.json(), "RATE_LIMITED")
         assert "retry in" in message
         again = await http.post("/graphql", json=document, headers=busy)
-        assert again.status_code == 429 and _retry_after(again) <= 60
+        assert again.status_code == 429 and _retry_after(again) <= 3600
         # The limit is per client: another token's subject still gets through.
         other = await http.post("/graphql", json=document, headers=quiet)
         assert other.status_code == 200, other.text
@@ -687,7 +687,7 @@ async def test_a_client_over_its_rate_is_429_with_retry_after(estate: Estate) ->
 async def test_the_rate_is_per_subject_not_per_token(estate: Estate) -> None:
     settings, _ = read_everything(estate.settings)
     document = {"query": "{ accessGrants { role } }"}
-    async with serve(replace(settings, limits=replace(LOOSE, rate_limit="2/minute"))) as http:
+    async with serve(replace(settings, limits=replace(LOOSE, rate_limit="2/hour"))) as http:
         for _ in range(2):
             fresh = caller_headers(estate.settings, CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration")
             assert (await http.post("/graphql", json=document, headers=fresh)).status_code == 200
