@@ -176,7 +176,7 @@ class HubGraphQL(GraphQL[Context, None]):
 
 async def open_hub(settings: Settings, policy: Policy) -> HubState:
     # Each source bounded, retried and cut off by its breaker; faults injected only in drills and tests.
-    sources = Sources.open(settings.source_urls, settings.source_budgets)
+    sources = Sources.open(settings.source_urls, settings.source_budgets, settings.clock)
     install_faults(sources, fault_plan_from_environment())
     store = HubStore.open(settings.store_url)
     audit = AuditLog.open(
@@ -248,7 +248,10 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
         graphql.revoked = partial(is_revoked, hub.store)  # a lost phone's token is refused
         observe_hub(hub, telemetry)
         try:
-            async with expiry_checks(hub.sources, hub.store, settings.today, notify_interval) as task:
+            checks = expiry_checks(
+                hub.sources, hub.store, settings.today, notify_interval, settings.clock.sleep
+            )
+            async with checks as task:
                 app.state.expiry_check = task
                 yield
         finally:
@@ -260,7 +263,9 @@ def create_app(settings: Settings | None = None, span_exporter: SpanExporter | N
     view = HubGraphQL(schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
     graphql = Gate(view, authority, policy, settings.limits)
     view.admit_connection = graphql.admit_connection
-    view.graphql_transport_ws_handler_class = subscriptions_handler(settings.limits.max_document_bytes)
+    view.graphql_transport_ws_handler_class = subscriptions_handler(
+        settings.limits.max_document_bytes, settings.clock
+    )
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),

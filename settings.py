@@ -13,6 +13,7 @@ from sqlalchemy import make_url
 from adapters.base import SourceBudget
 from adapters.records import Agency
 from audit.witness import WITNESS_FILE
+from clock import SYSTEM_CLOCK, Clock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROJECT_ROOT = Path(__file__).resolve().parent
@@ -129,6 +130,9 @@ class Settings:
     # The verification providers' public keys (a JWK Set, inline JSON or a file) whose
     # real-person attestations e-card registration accepts; none set accepts none.
     verifier_jwks: str | None = None
+    # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
+    # wait on (clock.py): the system's; tests pass one they move themselves.
+    clock: Clock = SYSTEM_CLOCK
 
     @classmethod
     def for_directory(cls, data_dir: Path, fixed_today: date | None = None) -> Settings:

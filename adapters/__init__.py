@@ -13,6 +13,7 @@ from adapters.exit_entry import ExitEntry
 from adapters.records import Agency
 from adapters.social_insurance import SocialInsurance
 from adapters.work_permit import WorkPermitSystem
+from clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass(frozen=True)
@@ -25,17 +26,20 @@ class Sources:
 
     @classmethod
     def open(
-        cls, urls: Mapping[Agency, str], budgets: Mapping[Agency, SourceBudget] | None = None
+        cls,
+        urls: Mapping[Agency, str],
+        budgets: Mapping[Agency, SourceBudget] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> Sources:
         """The five sources; with `budgets` (the server's), each call to a source is bounded,
-        retried and cut off by its breaker (adapters/base.py, SourceGuard); without them
-        (batch jobs: seeding, `hub link`), reads take as long as they take."""
+        retried and cut off by its breaker (adapters/base.py, SourceGuard), on `clock`; without
+        them (batch jobs: seeding, `hub link`), reads take as long as they take."""
 
         def source(kind: type[SqlSource], agency: Agency) -> Any:
             budget = budgets.get(agency) if budgets is not None else None
             if budget is None:
                 return kind(open_engine(urls[agency]))
-            return kind(open_engine(urls[agency], budget.timeout), SourceGuard(agency, budget))
+            return kind(open_engine(urls[agency], budget.timeout), SourceGuard(agency, budget, clock))
 
         return cls(
             work_permits=source(WorkPermitSystem, Agency.WORK_PERMIT_SYSTEM),

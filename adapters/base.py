@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import time
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -27,7 +27,7 @@ from datetime import date, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from purgatory import AsyncCircuitBreakerFactory
-from purgatory.domain.model import OpenedState
+from purgatory.domain.model import HalfOpenedState, OpenedState
 from sqlalchemy import ColumnElement, MetaData, Table, case, event, func, literal, select, tuple_
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from adapters.records import Agency, DataProblem, Page
+from clock import SYSTEM_CLOCK, Clock
 
 try:  # SQLAlchemy 2.1 names it await_; 2.0 await_only
     from sqlalchemy.util import await_
@@ -201,34 +202,58 @@ def _no_failure(error: BaseException) -> bool:
 class SourceGuard:
     """One agency's time budget, retries and circuit breaker.
 
-    A read runs within the budget (`asyncio.timeout`, which cancels the driver's work; the
-    budget includes the retries); a transient failure is retried with jittered exponential
-    backoff (tenacity) while the budget lasts; a call that still fails counts against the
-    breaker (purgatory), which after `breaker_failures` consecutive failed calls opens: calls
-    then fail at once, before any connection is taken, until `breaker_pause` has passed and
-    one call probes the source again (half-open): a success closes the breaker, a failure
-    opens it for another pause. Writes (`bounded`) share the budget and the breaker but are
-    never retried here: a workflow's run is undone and retried as a whole, by its caller.
+    A read runs within the budget (a timeout on the guard's clock: `asyncio.timeout` in
+    service, which cancels the driver's work; the budget includes the retries); a transient
+    failure is retried with jittered exponential backoff (tenacity) while the budget lasts; a
+    call that still fails counts against the breaker (purgatory), which after
+    `breaker_failures` consecutive failed calls opens: calls then fail at once, before any
+    connection is taken, until `breaker_pause` has passed by the guard's clock and calls probe
+    the source again (half-open): a success closes the breaker, a failure opens it for another
+    pause. Writes (`bounded`) share the budget and the breaker but are never retried here: a
+    workflow's run is undone and retried as a whole, by its caller.
     """
 
-    def __init__(self, agency: Agency, budget: SourceBudget) -> None:
+    def __init__(self, agency: Agency, budget: SourceBudget, clock: Clock = SYSTEM_CLOCK) -> None:
         self.agency = agency
         self.budget = budget
+        self.clock = clock  # the budget and the pause run on it (tests pass one they move)
         self.calls = 0
         self.failed_calls = 0
         self.consecutive_failures = 0
         self.rejected_calls = 0  # failed fast while the breaker was open
         self._breakers = AsyncCircuitBreakerFactory(
             default_threshold=max(1, budget.breaker_failures),
-            default_ttl=budget.breaker_pause,
+            # purgatory would end the pause by time.time(); the guard ends it by its clock
+            # instead (`_probe_when_paused`), so purgatory's own pause never ends.
+            default_ttl=math.inf,
             exclude=[(BaseException, _no_failure)],
         )
         self._breaker: Any = None
+        self._opened_at: float | None = None  # by the clock, when the breaker last opened
 
     async def _get_breaker(self) -> Any:
         if self._breaker is None:
             self._breaker = await self._breakers.get_breaker(self.agency.value)
         return self._breaker
+
+    def _pause_over(self) -> bool:
+        return (
+            self._opened_at is not None
+            and self.clock.monotonic() >= self._opened_at + self.budget.breaker_pause
+        )
+
+    def _probe_when_paused(self, breaker: Any) -> None:
+        """Once the open breaker's pause is over, calls probe the source (purgatory's half-open
+        state: a success closes the breaker, a failure opens it again)."""
+        if breaker.context.state == "opened" and self._pause_over():
+            self._opened_at = None
+            breaker.context.set_state(HalfOpenedState())
+
+    def _note_opening(self, breaker: Any) -> None:
+        """After a failed call: if it opened the breaker (the last failure allowed, or a failed
+        probe), the pause starts now."""
+        if breaker.context.state == "opened" and self._opened_at is None:
+            self._opened_at = self.clock.monotonic()
 
     def status(self) -> dict[str, Any]:
         """The breaker's state (closed, open, half_open: an open breaker whose pause is over
@@ -237,8 +262,7 @@ class SourceGuard:
         if self._breaker is not None:
             context = self._breaker.context
             if context.state == "opened":
-                opened_at = context.opened_at or 0.0
-                state = "half_open" if time.time() > opened_at + context.ttl else "open"
+                state = "half_open" if self._pause_over() else "open"
             elif context.state == "half-opened":
                 state = "half_open"
         return {
@@ -269,10 +293,11 @@ class SourceGuard:
         the budget running out leaves it as SourceUnavailable. Not retried."""
         self.calls += 1
         breaker = await self._get_breaker()
+        self._probe_when_paused(breaker)
         try:
             async with breaker:
                 try:
-                    async with asyncio.timeout(self.budget.timeout):
+                    async with self.clock.timeout(self.budget.timeout):
                         yield
                 except TimeoutError:
                     raise SourceUnavailable(
@@ -290,6 +315,7 @@ class SourceGuard:
         except SourceUnavailable:
             self.failed_calls += 1
             self.consecutive_failures += 1
+            self._note_opening(breaker)
             raise
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -128,10 +128,15 @@ def interval_from_environment(environ: Mapping[str, str] | None = None) -> float
 
 
 async def run_expiry_checks(
-    sources: Sources, store: HubStore, clock: Callable[[], date], interval: float
+    sources: Sources,
+    store: HubStore,
+    clock: Callable[[], date],
+    interval: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
-    """Check now, then every `interval` seconds, until cancelled; a failed run (a source down)
-    is logged and tried again at the next interval."""
+    """Check now, then every `interval` seconds (as `sleep` counts them: the hub clock's),
+    until cancelled; a failed run (a source down) is logged and tried again at the next
+    interval."""
     while True:
         today = clock()
         try:
@@ -141,19 +146,25 @@ async def run_expiry_checks(
         else:
             if report.written or report.unreadable:
                 log.info("expiry check: %s", report.summary(today))
-        await asyncio.sleep(interval)
+        await sleep(interval)
 
 
 @contextlib.asynccontextmanager
 async def expiry_checks(
-    sources: Sources, store: HubStore, clock: Callable[[], date], interval: float | None
+    sources: Sources,
+    store: HubStore,
+    clock: Callable[[], date],
+    interval: float | None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> AsyncIterator[asyncio.Task[None] | None]:
     """The server's periodic check, running while the block runs (none for interval None);
     stopped, and waited for, when it ends."""
     if interval is None:
         yield None
         return
-    task = asyncio.create_task(run_expiry_checks(sources, store, clock, interval), name="hub-expiry-check")
+    task = asyncio.create_task(
+        run_expiry_checks(sources, store, clock, interval, sleep), name="hub-expiry-check"
+    )
     try:
         yield task
     finally:

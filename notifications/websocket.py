@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NoReturn
 
 import orjson
@@ -34,6 +34,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 from strawberry.types import ExecutionResult
 
+from clock import SYSTEM_CLOCK, Clock
 from gateway import CALLER_KEY, Refused
 from notifications.connection import UNBOUND, ConnectionContext
 from resolvers.context import Caller, Context
@@ -103,9 +104,12 @@ class HubWebSocketAdapter(ASGIWebSocketAdapter):
             await super().close(code, reason)
 
 
-def subscriptions_handler(max_document_bytes: int) -> type[BaseGraphQLTransportWSHandler[Context, None]]:
+def subscriptions_handler(
+    max_document_bytes: int, clock: Clock = SYSTEM_CLOCK
+) -> type[BaseGraphQLTransportWSHandler[Context, None]]:
     """The graphql-transport-ws handler of the hub: subscriptions only, documents within the
-    size limit, every error with its code."""
+    size limit, every error with its code, each connection closed when its token expires by
+    `clock`."""
 
     class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
         expiry: asyncio.Task[None] | None = None
@@ -120,7 +124,7 @@ def subscriptions_handler(max_document_bytes: int) -> type[BaseGraphQLTransportW
         async def close_at(self, expires_at: datetime) -> None:
             """End the connection when its token expires: a token is not valid for longer
             over WebSocket than over HTTP."""
-            await asyncio.sleep(max((expires_at - datetime.now(UTC)).total_seconds(), 0))
+            await clock.sleep(max((expires_at - clock.now()).total_seconds(), 0))
             for operation_id in list(self.operations):
                 await self.cleanup_operation(operation_id)
             await self.websocket.close(REFUSED, "Unauthenticated: the token has expired.")

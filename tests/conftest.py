@@ -20,7 +20,8 @@ from access.policy import load_policy
 from access.sealing import sealer
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
-from adapters.records import CallerRole
+from adapters.base import SourceBudget
+from adapters.records import Agency, CallerRole
 from app import HubState, close_hub, create_app, open_hub
 from estate import generate_estate
 from identity.linking import LinkReport, link_estate
@@ -28,6 +29,7 @@ from identity.store import HubStore
 from resolvers.global_ids import GlobalIds
 from schema import build_schema
 from settings import Settings
+from tests.clock import SAFETY_NET
 from tests.databases import postgres_settings, postgres_unavailable
 
 AS_OF = date(2026, 6, 15)
@@ -36,6 +38,18 @@ SEED = 7
 
 
 READ_EVERYTHING = Path(__file__).parent / "policies" / "read_everything.toml"
+
+# Safety nets, not budgets: no source call or readiness probe of a healthy run comes near them,
+# however loaded the machine (the default 2 s budget did, and answered SOURCE_UNAVAILABLE).
+# Tests about budgets and probes set their own, on a clock they move (tests/clock.py).
+UNHURRIED_BUDGET = SourceBudget(timeout=SAFETY_NET)
+# The same for a `hub run` in a process of its own.
+UNHURRIED_ENV = {"HUB_SOURCE_TIMEOUT": f"{SAFETY_NET:g}", "HUB_READY_TIMEOUT": f"{SAFETY_NET:g}"}
+
+
+def unhurried(settings: Settings) -> Settings:
+    """The settings with every source's budget and the readiness probe's bound at the safety net."""
+    return replace(settings, source_budgets=dict.fromkeys(Agency, UNHURRIED_BUDGET), ready_timeout=SAFETY_NET)
 
 
 def caller_headers(
@@ -107,13 +121,14 @@ async def fresh_estate(
     """A newly seeded and linked estate on SQLite files or on PostgreSQL databases (skipped,
     with the reason, where no PostgreSQL server answers), dropped afterwards."""
     if backend == "sqlite":
-        settings = Settings.for_directory(data_dir, fixed_today=AS_OF)
+        settings = unhurried(Settings.for_directory(data_dir, fixed_today=AS_OF))
         yield Estate(backend, settings, await seed_estate(settings, persons, seed))
         return
     reason = await postgres_unavailable()
     if reason is not None:
         pytest.skip(reason)
     settings, databases = await postgres_settings(data_dir, AS_OF)
+    settings = unhurried(settings)
     try:
         yield Estate(backend, settings, await seed_estate(settings, persons, seed))
     finally:

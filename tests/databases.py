@@ -12,6 +12,7 @@ import asyncpg
 
 from adapters.records import Agency
 from settings import Settings
+from tests.clock import SAFETY_NET
 
 POSTGRES_ADMIN_DSN = os.environ.get("HUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 POSTGRES_URL_BASE = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
@@ -33,7 +34,9 @@ class PostgresDatabases:
 async def postgres_unavailable() -> str | None:
     """Why PostgreSQL cannot be used here, or None when a server answers."""
     try:
-        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=3)
+        # A refused connection fails at once; the timeout only nets a server that hangs, and
+        # must not skip the PostgreSQL tests because a loaded machine answered slowly.
+        conn = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=SAFETY_NET)
     except (OSError, asyncpg.PostgresError) as error:
         return f"no PostgreSQL server answers at {POSTGRES_ADMIN_DSN} ({type(error).__name__})"
     await conn.close()

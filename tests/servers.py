@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 import uvicorn
 from starlette.applications import Starlette
 
+from tests.clock import SAFETY_NET
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -30,11 +32,11 @@ async def uvicorn_serving(app: Starlette, log_level: str = "warning") -> AsyncIt
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     try:
-        async with asyncio.timeout(20):  # a safety net: start-up is a matter of milliseconds
+        async with asyncio.timeout(SAFETY_NET):  # a safety net: start-up is a matter of milliseconds
             while not server.started:
                 assert not serving.done(), "the server did not start"
                 await asyncio.sleep(0.02)
         yield f"127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(serving, 20)
+        await asyncio.wait_for(serving, SAFETY_NET)

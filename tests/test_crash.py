@@ -19,7 +19,8 @@ import pytest
 
 from adapters.records import CallerRole
 from settings import Settings
-from tests.conftest import AS_OF, caller_headers, seed_estate
+from tests.clock import SAFETY_NET
+from tests.conftest import AS_OF, UNHURRIED_ENV, caller_headers, seed_estate
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
@@ -42,7 +43,7 @@ class Server:
 
     def __init__(self, data_dir: Path, drill: str | None = None) -> None:
         self.port = _free_port()
-        env = {**os.environ, "HUB_DATA_DIR": str(data_dir), "HUB_TODAY": AS_OF.isoformat()}
+        env = {**os.environ, **UNHURRIED_ENV, "HUB_DATA_DIR": str(data_dir), "HUB_TODAY": AS_OF.isoformat()}
         env.pop("HUB_CRASH_DRILL", None)
         if drill:
             env["HUB_CRASH_DRILL"] = drill
@@ -63,7 +64,10 @@ class Server:
 
     def post(self, query: str, variables: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
         answer = httpx.post(
-            f"{self.url}/graphql", json={"query": query, "variables": variables}, headers=headers, timeout=30
+            f"{self.url}/graphql",
+            json={"query": query, "variables": variables},
+            headers=headers,
+            timeout=SAFETY_NET,
         )
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
@@ -72,7 +76,7 @@ class Server:
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=SAFETY_NET)
         self.log.close()
 
 
@@ -220,7 +224,7 @@ def test_a_crash_at_any_step_of_enrollment_leaves_no_trace(
     try:
         with pytest.raises(httpx.TransportError):
             doomed.post(query, {"i": enroll}, headers)
-        assert doomed.process.wait(timeout=30) == -9  # SIGKILL, mid-run
+        assert doomed.process.wait(timeout=SAFETY_NET) == -9  # SIGKILL, mid-run
     finally:
         doomed.stop()
     restarted = Server(data_dir)

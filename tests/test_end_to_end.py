@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,8 @@ from app import create_app
 from identity.store import HubStore
 from notifications.broker import broker
 from settings import Settings
-from tests.conftest import AS_OF, caller_headers, person_id_of, seed_estate
+from tests.clock import SAFETY_NET, until
+from tests.conftest import AS_OF, caller_headers, person_id_of, seed_estate, unhurried
 from tests.registration import PROVIDER, activate, trusting
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
@@ -44,7 +44,9 @@ class Live:
 
 @pytest.fixture(scope="module")
 async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
-    settings = trusting(Settings.for_directory(tmp_path_factory.mktemp("end-to-end"), fixed_today=AS_OF))
+    settings = trusting(
+        unhurried(Settings.for_directory(tmp_path_factory.mktemp("end-to-end"), fixed_today=AS_OF))
+    )
     await seed_estate(settings, persons=60, seed=13)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HUB_NOTIFY_INTERVAL", "0")
@@ -54,21 +56,19 @@ async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
         port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert not serving.done() and time.monotonic() < deadline, "the server did not start"
-        await asyncio.sleep(0.05)
+    await until(lambda: server.started or serving.done(), "the server starts")
+    assert not serving.done(), "the server did not start"
     try:
         yield Live(settings, f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql")
     finally:
         server.should_exit = True
-        await asyncio.wait_for(serving, 20)
+        await asyncio.wait_for(serving, SAFETY_NET)
 
 
 async def call(
     live: Live, headers: dict[str, str], query: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(timeout=SAFETY_NET) as client:
         answer = await client.post(
             live.http, json={"query": query, "variables": variables or {}}, headers=headers
         )
@@ -103,7 +103,7 @@ async def rows(settings: Settings, agency: Agency, sql: str) -> list[Any]:
 
 
 async def next_event(ws: ClientConnection) -> dict[str, Any]:
-    message = json.loads(await asyncio.wait_for(ws.recv(), 15))
+    message = json.loads(await asyncio.wait_for(ws.recv(), SAFETY_NET))
     assert message["type"] == "next", message
     event: dict[str, Any] = message["payload"]["data"]["notifications"]
     return event
@@ -193,7 +193,7 @@ async def test_a_foreigners_whole_path(live: Live) -> None:
         f"""SELECT "SHBZHM", "XKZH", "KH", "QFZT" FROM "SBK_DZK" WHERE "XKZH" = '{permit["number"]}'""",
     )
     assert (newcomer.SHBZHM, newcomer.XKZH, newcomer.KH, newcomer.QFZT) == ("", permit["number"], "", "1")
-    async with httpx.AsyncClient(base_url=live.http.removesuffix("/graphql")) as app:
+    async with httpx.AsyncClient(base_url=live.http.removesuffix("/graphql"), timeout=SAFETY_NET) as app:
         token = await activate(
             app, registered["activationCode"], {"surname": "DUPONT", "givenNames": "Zoe"}, permit["number"]
         )
@@ -229,9 +229,9 @@ async def test_a_foreigners_whole_path(live: Live) -> None:
     assert enrolled_card.SHBZHM == number  # the e-card took the new social security number
     cardholder = {"Authorization": f"Bearer {token}"}
 
-    async with connect(live.ws, subprotocols=[PROTOCOL]) as ws:
+    async with connect(live.ws, subprotocols=[PROTOCOL], open_timeout=SAFETY_NET) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": cardholder}))
-        assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"type": "connection_ack"}
+        assert json.loads(await asyncio.wait_for(ws.recv(), SAFETY_NET)) == {"type": "connection_ack"}
         await ws.send(
             json.dumps(
                 {
@@ -244,10 +244,7 @@ async def test_a_foreigners_whole_path(live: Live) -> None:
         # Wait until the subscription listens: without `after`, only events from then on are sent.
         store = HubStore.open(settings.store_url)
         person_id = person_id_of(settings, enrolled["person"]["id"])
-        deadline = time.monotonic() + 10
-        while broker.listeners(store, person_id) == 0:
-            assert time.monotonic() < deadline, "the subscription never started listening"
-            await asyncio.sleep(0.02)
+        await until(lambda: broker.listeners(store, person_id) > 0, "the subscription listens")
         await store.close()
 
         activated_card = await mutate(

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,18 +15,25 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters import Sources
-from adapters.base import SourceBudget, SourceUnavailable, problems_by_agency
+from adapters.base import SourceBudget, SourceGuard, SourceUnavailable, open_engine, problems_by_agency
 from adapters.records import Agency, CallerRole
+from adapters.work_permit import WorkPermitSystem
 from app import create_app
+from clock import SYSTEM_CLOCK, Clock
 from faults import Fault, FaultConfigError, FaultPlan, faults_of, install, parse_faults, plan_from_environment
 from settings import Settings, budgets_from_environment
+from tests.clock import SAFETY_NET, ManualClock, until
 from tests.conftest import BACKENDS, caller_headers, fresh_estate, global_ids, read_everything
 
-BUDGET = SourceBudget(timeout=1.0, attempts=3, breaker_failures=3, breaker_pause=0.5)
+# On the hub's clock, which the tests move themselves (tests/clock.py): a budget runs out and a
+# breaker's pause ends when a test says so, however slow the machine is. In real time the
+# budget is also PostgreSQL's statement_timeout, far beyond any healthy statement.
+BUDGET = SourceBudget(timeout=600.0, attempts=3, breaker_failures=3, breaker_pause=10.0)
 
 QUERY = """query($l: PersonLookup!) { person(lookup: $l) {
   id
@@ -68,22 +74,34 @@ class Hub:
     http: httpx.AsyncClient
     sources: Sources
     plan: FaultPlan
+    clock: ManualClock
 
 
 @asynccontextmanager
 async def running(
-    settings: Settings, budget: SourceBudget = BUDGET, everything: bool = True
+    settings: Settings,
+    everything: bool = True,
+    budgets: Mapping[Agency, SourceBudget] | None = None,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Hub]:
-    """The hub's ASGI app with its own sources (fresh breakers), every agency on `budget`."""
+    """The hub's ASGI app with its own sources (fresh breakers), every agency on BUDGET (but
+    those in `budgets`), on a clock of its own that stands still until the test moves it."""
     headers: dict[str, str] | None = None
     if everything:
         settings, headers = read_everything(settings)
-    app = create_app(replace(settings, source_budgets=dict.fromkeys(Agency, budget)))
+    manual = ManualClock()
+    app = create_app(
+        replace(
+            settings,
+            source_budgets={agency: (budgets or {}).get(agency, BUDGET) for agency in Agency},
+            clock=clock or manual,
+        )
+    )
     async with app.router.lifespan_context(app):
         sources = app.state.hub.sources
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub", headers=headers) as http:
-            yield Hub(http, sources, faults_of(sources))
+            yield Hub(http, sources, faults_of(sources), manual)
 
 
 async def ask(hub: Hub, lookup: dict[str, str], query: str = QUERY) -> dict[str, Any]:
@@ -183,18 +201,35 @@ async def test_a_transient_failure_is_retried_within_the_budget(estate: Settings
         assert hub.sources.sources_status()[agency.value]["failures"] == 0
 
 
+# The hanging agency's budget: the others' (BUDGET) lies far beyond however often the test
+# moves the clock by this much.
+HANG_BUDGET = replace(BUDGET, timeout=60.0)
+
+
 @pytest.mark.parametrize("agency", AGENCIES)
 async def test_a_hanging_source_is_given_up_on_at_its_budget(estate: Settings, agency: Agency) -> None:
-    async with running(estate) as hub:
+    async with running(estate, budgets={agency: HANG_BUDGET}) as hub:
         lookup, baseline = await full_person(hub)
-        hub.plan.set(agency, Fault.hang(60))
-        started = time.perf_counter()
-        body = await ask(hub, lookup)
-        elapsed = time.perf_counter() - started
-        # The hang lasts 60 s; each read gives up at the 1 s budget (reads of a level run at once).
-        assert BUDGET.timeout is not None and BUDGET.timeout <= elapsed < 10, elapsed
+        failed_before = hub.sources.sources_status()[agency.value]["failedCalls"]
+        hub.plan.set(agency, Fault.hang())  # an hour
+        asking = asyncio.create_task(ask(hub, lookup))
+        hung = 0
+
+        def hangs_or_answered() -> bool:
+            return asking.done() or hub.plan.injected[agency.value] > hung
+
+        while not asking.done():  # each read of the agency hangs until its budget runs out
+            await until(hangs_or_answered, "a read of the hanging source, or the answer")
+            if hub.plan.injected[agency.value] > hung:
+                hung = hub.plan.injected[agency.value]
+                assert HANG_BUDGET.timeout is not None
+                hub.clock.advance(HANG_BUDGET.timeout)
+        body = await asking  # not after the hour: `until` would have given up long before
         for error in assert_unavailable(body, baseline, agency):
-            assert "no answer within 1 s" in error["message"]
+            assert "no answer within 60 s" in error["message"]
+        # Each call gave up once, when its budget ran out, and was not tried again.
+        failed = hub.sources.sources_status()[agency.value]["failedCalls"] - failed_before
+        assert failed >= 1 and hub.plan.injected[agency.value] == failed
         # The cancelled statements left no broken connection behind: the next request answers.
         hub.plan.set(agency, None)
         again = await ask(hub, lookup)
@@ -203,34 +238,56 @@ async def test_a_hanging_source_is_given_up_on_at_its_budget(estate: Settings, a
 
 @pytest.mark.parametrize("agency", AGENCIES)
 async def test_a_slow_source_within_its_budget_still_answers(estate: Settings, agency: Agency) -> None:
-    async with running(estate) as hub:
+    """On the real clock: a source slowed down, but well within its budget, answers in full."""
+    async with running(estate, clock=SYSTEM_CLOCK) as hub:
         lookup, baseline = await full_person(hub)
         hub.plan.set(agency, Fault.slow(0.2))
-        started = time.perf_counter()
         body = await ask(hub, lookup)
-        assert time.perf_counter() - started >= 0.2
+        assert hub.plan.injected[agency.value] >= 1  # it was slowed down
         assert "errors" not in body and body["data"]["person"] == baseline
 
 
 async def test_a_statement_running_past_the_budget_is_cancelled_in_the_database(estate: Settings) -> None:
-    """A statement that really runs long (not an injected sleep) is given up on at the budget,
-    and the source's next statement runs at once: SQLite's is interrupted, PostgreSQL's is
-    cancelled (and would be ended by the server's statement_timeout anyway)."""
-    async with running(estate) as hub:
-        source = hub.sources.work_permits
-        if source.engine.dialect.name == "sqlite":
-            endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
-        else:
-            endless = "SELECT pg_sleep(60)"
-        started = time.perf_counter()
-        with pytest.raises(SourceUnavailable, match="no answer within 1 s"):
-            async with source.reading() as conn:
-                await conn.execute(text(endless))
-        assert time.perf_counter() - started < 10
-        started = time.perf_counter()
-        async with source.reading() as conn:
-            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
-        assert time.perf_counter() - started < BUDGET.timeout  # type: ignore[operator]
+    """A statement that really runs long (not an injected sleep) is given up on at a real
+    budget and ended in the database: SQLite's is interrupted (else the connection could not
+    be closed until the endless statement ends, and the call would never return);
+    PostgreSQL's is cancelled and no longer runs on the server. The server's own
+    statement_timeout is left out of the engine, so that only the hub's cancel can end it."""
+    budget = SourceBudget(timeout=1.0, attempts=1)
+    url = estate.source_urls[Agency.WORK_PERMIT_SYSTEM]
+    source = WorkPermitSystem(open_engine(url), SourceGuard(Agency.WORK_PERMIT_SYSTEM, budget))
+    sqlite = source.engine.dialect.name == "sqlite"
+    endless = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+        if sqlite
+        else "SELECT pg_sleep(3600)"
+    )
+    try:
+        async with asyncio.timeout(SAFETY_NET):  # the endless statement is not waited for
+            with pytest.raises(SourceUnavailable, match="no answer within 1 s"):
+                async with source.reading() as conn:
+                    await conn.execute(text(endless))
+            if not sqlite:
+                running_on_server = text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND state = 'active' AND query = :endless"
+                )
+                while True:  # the cancel reaches the server as the next event, not at a time
+                    async with source.engine.connect() as conn:
+                        if (await conn.execute(running_on_server, {"endless": endless})).scalar_one() == 0:
+                            break
+                    await asyncio.sleep(0.05)
+            async with source.engine.connect() as conn:  # the source's next statement runs
+                assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await source.engine.dispose()
+    if not sqlite:  # where the engine has one, the server also ends a statement at the budget
+        limited = open_engine(url, statement_timeout=1.5)
+        try:
+            async with limited.connect() as conn:
+                assert (await conn.execute(text("SHOW statement_timeout"))).scalar_one() == "1500ms"
+        finally:
+            await limited.dispose()
 
 
 # ---------------------------------------------------------------- corrupt rows
@@ -353,26 +410,46 @@ async def test_the_breaker_opens_fails_fast_and_closes_after_a_good_probe(
             assert "cut off after repeated failures" in error["message"]
         assert hub.plan.statements[agency.value] == reached
         assert hub.sources.sources_status()[agency.value]["rejectedCalls"] > rejected
-        # After the pause one call probes; the source still fails, so the breaker opens again.
-        await wait_for_probe(hub, agency)
+        # The hub's clock stands still: open however long all this took. Once the pause is
+        # over calls probe; the source still fails, so the breaker opens again.
+        hub.clock.advance(BUDGET.breaker_pause)
+        assert hub.sources.sources_status()[agency.value]["breaker"] == "half_open"
         assert_unavailable(await ask(hub, lookup), baseline, agency)
         assert hub.plan.statements[agency.value] > reached
         assert hub.sources.sources_status()[agency.value]["breaker"] == "open"
         # The source recovers: after the pause a good probe closes the breaker.
         hub.plan.set(agency, None)
-        await wait_for_probe(hub, agency)
+        hub.clock.advance(BUDGET.breaker_pause)
+        assert hub.sources.sources_status()[agency.value]["breaker"] == "half_open"
         body = await ask(hub, lookup)
         assert "errors" not in body and body["data"]["person"] == baseline
         status = hub.sources.sources_status()[agency.value]
         assert status["breaker"] == "closed" and status["failures"] == 0
 
 
-async def wait_for_probe(hub: Hub, agency: Agency) -> None:
-    """Wait out the breaker's pause (0.5 s here): until the next call may probe."""
-    deadline = time.monotonic() + 10
-    while hub.sources.sources_status()[agency.value]["breaker"] != "half_open":
-        assert time.monotonic() < deadline, "the breaker never let a probe through"
-        await asyncio.sleep(0.05)
+async def test_on_the_system_clock_the_breaker_pauses_in_real_time() -> None:
+    """In service (SYSTEM_CLOCK) the pause is real seconds: an open breaker fails fast, and
+    lets calls probe once the pause has passed (a sleep lasts at least as long as asked, however
+    loaded the machine)."""
+
+    async def fail(guard: SourceGuard) -> None:
+        with pytest.raises(SourceUnavailable):
+            async with guard.bounded():
+                raise sa_exc.OperationalError("SELECT 1", {}, OSError("refused"))
+
+    long = SourceGuard(Agency.EXIT_ENTRY, SourceBudget(breaker_failures=1, breaker_pause=3600))
+    await fail(long)
+    assert long.status()["breaker"] == "open"
+    with pytest.raises(SourceUnavailable, match="cut off"):
+        async with long.bounded():
+            pass
+    short = SourceGuard(Agency.EXIT_ENTRY, SourceBudget(breaker_failures=1, breaker_pause=0.05))
+    await fail(short)
+    await asyncio.sleep(0.1)
+    assert short.status()["breaker"] == "half_open"
+    async with short.bounded():
+        pass
+    assert short.status()["breaker"] == "closed"
 
 
 # ---------------------------------------------------------------- mutations with a source down

@@ -30,7 +30,7 @@ from adapters.records import CallerRole
 from app import create_app
 from schema import build_schema
 from settings import Limits, Settings
-from tests.conftest import AS_OF, caller_headers, seed_estate
+from tests.conftest import AS_OF, caller_headers, seed_estate, unhurried
 
 SCHEMA = build_schema()._schema
 CI = os.environ.get("HUB_FUZZ_PROFILE") == "ci"
@@ -72,7 +72,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real uvicorn server on a small estate, in a thread of its own, so that Hypothesis drives
     it with a plain synchronous client."""
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    hub_settings = Settings.for_directory(data_dir, fixed_today=AS_OF)
+    hub_settings = unhurried(Settings.for_directory(data_dir, fixed_today=AS_OF))
     asyncio.run(seed_estate(hub_settings, persons=40, seed=3))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HUB_NOTIFY_INTERVAL", "0")
@@ -82,7 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     thread = threading.Thread(target=asyncio.run, args=(uvicorn_server.serve(),), daemon=True)
     thread.start()
     with httpx.Client() as probe:
-        for _ in range(400):
+        for _ in range(1200):  # at least a minute: a net only, start-up takes milliseconds
             try:
                 probe.get(f"http://127.0.0.1:{port}/healthz")
                 break

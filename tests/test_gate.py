@@ -36,6 +36,7 @@ from audit.log import AUDIT_KEY
 from identity.store import HubStore
 from schema.errors import MASKED_MESSAGE as MASKED
 from settings import SOURCE_URL_VARIABLES, Settings, sqlite_url
+from tests.clock import SAFETY_NET
 from tests.conftest import AS_OF, Estate, caller_headers, global_ids, graphql, person_id_of, serve
 from tests.servers import uvicorn_serving
 
@@ -400,12 +401,14 @@ async def test_a_purpose_from_a_role_without_purposes_is_a_bad_request(
     # Over WebSocket the same rule refuses connection_init.
     async with uvicorn_serving(app.create_app(estate.settings)) as address:
         async with connect(
-            f"ws://{address}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+            f"ws://{address}/graphql",
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            open_timeout=SAFETY_NET,
         ) as ws:
             payload = {**estate.headers(role, **bound), "X-Purpose": "entry-control"}
             await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
             with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(ws.recv(), 10)
+                await asyncio.wait_for(ws.recv(), SAFETY_NET)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
     assert closed.value.rcvd.reason.startswith(f"X-Purpose: {role.value} declares no purpose")

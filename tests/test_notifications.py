@@ -13,10 +13,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,8 +41,10 @@ from notifications.broker import broker
 from notifications.expiry import WINDOW_DAYS, write_expiry_notices
 from notifications.websocket import refusal_of
 from settings import Settings
-from tests.conftest import AS_OF, caller_headers, global_ids, graphql, seed_estate, serve
+from tests.clock import SAFETY_NET, ManualClock, until
+from tests.conftest import AS_OF, caller_headers, global_ids, graphql, seed_estate, serve, unhurried
 from tests.databases import postgres_settings, postgres_unavailable
+from tests.servers import uvicorn_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
@@ -74,7 +75,7 @@ async def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def copy_of(pristine: Path, tmp_path: Path) -> Settings:
     data_dir = tmp_path / "estate"
     shutil.copytree(pristine, data_dir)
-    return Settings.for_directory(data_dir, fixed_today=AS_OF)
+    return unhurried(Settings.for_directory(data_dir, fixed_today=AS_OF))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -87,6 +88,7 @@ async def estate(request: pytest.FixtureRequest, pristine: Path, tmp_path: Path)
     if reason is not None:
         pytest.skip(reason)
     settings, databases = await postgres_settings(tmp_path, AS_OF)
+    settings = unhurried(settings)
     try:
         await seed_estate(settings, PERSONS, SEED)
         yield settings
@@ -247,20 +249,20 @@ async def test_the_server_checks_expiry_periodically_and_stops_cleanly(
 ) -> None:
     settings = copy_of(pristine, tmp_path)
     expected = await expected_expiry(settings)
-    monkeypatch.setenv("HUB_NOTIFY_INTERVAL", "0.2")
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        task = app.state.expiry_check
-        deadline = time.monotonic() + 20
-        while len(await expiry_notices(settings)) < len(expected):
-            assert time.monotonic() < deadline, "the periodic check wrote nothing"
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.6)  # a few more runs: nothing written twice
-        assert len(await expiry_notices(settings)) == len(expected)
-        assert not task.done()
-        stopping = time.monotonic()
+    monkeypatch.setenv("HUB_NOTIFY_INTERVAL", "3600")
+    clock = ManualClock()  # the interval passes when the test moves the hub's clock on
+    app = create_app(replace(settings, clock=clock))
+    async with asyncio.timeout(SAFETY_NET):  # stopping does not wait out the interval
+        async with app.router.lifespan_context(app):
+            task = app.state.expiry_check
+            await clock.slept(1)  # the check at start has run and waits for the next
+            assert len(await expiry_notices(settings)) == len(expected)
+            for run in (2, 3):  # two more runs: nothing written twice
+                clock.advance(3600)
+                await clock.slept(run)
+            assert len(await expiry_notices(settings)) == len(expected)
+            assert not task.done()
     assert task.cancelled()
-    assert time.monotonic() - stopping < 5
     monkeypatch.setenv("HUB_NOTIFY_INTERVAL", "0")
     assert create_app(settings) is not None  # 0 turns the check off
     monkeypatch.setenv("HUB_NOTIFY_INTERVAL", "soon")
@@ -297,40 +299,40 @@ async def live(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> Asyn
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert not serving.done() and time.monotonic() < deadline, "the server did not start"
-        await asyncio.sleep(0.05)
+    await until(lambda: server.started or serving.done(), "the server starts")
+    assert not serving.done(), "the server did not start"
     store = HubStore.open(settings.store_url)
     try:
         yield Live(settings, f"ws://127.0.0.1:{port}/graphql", f"http://127.0.0.1:{port}/graphql", store)
     finally:
         await store.close()
         server.should_exit = True
-        await asyncio.wait_for(serving, 20)
+        await asyncio.wait_for(serving, SAFETY_NET)
 
 
 async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
     await ws.send(json.dumps(message))
 
 
-async def receive(ws: ClientConnection, seconds: float = 10) -> dict[str, Any]:
+async def receive(ws: ClientConnection, seconds: float = SAFETY_NET) -> dict[str, Any]:
     frame = await asyncio.wait_for(ws.recv(), seconds)
     assert isinstance(frame, str), "graphql-transport-ws messages are text frames"
     message: dict[str, Any] = json.loads(frame)
     return message
 
 
-async def silence(ws: ClientConnection, seconds: float = 0.5) -> None:
-    """Nothing arrives within so many seconds."""
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(ws.recv(), seconds)
+async def nothing_more(ws: ClientConnection, live: Live, person_id: int, op: str = "1") -> None:
+    """Nothing else is on its way: a notice written now is the very next message (the
+    person's notifications are delivered in order), however long anything takes."""
+    marker = await notify(live.store, person_id, "NEWS", "Nothing before this one.")
+    assert marker is not None
+    assert (await event(ws, op))["id"] == global_ids(live.settings).encode("Notification", marker.key)
 
 
 @asynccontextmanager
 async def connection(live: Live, payload: dict[str, Any]) -> AsyncIterator[ClientConnection]:
     """An acknowledged graphql-transport-ws connection."""
-    async with connect(live.url, subprotocols=[PROTOCOL]) as ws:
+    async with connect(live.url, subprotocols=[PROTOCOL], open_timeout=SAFETY_NET) as ws:
         assert ws.subprotocol == PROTOCOL
         await send(ws, {"type": "connection_init", "payload": payload})
         assert await receive(ws) == {"type": "connection_ack"}
@@ -339,10 +341,7 @@ async def connection(live: Live, payload: dict[str, Any]) -> AsyncIterator[Clien
 
 async def listening(live: Live, person_id: int, count: int = 1) -> None:
     """Wait until the server's subscription of the person listens (in this process's broker)."""
-    deadline = time.monotonic() + 10
-    while broker.listeners(live.store, person_id) != count:
-        assert time.monotonic() < deadline, "the subscription never started listening"
-        await asyncio.sleep(0.02)
+    await until(lambda: broker.listeners(live.store, person_id) == count, f"{count} subscriptions listening")
 
 
 async def subscribe(
@@ -373,7 +372,7 @@ PERSON, OTHER = 7, 8
 async def test_a_cardholder_receives_their_own_events_live(live: Live) -> None:
     async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
         await subscribe(ws, live, PERSON)
-        await silence(ws, 0.3)  # nothing written before the subscription is replayed
+        # Nothing written before the subscription is replayed: the first event is this one.
         mine = await notify(
             live.store,
             PERSON,
@@ -392,7 +391,6 @@ async def test_a_cardholder_receives_their_own_events_live(live: Live) -> None:
         }
         # Another person's event does not arrive; the next one of the person's own does.
         await notify(live.store, OTHER, "NEWS", "For someone else.")
-        await silence(ws)
         later = await notify(live.store, PERSON, "NEWS", "For you.")
         assert later is not None
         assert (await event(ws))["id"] == global_ids(live.settings).encode("Notification", later.key)
@@ -414,14 +412,28 @@ async def test_deliveries_are_not_audited(live: Live) -> None:
         await log.close()
 
 
-async def test_the_connection_ends_when_its_token_expires(live: Live) -> None:
-    brief = caller_headers(live.settings, CallerRole.CARDHOLDER, ttl=timedelta(seconds=2), person_id=PERSON)
-    async with connection(live, brief) as ws:
-        await subscribe(ws, live, PERSON)
-        with pytest.raises(ConnectionClosed):
-            await receive(ws, 10)
-        assert ws.close_code == 4403 and "expired" in (ws.close_reason or "")
-    await listening(live, PERSON, 0)
+async def test_the_connection_ends_when_its_token_expires(pristine: Path, tmp_path: Path) -> None:
+    """A hub of its own on a clock the test moves: the token expires when the clock passes its
+    end, never while a slow machine is still setting the connection up."""
+    clock = ManualClock()
+    settings = replace(copy_of(pristine, tmp_path), clock=clock)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HUB_NOTIFY_INTERVAL", "0")
+        app = create_app(settings)
+    store = HubStore.open(settings.store_url)
+    try:
+        async with uvicorn_serving(app) as address:
+            here = Live(settings, f"ws://{address}/graphql", f"http://{address}/graphql", store)
+            an_hour = caller_headers(settings, CallerRole.CARDHOLDER, person_id=PERSON)
+            async with connection(here, an_hour) as ws:
+                await subscribe(ws, here, PERSON)
+                clock.advance(timedelta(hours=1, seconds=1).total_seconds())
+                with pytest.raises(ConnectionClosed):
+                    await receive(ws)
+                assert ws.close_code == 4403 and "expired" in (ws.close_reason or "")
+            await listening(here, PERSON, 0)
+    finally:
+        await store.close()
 
 
 async def test_a_reconnecting_client_receives_what_it_missed_in_order_once(live: Live) -> None:
@@ -444,9 +456,9 @@ async def test_a_reconnecting_client_receives_what_it_missed_in_order_once(live:
         live_one = await notify(live.store, PERSON, "CARD_ISSUED", "Your card was issued.")
         assert live_one is not None
         assert (await event(ws))["message"] == "Your card was issued."
-        await silence(ws)  # none twice
+        await nothing_more(ws, live, PERSON)  # none twice
     # The cursor of a Person.notifications edge resumes as well as a notification's id.
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=SAFETY_NET) as http:
         listed = await http.post(
             live.http, json={"query": LISTING}, headers=cardholder(live.settings, PERSON)
         )
@@ -454,8 +466,12 @@ async def test_a_reconnecting_client_receives_what_it_missed_in_order_once(live:
     cursor = next(e["cursor"] for e in edges if e["node"]["message"] == "Missed 2.")
     async with connection(live, {"Authorization": token(live, PERSON)}) as ws:
         await subscribe(ws, live, PERSON, after=cursor)
-        assert [(await event(ws))["message"] for _ in range(2)] == ["Missed 3.", "Your card was issued."]
-        await silence(ws)
+        assert [(await event(ws))["message"] for _ in range(3)] == [
+            "Missed 3.",
+            "Your card was issued.",
+            "Nothing before this one.",
+        ]
+        await nothing_more(ws, live, PERSON)
 
 
 async def test_two_subscribers_of_one_person_each_receive_every_event(live: Live) -> None:
@@ -484,7 +500,7 @@ async def test_two_subscribers_of_one_person_each_receive_every_event(live: Live
 async def test_a_missing_or_bad_token_is_refused_with_4403(
     live: Live, payload: dict[str, Any], reason: str
 ) -> None:
-    async with connect(live.url, subprotocols=[PROTOCOL]) as ws:
+    async with connect(live.url, subprotocols=[PROTOCOL], open_timeout=SAFETY_NET) as ws:
         await send(ws, {"type": "connection_init", "payload": payload})
         with pytest.raises(ConnectionClosed):
             await receive(ws)
@@ -496,7 +512,7 @@ async def test_an_expired_token_is_refused(live: Live) -> None:
     expired = caller_headers(
         live.settings, CallerRole.CARDHOLDER, ttl=timedelta(seconds=-60), person_id=PERSON
     )
-    async with connect(live.url, subprotocols=[PROTOCOL]) as ws:
+    async with connect(live.url, subprotocols=[PROTOCOL], open_timeout=SAFETY_NET) as ws:
         await send(ws, {"type": "connection_init", "payload": expired})
         with pytest.raises(ConnectionClosed):
             await receive(ws)
@@ -594,9 +610,9 @@ async def test_a_document_over_a_limit_is_an_error_with_its_code(live: Live, lim
         answer = await receive(ws)
         assert answer["type"] == "error" and answer["id"] == "over", answer
         assert [e["extensions"]["code"] for e in answer["payload"]] == [code], answer
-        await silence(ws, 0.3)  # an error ends the operation: no `complete` follows
-        # The connection goes on serving.
+        # The connection goes on serving; an error ended the operation: no `complete` follows.
         await subscribe(ws, live, PERSON)
+        await nothing_more(ws, live, PERSON)
         await send(ws, {"id": "1", "type": "complete"})
     await listening(live, PERSON, 0)
 
@@ -656,7 +672,7 @@ async def test_subscriptions_end_with_their_connection(live: Live) -> None:
 
 async def test_websocket_needs_the_transport_ws_protocol(live: Live) -> None:
     # The legacy subscriptions-transport-ws protocol is not served (its handler would skip ours).
-    async with connect(live.url, subprotocols=[Subprotocol("graphql-ws")]) as ws:
+    async with connect(live.url, subprotocols=[Subprotocol("graphql-ws")], open_timeout=SAFETY_NET) as ws:
         with pytest.raises(ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 4406
@@ -671,9 +687,8 @@ async def test_the_server_stops_cleanly_with_subscribers_connected(
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done()
-        await asyncio.sleep(0.05)
+    await until(lambda: server.started or serving.done(), "the server starts")
+    assert not serving.done(), "the server did not start"
     store = HubStore.open(settings.store_url)
     here = Live(settings, f"ws://127.0.0.1:{port}/graphql", f"http://127.0.0.1:{port}/graphql", store)
     try:
@@ -681,8 +696,8 @@ async def test_the_server_stops_cleanly_with_subscribers_connected(
             await subscribe(ws, here, PERSON)
             server.should_exit = True
             with pytest.raises(ConnectionClosed):
-                await receive(ws, 10)
-            await asyncio.wait_for(serving, 10)
+                await receive(ws)
+            await asyncio.wait_for(serving, SAFETY_NET)
         assert app.state.expiry_check.cancelled()
         assert broker.listeners(store, PERSON) == 0
     finally:
@@ -698,6 +713,8 @@ def _gql_transport(live: Live, person_id: int) -> WebsocketsTransport:
         url=live.url,
         init_payload={"Authorization": token(live, person_id)},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+        connect_timeout=SAFETY_NET,
+        ack_timeout=SAFETY_NET,
     )
 
 
@@ -712,7 +729,7 @@ async def test_the_gql_client_receives_live_then_what_it_missed_oldest_first(liv
         await listening(live, PERSON, before + 1)
         live_notice = await notify(live.store, PERSON, NotificationKind.NEWS, "Seen live by gql.")
         assert live_notice is not None
-        received = (await asyncio.wait_for(first, 10))["notifications"]
+        received = (await asyncio.wait_for(first, SAFETY_NET))["notifications"]
         assert received["id"] == ids.encode("Notification", live_notice.key)
         assert received["message"] == "Seen live by gql."
         await stream.aclose()
@@ -722,7 +739,7 @@ async def test_the_gql_client_receives_live_then_what_it_missed_oldest_first(liv
     ]
     async with Client(transport=_gql_transport(live, PERSON)) as session:
         stream = session.subscribe(GraphQLRequest(SUBSCRIBE, variable_values={"after": received["id"]}))
-        replayed = [(await asyncio.wait_for(anext(stream), 10))["notifications"] for _ in missed]
+        replayed = [(await asyncio.wait_for(anext(stream), SAFETY_NET))["notifications"] for _ in missed]
         await stream.aclose()
     assert [r["id"] for r in replayed] == [ids.encode("Notification", m.key) for m in missed if m]
     assert [r["message"] for r in replayed] == ["Missed by gql 0.", "Missed by gql 1.", "Missed by gql 2."]
@@ -743,7 +760,7 @@ async def _node_lines(process: asyncio.subprocess.Process, count: int) -> list[d
     assert process.stdout is not None
     lines = []
     while len(lines) < count:
-        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        line = await asyncio.wait_for(process.stdout.readline(), SAFETY_NET)
         assert line, "the graphql-ws client ended early"
         lines.append(json.loads(line))
     return lines
@@ -798,8 +815,8 @@ async def test_the_javascript_graphql_ws_client_receives_live_then_what_it_misse
 async def test_the_legacy_graphql_ws_protocol_is_refused_clearly(live: Live) -> None:
     """Apollo's old `graphql-ws` subprotocol is not spoken: the handshake offers only
     graphql-transport-ws, and a client insisting on the old one is closed with 4406."""
-    async with connect(live.url, subprotocols=[Subprotocol("graphql-ws")]) as ws:
+    async with connect(live.url, subprotocols=[Subprotocol("graphql-ws")], open_timeout=SAFETY_NET) as ws:
         with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(ws.recv(), 10)
+            await asyncio.wait_for(ws.recv(), SAFETY_NET)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4406
     assert "graphql-transport-ws" in closed.value.rcvd.reason

@@ -16,6 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.clock import SAFETY_NET
+from tests.conftest import UNHURRIED_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
 
@@ -62,7 +65,7 @@ def server(data_dir: Path) -> Iterator[str]:
     if not (data_dir / "work_permit.sqlite").exists():
         assert _hub(data_dir, "seed", "--persons", "150", "--seed", "11").returncode == 0
     port = _free_port()
-    env = {**os.environ, "HUB_DATA_DIR": str(data_dir), "HUB_TODAY": "2026-06-15"}
+    env = {**os.environ, **UNHURRIED_ENV, "HUB_DATA_DIR": str(data_dir), "HUB_TODAY": "2026-06-15"}
     process = subprocess.Popen(
         [*HUB, "run", "--demo", "--port", str(port)], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -80,18 +83,18 @@ def server(data_dir: Path) -> Iterator[str]:
         yield base
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=30)
+        _, stderr = process.communicate(timeout=SAFETY_NET)
         assert "Traceback" not in stderr
 
 
 def test_graphiql_loads(server: str) -> None:
-    page = httpx.get(f"{server}/graphql", headers={"Accept": "text/html"})
+    page = httpx.get(f"{server}/graphql", headers={"Accept": "text/html"}, timeout=SAFETY_NET)
     assert page.status_code == 200
     assert "graphiql" in page.text.lower()
 
 
 def test_graphql_needs_a_token(server: str) -> None:
-    answer = httpx.post(f"{server}/graphql", json={"query": "{ me { id } }"})
+    answer = httpx.post(f"{server}/graphql", json={"query": "{ me { id } }"}, timeout=SAFETY_NET)
     assert answer.status_code == 401
     assert answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
@@ -117,6 +120,7 @@ def test_the_readme_example_returns_records_from_all_five_agencies(server: str, 
             "query": "{ persons(first: 100) { edges { node { workPermit { number } identityLinks { agency } } } } }"
         },
         headers={"Authorization": f"Bearer {reader.stdout.strip()}", "X-Purpose": "permit-administration"},
+        timeout=SAFETY_NET,
     ).json()
     number = next(
         e["node"]["workPermit"]["number"]
@@ -138,6 +142,7 @@ def test_the_readme_example_returns_records_from_all_five_agencies(server: str, 
         f"{server}/graphql",
         json={"query": query},
         headers={"Authorization": f"Bearer {issued.stdout.strip()}"},
+        timeout=SAFETY_NET,
     )
     assert answer.status_code == 200
     body = answer.json()
