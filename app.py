@@ -28,22 +28,24 @@ from strawberry.types.unset import UNSET, UnsetType
 from access.activation import is_revoked
 from access.attestation import Verifiers
 from access.data_dir import keep_private
-from access.downloads import permit_routes
-from access.keys import load_or_create_key
 from access.policy import Policy, load_policy
 from access.scope import scope_of
-from access.sealing import sealer
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
 from audit.witness import open_witness
+from edge.connection import connection_context
+from edge.downloads import permit_routes
+from edge.gateway import CALLER_KEY, Gate
+from edge.websocket import HubWebSocketAdapter, admit_connection, caller_of, subscriptions_handler
 from faults import install as install_faults
 from faults import plan_from_environment as fault_plan_from_environment
-from gateway import CALLER_KEY, Gate
 from identity.store import HubStore
-from notifications.connection import connection_context
+from keys.files import load_or_create_key
 from notifications.expiry import expiry_checks, interval_from_environment
-from notifications.websocket import HubWebSocketAdapter, admit_connection, caller_of, subscriptions_handler
+from opaque.cursors import Cursors
+from opaque.ids import GlobalIds
+from opaque.sealing import sealer
 from operations import (
     ObserveRequests,
     OperationRecorder,
@@ -55,9 +57,7 @@ from operations import (
     record_errors,
 )
 from resolvers.context import Caller, Context
-from resolvers.global_ids import GlobalIds
 from resolvers.loaders import Loaders
-from resolvers.paging import Cursors
 from schema import build_schema
 from schema.errors import with_code
 from schema.text_rules import NUL_MESSAGE

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from access.data_dir import keep_private
 from access.issuing import IssuingError
-from adapters.records import CallerRole
+from domain.records import CallerRole
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -180,11 +180,11 @@ def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
 
 async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
     from access.issuing import check_purposes, parse_ttl, resolve_person
-    from access.keys import load_or_create_key
     from access.tokens import TOKEN_KEY, TokenAuthority
     from adapters.identifiers import is_valid_credit_code
-    from adapters.records import CallerRole
+    from domain.records import CallerRole
     from identity.store import HubStore
+    from keys.files import load_or_create_key
 
     role = CallerRole(args.role)
     if not args.subject.strip():
@@ -233,9 +233,9 @@ async def _notify(settings: Settings) -> str:
 async def _verify_audit(settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from access.keys import load_or_create_key
     from audit.log import AUDIT_KEY, AuditLog
     from audit.witness import open_witness
+    from keys.files import load_or_create_key
 
     witness = open_witness(settings.witness_location())
     log = AuditLog.open(settings.audit_url, load_or_create_key(settings.data_dir, AUDIT_KEY), witness)

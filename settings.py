@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import make_url
 
 from adapters.base import SourceBudget
-from adapters.records import Agency
 from audit.witness import WITNESS_FILE
 from clock import SYSTEM_CLOCK, Clock
+from domain.records import Agency
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROJECT_ROOT = Path(__file__).resolve().parent

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.errors import UserErrorCode
 from identity.store import HubStore
 from identity.tables import ActivationCode
 
@@ -97,7 +98,7 @@ async def exchange(
             await conn.execute(select(ACTIVATION_CODE).where(ACTIVATION_CODE.c.code_hash == digest))
         ).first()
     if row is None:
-        raise ActivationRefused("VERIFICATION_FAILED", MISMATCH, ["input"])
+        raise ActivationRefused(UserErrorCode.VERIFICATION_FAILED, MISMATCH, ["input"])
     usable = and_(
         ACTIVATION_CODE.c.code_hash == digest,
         ACTIVATION_CODE.c.used_at.is_(None),
@@ -113,7 +114,7 @@ async def exchange(
             await conn.execute(
                 update(ACTIVATION_CODE).where(usable).values(failed_tries=ACTIVATION_CODE.c.failed_tries + 1)
             )
-        raise ActivationRefused("VERIFICATION_FAILED", MISMATCH, ["input"])
+        raise ActivationRefused(UserErrorCode.VERIFICATION_FAILED, MISMATCH, ["input"])
     async with store.engine.begin() as conn:
         claimed = await conn.execute(
             update(ACTIVATION_CODE).where(usable).values(used_at=moment, used_by=subject)
@@ -144,7 +145,7 @@ async def is_revoked(store: HubStore, subject: str) -> bool:
 
 def _spent() -> ActivationRefused:
     return ActivationRefused(
-        "NOT_ELIGIBLE",
+        UserErrorCode.NOT_ELIGIBLE,
         "This activation code has been used, has expired or was tried too often; ask for a new one.",
         ["input", "activationCode"],
     )

@@ -13,12 +13,12 @@ from pathlib import Path
 import jwt
 from jwt.algorithms import OKPAlgorithm
 
-from access.keys import load_or_create_key
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
 from access.tokens import TOKEN_KEY, TokenAuthority
-from adapters.records import CallerRole
+from domain.records import CallerRole
 from identity.linking import passport_identifier
 from identity.store import HubStore, IdentifierKind
+from keys.files import load_or_create_key
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 # A client token is a credential: a year is the longest it may live.

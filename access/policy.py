@@ -24,7 +24,7 @@ from graphql import (
     get_named_type,
 )
 
-from adapters.records import CallerRole
+from domain.records import CallerRole
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policy.toml"
 ROLES_WITHOUT_PURPOSE = frozenset(

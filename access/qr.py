@@ -22,12 +22,12 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
 
-from access.keys import load_or_create_key
-from access.sealing import sealer
 from access.tokens import ALGORITHM, ISSUER
-from adapters.records import PermitVerificationFailure
-from resolvers.errors import ClientError
-from resolvers.global_ids import GlobalIds
+from domain.errors import ClientError
+from domain.records import PermitVerificationFailure
+from keys.files import load_or_create_key
+from opaque.ids import GlobalIds
+from opaque.sealing import sealer
 
 QR_KEY = "qr-codes"
 DOCUMENT_KEY = "permit-documents"

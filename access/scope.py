@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import date
 
 from adapters import Sources
-from adapters.records import CallerRole
 from adapters.work_permit import PermitCriteria
+from domain.records import CallerRole
 from identity.store import HubStore
 from resolvers.context import Caller, Scope
 

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from adapters.records import CallerRole
+from domain.records import CallerRole
 
 ISSUER = "beijing-foreigner-work-hub"
 ALGORITHM = "EdDSA"

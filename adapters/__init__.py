@@ -10,10 +10,10 @@ from adapters.base import SourceBudget, SourceGuard, SqlSource, open_engine
 from adapters.beijing_pass import BeijingPass
 from adapters.card_service import CardService
 from adapters.exit_entry import ExitEntry
-from adapters.records import Agency
 from adapters.social_insurance import SocialInsurance
 from adapters.work_permit import WorkPermitSystem
 from clock import SYSTEM_CLOCK, Clock
+from domain.records import Agency
 
 
 @dataclass(frozen=True)

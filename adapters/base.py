@@ -34,8 +34,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from adapters.records import Agency, DataProblem, Page
 from clock import SYSTEM_CLOCK, Clock
+from domain.errors import SourceDataInvalid, SourceUnavailable
+from domain.records import Agency, DataProblem, Page
 
 try:  # SQLAlchemy 2.1 names it await_; 2.0 await_only
     from sqlalchemy.util import await_
@@ -44,32 +45,6 @@ except ImportError:  # pragma: no cover
 
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
-
-
-class AdapterError(Exception):
-    """Something an agency's source could not give."""
-
-    def __init__(self, agency: Agency, message: str) -> None:
-        super().__init__(message)
-        self.agency = agency
-
-
-class SourceDataInvalid(AdapterError):
-    """A legacy row whose values cannot be mapped to the graph's."""
-
-    def __init__(self, problem: DataProblem) -> None:
-        super().__init__(problem.agency, problem.describe())
-        self.problem = problem
-
-
-class SourceUnavailable(AdapterError):
-    """A source that failed, gave no answer within its time budget, or is cut off by its
-    breaker. The message is written for the client: it names the agency, never SQL or a
-    driver's words."""
-
-    def __init__(self, agency: Agency, reason: str) -> None:
-        super().__init__(agency, f"The {agency.value} source could not answer ({reason}).")
-        self.reason = reason
 
 
 # Unreadable legacy values met, per agency (rows that could not be mapped, and values that

@@ -22,7 +22,6 @@ from sqlalchemy import Column, Date, Integer, MetaData, String, Table, Text, and
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import open_engine
-from adapters.records import CallerRole
 from audit.chain import (
     GENESIS,
     AuditEntry,
@@ -34,6 +33,7 @@ from audit.chain import (
     verify_chain,
 )
 from audit.witness import Witness
+from domain.records import CallerRole
 
 AUDIT_KEY = "audit-checkpoints"
 

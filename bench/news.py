@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from adapters.records import CallerRole  # noqa: E402
+from domain.records import CallerRole  # noqa: E402
 from identity.store import NEWS, HubStore  # noqa: E402
 from settings import Settings  # noqa: E402
 from tests.conftest import AS_OF, caller_headers, seed_estate, serve  # noqa: E402

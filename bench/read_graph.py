@@ -71,20 +71,20 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.applications import Starlette
 
-from access.keys import load_or_create_key
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from adapters.beijing_pass import mapping as bjt
 from adapters.card_service import mapping as sbk
 from adapters.exit_entry import mapping as crj
-from adapters.records import Agency, CallerRole
 from adapters.social_insurance import mapping as si
 from adapters.work_permit import mapping as wp
 from app import HubState, create_app
+from domain.records import Agency, CallerRole
 from estate import generate_estate
 from identity.linking import link_estate
 from identity.store import HubStore
-from resolvers.global_ids import GlobalIds
+from keys.files import load_or_create_key
+from opaque.ids import GlobalIds
 from settings import Limits, Settings
 from tracing import HUB_STORE
 

@@ -58,13 +58,13 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from access.keys import load_or_create_key  # noqa: E402
 from access.tokens import TOKEN_KEY, TokenAuthority  # noqa: E402
 from adapters import Sources  # noqa: E402
-from adapters.records import CallerRole  # noqa: E402
+from domain.records import CallerRole  # noqa: E402
 from estate import generate_estate  # noqa: E402
 from identity.linking import link_estate  # noqa: E402
 from identity.store import HubStore  # noqa: E402
+from keys.files import load_or_create_key  # noqa: E402
 from settings import Settings  # noqa: E402
 
 AS_OF = date(2026, 6, 15)

@@ -15,7 +15,7 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.records import Agency
+from domain.records import Agency
 from estate.exit_entry import ExitEntry
 from estate.formats import mistyped
 from estate.insurance import Insurance, benefit_rows, employer_rows

@@ -14,9 +14,9 @@ from adapters.base import insert_rows
 from adapters.beijing_pass import tables as beijing_pass
 from adapters.card_service import tables as card_service
 from adapters.exit_entry import tables as exit_entry
-from adapters.records import Agency
 from adapters.social_insurance import tables as social_insurance
 from adapters.work_permit import tables as work_permit
+from domain.records import Agency
 from estate.formats import Rows
 
 METADATA: dict[Agency, MetaData] = {

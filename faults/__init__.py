@@ -48,7 +48,7 @@ from sqlalchemy.engine import Engine
 
 from adapters import Sources
 from adapters.base import await_
-from adapters.records import Agency
+from domain.records import Agency
 
 log = logging.getLogger("hub.faults")
 

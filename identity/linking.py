@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from adapters import Sources
-from adapters.base import SourceDataInvalid
-from adapters.records import Agency, Applicant, InsuredPerson, LinkConfidence, Traveller
 from adapters.work_permit import CurrentPermitSummary
+from domain.errors import SourceDataInvalid
+from domain.records import Agency, Applicant, InsuredPerson, LinkConfidence, Traveller
 from identity.names import name_words, normalise_passport, split_upper_name
 from identity.store import HubStore, IdentifierKind, PersonCoreRow, StoreSnapshot
 

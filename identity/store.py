@@ -36,7 +36,7 @@ from sqlmodel import SQLModel
 
 from adapters.base import Group, insert_rows, insert_tuples, open_engine
 from adapters.beijing_pass.mapping import key_parts, payment_key
-from adapters.records import Agency, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
+from domain.records import Agency, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
 from identity.tables import (
     BenefitDecision,
     HubPerson,

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.records import NotificationKind
+from domain.records import NotificationKind
 from identity.store import HubStore, NewNotification, NotificationRecord
 from notifications.broker import broker
-from resolvers.global_ids import NODE_TYPES
+from opaque.ids import NODE_TYPES
 
 MAX_MESSAGE = 1000
 

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from adapters import Sources
-from adapters.records import NotificationKind, WorkPermit
+from domain.records import NotificationKind, WorkPermit
 from identity.store import HubStore, NewNotification
 from notifications.emit import notice, notify_many
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pythonjsonlogger.orjson import OrjsonFormatter
 
-from adapters.records import CallerRole
+from domain.records import CallerRole
 
 if TYPE_CHECKING:
     from resolvers.context import Caller

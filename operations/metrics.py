@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
-from adapters.records import Agency
+from domain.records import Agency
 
 disable_created_metrics()  # no `_created` series beside every counter and histogram
 REGISTRY = CollectorRegistry(auto_describe=True)

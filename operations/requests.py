@@ -24,7 +24,7 @@ from graphql import GraphQLError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
-from gateway import CALLER_KEY, REQUEST_ID_KEY
+from edge.gateway import CALLER_KEY, REQUEST_ID_KEY
 from operations import metrics
 from operations.logs import request_fields
 from operations.telemetry import Telemetry

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.records import BenefitPayment, BenefitPaymentStatus
+from domain.records import BenefitPayment, BenefitPaymentStatus
 from resolvers.context import Info
 from resolvers.mutations import Answer, run_workflow
 from workflows import benefits

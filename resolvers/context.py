@@ -11,12 +11,12 @@ import strawberry
 from access.policy import Grant, Policy
 from access.tokens import TokenAuthority
 from adapters import Sources
-from adapters.records import CallerRole, DataProblem
 from audit.log import AuditLog
+from domain.records import CallerRole, DataProblem
 from identity.store import HubStore
-from resolvers.global_ids import GlobalIds
+from opaque.cursors import Cursors
+from opaque.ids import GlobalIds
 from resolvers.loaders import Loaders
-from resolvers.paging import Cursors
 from tracing import SourceTrace
 from workflows.engine import WorkflowRunner
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import RecordList, SourceDataInvalid
-from adapters.records import Page
+from adapters.base import RecordList
+from domain.errors import SourceDataInvalid
+from domain.records import Page
+from opaque.cursors import page_size
 from resolvers.context import Info
-from resolvers.paging import page_size
 from resolvers.relationships import PagedPersonRelationship, PersonRelationship
 
 

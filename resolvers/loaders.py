@@ -12,10 +12,10 @@ from strawberry.dataloader import DataLoader
 
 from adapters import Sources
 from adapters.base import Group
-from adapters.records import Page
 from audit.log import AccessRecord, AuditLog
+from domain.errors import NotAvailable
+from domain.records import Page
 from identity.store import HubStore, Passport, PersonCore, PersonLinks
-from resolvers.errors import NotAvailable
 from resolvers.relationships import KeyedRead, PagedPersonRelationship, PersonRelationship
 
 PageKey = tuple[Group, int, tuple[Any, ...] | None]

@@ -9,12 +9,11 @@ from typing import Any
 
 from access import activation
 from access.qr import permit_keys
-from access.sealing import sealer
-from adapters.base import SourceDataInvalid, SourceUnavailable
-from adapters.records import Agency, CallerRole, WorkPermit
 from audit.chain import AuditEntry
+from domain.errors import ClientError, SourceDataInvalid, SourceUnavailable, UserErrorCode
+from domain.records import Agency, CallerRole, WorkPermit
+from opaque.sealing import sealer
 from resolvers.context import Info
-from resolvers.errors import ClientError
 from workflows import cards, exit_entry, permits
 from workflows.engine import Journal, UserFailure
 from workflows.permits import PermitWork
@@ -80,7 +79,7 @@ def permit_key(work: PermitWork, global_id: str) -> str:
     try:
         return work.ids.key_of(global_id, "WorkPermit", "input.workPermitId")
     except ClientError as error:
-        raise UserFailure("INVALID_INPUT", str(error), ["input", "workPermitId"]) from None
+        raise UserFailure(UserErrorCode.INVALID_INPUT, str(error), ["input", "workPermitId"]) from None
 
 
 async def apply_for_work_permit(info: Info, arguments: dict[str, Any], key: str | None) -> PermitAnswer:
@@ -359,7 +358,9 @@ async def activate_cardholder(info: Info, arguments: dict[str, Any]) -> Answer:
     except activation.ActivationRefused as refused:
         return Answer(None, [UserErrorData(refused.code, str(refused), refused.field)])
     except SourceUnavailable as unavailable:  # the name check needs the agencies' records
-        return Answer(None, [UserErrorData("SOURCE_UNAVAILABLE", f"{unavailable} Try again later.", None)])
+        return Answer(
+            None, [UserErrorData(UserErrorCode.SOURCE_UNAVAILABLE, f"{unavailable} Try again later.", None)]
+        )
     token = hub.tokens.issue(
         subject=subject, role=CallerRole.CARDHOLDER, ttl=CARDHOLDER_TOKEN_LIFETIME, person_id=person_id
     )

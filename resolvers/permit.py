@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.records import Employer, Page, WorkPermit, WorkPermitStatus
+from domain.records import Employer, Page, WorkPermit, WorkPermitStatus
 from identity.store import PersonCore
+from opaque.cursors import page_size
 from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.fetch import deliver
-from resolvers.paging import page_size
 from resolvers.verification import signing_keys
 
 EMPLOYER_PERMITS = "employer_permits"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.records import CallerRole, Page
+from domain.records import CallerRole, Page
 from identity.store import Passport, PersonCore, PersonLinks
+from opaque.cursors import page_size
 from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.fetch import deliver, person_current, person_page, person_related
-from resolvers.paging import page_size
 
 
 async def passports(info: Info, person: PersonCore) -> list[Passport]:

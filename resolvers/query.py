@@ -9,17 +9,16 @@ from typing import Any
 
 from access.disclosure import rounded
 from access.policy import Grant
-from adapters.base import SourceDataInvalid
 from adapters.identifiers import DISTRICT_CODE
-from adapters.records import CallerRole, Page, StatisticsDimension, TalentCategory, WorkPermitStatus
 from adapters.work_permit import PermitCriteria
+from domain.errors import ClientError, SourceDataInvalid
+from domain.records import CallerRole, Page, StatisticsDimension, TalentCategory, WorkPermitStatus
 from identity.linking import passport_identifier
 from identity.store import IdentifierKind, KeyFilter, PersonCore
+from opaque.cursors import page_size
 from resolvers import relationships as rel
 from resolvers.context import Info
-from resolvers.errors import ClientError
 from resolvers.fetch import deliver
-from resolvers.paging import page_size
 from resolvers.permit import employer_by_credit_code
 
 PERSONS = "persons"

@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters import Sources
 from adapters.base import Group
-from adapters.records import Agency
+from domain.records import Agency
 
 BatchRead = Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from access.qr import PermitKeys, QrRejected, permit_keys
-from adapters.records import (
+from domain.errors import ClientError
+from domain.records import (
     ElectronicCardStatus,
     PermitVerificationFailure,
     VerificationChannel,
@@ -16,7 +17,6 @@ from adapters.records import (
 )
 from resolvers import relationships as rel
 from resolvers.context import Info
-from resolvers.errors import ClientError
 
 
 @dataclass(frozen=True, slots=True)

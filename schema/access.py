@@ -40,7 +40,10 @@ from graphql import (
 from graphql.pyutils import Path
 from strawberry.extensions import SchemaExtension
 
-from adapters.records import (
+from audit.chain import AuditEntry
+from audit.log import AuditUnavailable
+from domain.errors import AuditNotRecorded, Forbidden, Refusal
+from domain.records import (
     BenefitPayment,
     ElectronicCard,
     Employer,
@@ -50,11 +53,8 @@ from adapters.records import (
     Visa,
     WorkPermit,
 )
-from audit.chain import AuditEntry
-from audit.log import AuditUnavailable
 from identity.store import NotificationRecord, PersonCore
 from resolvers.context import Context
-from resolvers.errors import Forbidden, Refusal
 from resolvers.verification import Verification
 from schema.mutation import UserError, UserErrorCode
 
@@ -70,12 +70,6 @@ OWNER_LINK: dict[type, str] = {
     SocialSecurityCard: "SBK_KXX",
     BenefitPayment: "BJT_FF",
 }
-
-
-class AuditNotRecorded(Refusal):
-    """The response's audit records could not be made durable: its data is withheld."""
-
-    code = "AUDIT_UNAVAILABLE"
 
 
 class DeniedMutation:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
-from adapters.records import BenefitPayment as BenefitPaymentRecord
+from domain.records import BenefitPayment as BenefitPaymentRecord
 from resolvers import benefits
 from resolvers.context import Info
 from schema.common import BenefitPaymentStatus, Node, PageInfo

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import strawberry
 
-from adapters.records import ElectronicCard as ElectronicCardRecord
+from domain.records import ElectronicCard as ElectronicCardRecord
 from resolvers.context import Info
 from schema.common import (
     CardStatus,

@@ -6,8 +6,8 @@ from typing import Any
 
 import strawberry
 
-from adapters import records
-from adapters.records import Page
+from domain import records
+from domain.records import Page
 from resolvers.context import Info
 from resolvers.fetch import edges
 

@@ -37,8 +37,8 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_variable_values
 
-from adapters.records import StatisticsDimension, WorkPermitStatus
-from resolvers.paging import DEFAULT_PAGE
+from domain.records import StatisticsDimension, WorkPermitStatus
+from opaque.cursors import DEFAULT_PAGE
 from schema.expansion import Flat, Walk
 
 STATISTICS = ("Query", "workforceStatistics")

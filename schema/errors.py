@@ -14,9 +14,8 @@ from typing import Any
 from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
 
-from adapters.base import AdapterError, SourceDataInvalid, SourceUnavailable
-from adapters.records import DataProblem
-from resolvers.errors import ClientError, Refusal
+from domain.errors import AdapterError, ClientError, ErrorCode, Refusal, SourceDataInvalid, SourceUnavailable
+from domain.records import DataProblem
 from schema.limits import limit_code
 
 log = logging.getLogger("hub.errors")
@@ -26,7 +25,7 @@ MASKED_MESSAGE = "Unexpected error; it has been logged."
 
 def problem_extensions(problem: DataProblem) -> dict[str, Any]:
     return {
-        "code": "SOURCE_DATA_INVALID",
+        "code": ErrorCode.SOURCE_DATA_INVALID,
         "agency": problem.agency.value,
         "recordKey": problem.record_key,
         "field": problem.field,
@@ -42,14 +41,14 @@ def shaped(error: GraphQLError) -> GraphQLError:
         if code is not None:
             return _with(error, error.message, {"code": code})
         if isinstance(error, GraphQLSyntaxError):
-            return _with(error, error.message, {"code": "GRAPHQL_PARSE_FAILED"})
+            return _with(error, error.message, {"code": ErrorCode.GRAPHQL_PARSE_FAILED})
         # graphql-core's own findings: the document's, or the variables' values.
         about_variables = error.message.startswith("Variable '$") or not error.locations
-        code = "BAD_USER_INPUT" if about_variables else "GRAPHQL_VALIDATION_FAILED"
+        code = ErrorCode.BAD_USER_INPUT if about_variables else ErrorCode.GRAPHQL_VALIDATION_FAILED
         return _with(error, error.message, {**(error.extensions or {}), "code": code})
     if isinstance(original, GraphQLError):
         # graphql-core's own rejection of an argument value (a @oneOf violation, a bad enum).
-        return _with(error, error.message, {"code": "BAD_USER_INPUT"})
+        return _with(error, error.message, {"code": ErrorCode.BAD_USER_INPUT})
     if isinstance(original, ClientError):
         return _with(error, str(original), {"code": original.code, "field": original.field})
     if isinstance(original, Refusal):
@@ -61,9 +60,9 @@ def shaped(error: GraphQLError) -> GraphQLError:
         # A SourceUnavailable's message says why (budget, breaker, connection) and nothing more.
         unavailable = isinstance(original, SourceUnavailable)
         message = str(original) if unavailable else f"The {original.agency.value} source could not answer."
-        return _with(error, message, {"code": "SOURCE_UNAVAILABLE", "agency": original.agency.value})
+        return _with(error, message, {"code": ErrorCode.SOURCE_UNAVAILABLE, "agency": original.agency.value})
     log.error("unexpected %s at %s", type(original).__name__, error.path, exc_info=original)
-    return _with(error, MASKED_MESSAGE, {"code": "INTERNAL_SERVER_ERROR"})
+    return _with(error, MASKED_MESSAGE, {"code": ErrorCode.INTERNAL_SERVER_ERROR})
 
 
 def with_code(error: GraphQLError) -> GraphQLError:

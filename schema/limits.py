@@ -22,7 +22,7 @@ from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from resolvers.errors import Refusal
+from domain.errors import ErrorCode, Refusal
 from schema.cost import document_cost, uses_statistics
 from schema.expansion import Walk, measure, walk
 from schema.text_rules import NoNulInText
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from identity.store import HubStore
 
 # How strawberry's token limiter words its refusal, and the code it gets.
-LIMIT_CODES = (("Document contains more than", "TOO_MANY_TOKENS"),)
+LIMIT_CODES = (("Document contains more than", ErrorCode.TOO_MANY_TOKENS),)
 # What graphql-core says when one of its budgets is spent (a RecursionError reads the same).
 ABORTED = "Validation aborted."
 # Statistics costed without a hub store (no such request runs) count as this many persons.
@@ -46,7 +46,7 @@ def limit_code(message: str) -> str | None:
 class ResultTooLarge(Refusal):
     """A request that resolved more fields than its budget; it is answered without data."""
 
-    code = "RESULT_TOO_LARGE"
+    code = ErrorCode.RESULT_TOO_LARGE
 
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
@@ -157,25 +157,31 @@ class DocumentLimits(SchemaExtension):
                 f"The document nests {found.nesting} levels deep through its fields and fragments, "
                 f"more than the limit of {limits.max_nesting}: spread fragments less deeply."
             )
-            return [_refusal(message, "QUERY_TOO_COMPLEX", nesting=found.nesting, limit=limits.max_nesting)]
+            return [
+                _refusal(
+                    message, ErrorCode.QUERY_TOO_COMPLEX, nesting=found.nesting, limit=limits.max_nesting
+                )
+            ]
         if found.nodes > limits.max_nodes:
             message = (
                 f"The document expands to more than {limits.max_nodes} fields and fragments (a fragment "
                 "counts at every spread), the limit: spread fewer fragments or ask for less."
             )
-            return [_refusal(message, "QUERY_TOO_COMPLEX", limit=limits.max_nodes)]
+            return [_refusal(message, ErrorCode.QUERY_TOO_COMPLEX, limit=limits.max_nodes)]
         for name, depth in found.depths.items():
             if depth > limits.max_depth:
                 message = (
                     f"'{name}' exceeds maximum operation depth of {limits.max_depth}: it is {depth} deep."
                 )
-                return [_refusal(message, "QUERY_TOO_DEEP", depth=depth, limit=limits.max_depth)]
+                return [_refusal(message, ErrorCode.QUERY_TOO_DEEP, depth=depth, limit=limits.max_depth)]
         if found.aliases > limits.max_aliases:
             message = (
                 f"The document has {found.aliases} aliases (a fragment counts at every spread), more than "
                 f"the limit of {limits.max_aliases}."
             )
-            return [_refusal(message, "TOO_MANY_ALIASES", aliases=found.aliases, limit=limits.max_aliases)]
+            return [
+                _refusal(message, ErrorCode.TOO_MANY_ALIASES, aliases=found.aliases, limit=limits.max_aliases)
+            ]
         return []
 
     def _coded(self, error: GraphQLError) -> GraphQLError:
@@ -187,7 +193,7 @@ class DocumentLimits(SchemaExtension):
             f"fragments nested too deeply) within the limit of {self.limits.max_nodes} steps: ask for "
             "each field once."
         )
-        return _refusal(message, "QUERY_TOO_COMPLEX", limit=self.limits.max_nodes)
+        return _refusal(message, ErrorCode.QUERY_TOO_COMPLEX, limit=self.limits.max_nodes)
 
 
 def _refusal(message: str, code: str, **extensions: Any) -> GraphQLError:
@@ -199,7 +205,7 @@ def _too_costly(cost: int, limit: int) -> GraphQLError:
         f"The query would cost {cost}, more than the limit of {limit}: ask for smaller pages (`first`), "
         "fewer nested lists or fewer statistics dimensions."
     )
-    return _refusal(message, "QUERY_TOO_COSTLY", cost=cost, limit=limit)
+    return _refusal(message, ErrorCode.QUERY_TOO_COSTLY, cost=cost, limit=limit)
 
 
 def _cycle(walked: Walk) -> GraphQLError:
@@ -208,7 +214,7 @@ def _cycle(walked: Walk) -> GraphQLError:
     named = ", ".join(f"'{name}'" for name in via[:5]) + (f" and {len(via) - 5} more" if len(via) > 5 else "")
     message = f"Cannot spread fragment '{first}' within itself" + (f" via {named}." if via else ".")
     return GraphQLError(
-        message, nodes=[walked.fragments[first][0]], extensions={"code": "GRAPHQL_VALIDATION_FAILED"}
+        message, nodes=[walked.fragments[first][0]], extensions={"code": ErrorCode.GRAPHQL_VALIDATION_FAILED}
     )
 
 

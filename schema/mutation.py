@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from enum import Enum
 
 import strawberry
 from strawberry.tools import merge_types
 
+from domain import errors
 from resolvers import benefits as benefit_mutations
 from resolvers import mutations
 from resolvers import news as news_mutations
@@ -22,16 +22,7 @@ from schema.permit import WorkPermit
 from schema.person import Person
 from schema.residence import Entry, ResidencePermit, Visa
 
-
-@strawberry.enum(description="Why a mutation did not do what was asked.")
-class UserErrorCode(Enum):
-    NOT_FOUND = "NOT_FOUND"
-    INVALID_INPUT = "INVALID_INPUT"
-    NOT_ELIGIBLE = "NOT_ELIGIBLE"
-    VERIFICATION_FAILED = "VERIFICATION_FAILED"
-    CONFLICT = "CONFLICT"
-    FORBIDDEN = "FORBIDDEN"
-    SOURCE_UNAVAILABLE = "SOURCE_UNAVAILABLE"
+UserErrorCode = strawberry.enum(errors.UserErrorCode, description="Why a mutation did not do what was asked.")
 
 
 @strawberry.type(description="A rule the input broke: its code, what it means, and the input field.")

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from adapters.records import Employer as EmployerRecord
-from adapters.records import WorkPermit as WorkPermitRecord
+from domain.records import Employer as EmployerRecord
+from domain.records import WorkPermit as WorkPermitRecord
 from resolvers import permit
 from resolvers.context import Info
 from schema.common import (

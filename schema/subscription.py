@@ -8,13 +8,13 @@ from typing import Annotated
 
 import strawberry
 
+from domain.errors import ClientError, Forbidden
+from edge.connection import ConnectionContext
 from identity.store import HubStore, NotificationRecord
-from notifications.connection import ConnectionContext
 from notifications.feed import follow
+from opaque.cursors import Cursors
+from opaque.ids import GlobalIds
 from resolvers.context import Context, Info
-from resolvers.errors import ClientError, Forbidden
-from resolvers.global_ids import GlobalIds
-from resolvers.paging import Cursors
 from resolvers.person import NOTIFICATIONS
 from schema.notifications import Notification
 

@@ -9,10 +9,12 @@ from typing import Any
 from graphql import GraphQLError, StringValueNode
 from graphql.validation import ValidationRule
 
+from domain.errors import ErrorCode
+
 NUL_MESSAGE = "Text may not contain NUL (U+0000): no agency's system stores it."
 
 
 class NoNulInText(ValidationRule):
     def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
         if "\x00" in node.value:
-            self.report_error(GraphQLError(NUL_MESSAGE, node, extensions={"code": "BAD_USER_INPUT"}))
+            self.report_error(GraphQLError(NUL_MESSAGE, node, extensions={"code": ErrorCode.BAD_USER_INPUT}))

@@ -15,18 +15,18 @@ from typing import Any
 import httpx
 import pytest
 
-from access.keys import load_or_create_key
 from access.policy import load_policy
-from access.sealing import sealer
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from adapters.base import SourceBudget
-from adapters.records import Agency, CallerRole
 from app import HubState, close_hub, create_app, open_hub
+from domain.records import Agency, CallerRole
 from estate import generate_estate
 from identity.linking import LinkReport, link_estate
 from identity.store import HubStore
-from resolvers.global_ids import GlobalIds
+from keys.files import load_or_create_key
+from opaque.ids import GlobalIds
+from opaque.sealing import sealer
 from schema import build_schema
 from settings import Settings
 from tests.clock import SAFETY_NET

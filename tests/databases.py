@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from adapters.records import Agency
+from domain.records import Agency
 from settings import Settings
 from tests.clock import SAFETY_NET
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from adapters.records import Agency, CallerRole
+from domain.records import Agency, CallerRole
 from tests.conftest import Estate, graphql, person_id_of
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.records import Agency
+from domain.records import Agency
 from settings import Settings
 
 STATUS = {

@@ -29,8 +29,8 @@ from graphql import (
 
 from access.disclosure import BASE
 from access.policy import Grant, Policy, PolicyError, load_policy
-from adapters.records import CallerRole
 from app import create_app
+from domain.records import CallerRole
 from schema import build_schema
 from tests.conftest import AS_OF, Estate, global_ids, graphql, person_id_of
 from tests.legacy import statistics_dimensions

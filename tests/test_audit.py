@@ -29,11 +29,11 @@ from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 import cli
-from access.keys import load_or_create_key
-from adapters.records import CallerRole
 from audit.chain import AuditEntry, Checkpoint, link_hash, seal
 from audit.log import AUDIT_CHECKPOINT, AUDIT_KEY, AUDIT_RECORD, AuditLog, AuditUnavailable
 from audit.witness import AUDIT_WITNESS, FileWitness, open_witness
+from domain.records import CallerRole
+from keys.files import load_or_create_key
 from settings import Settings, sqlite_url
 from tests.conftest import AS_OF, Estate, person_id_of, serve
 from tests.databases import POSTGRES_ADMIN_DSN, POSTGRES_URL_BASE, PostgresDatabases

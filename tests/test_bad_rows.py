@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters import Sources
-from adapters.records import Agency
+from domain.records import Agency
 from identity.linking import link_estate
 from identity.store import HubStore
 from settings import Settings

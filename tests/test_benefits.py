@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from access.policy import load_policy
-from adapters.records import Agency, CallerRole
+from domain.records import Agency, CallerRole
 from faults import Fault
 from schema import build_schema
 from settings import Settings

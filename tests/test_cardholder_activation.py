@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from access.attestation import AttestationRejected, Verifiers
 from access.issuing import demo_attestation, demo_verifier_jwks
-from adapters.records import Agency, CallerRole
+from domain.records import Agency, CallerRole
 from settings import Settings
 from tests.conftest import caller_headers, fresh_estate, graphql, serve
 from tests.registration import PROVIDER, Provider, activate, exchange, trusting

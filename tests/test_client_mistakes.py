@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from adapters.records import CallerRole
+from domain.records import CallerRole
 from tests.conftest import Estate
 
 LOOKUP = "query($l: PersonLookup!) { person(lookup: $l) { id } }"

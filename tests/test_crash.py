@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.records import CallerRole
+from domain.records import CallerRole
 from settings import Settings
 from tests.clock import SAFETY_NET
 from tests.conftest import AS_OF, UNHURRIED_ENV, caller_headers, seed_estate

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.records import Agency, CallerRole
+from domain.records import Agency, CallerRole
 from settings import Settings
 from tests.conftest import BACKENDS, caller_headers, fresh_estate, graphql, serve
 from tests.registration import PROVIDER, activate, trusting

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from adapters.records import Agency, CallerRole
 from app import create_app
+from domain.records import Agency, CallerRole
 from identity.store import HubStore
 from notifications.broker import broker
 from settings import Settings

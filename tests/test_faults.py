@@ -20,11 +20,12 @@ from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters import Sources
-from adapters.base import SourceBudget, SourceGuard, SourceUnavailable, open_engine, problems_by_agency
-from adapters.records import Agency, CallerRole
+from adapters.base import SourceBudget, SourceGuard, open_engine, problems_by_agency
 from adapters.work_permit import WorkPermitSystem
 from app import create_app
 from clock import SYSTEM_CLOCK, Clock
+from domain.errors import SourceUnavailable
+from domain.records import Agency, CallerRole
 from faults import Fault, FaultConfigError, FaultPlan, faults_of, install, parse_faults, plan_from_environment
 from settings import Settings, budgets_from_environment
 from tests.clock import SAFETY_NET, ManualClock, until

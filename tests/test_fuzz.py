@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, queries
 
-from adapters.records import CallerRole
 from app import create_app
+from domain.records import CallerRole
 from schema import build_schema
 from settings import Limits, Settings
 from tests.conftest import AS_OF, caller_headers, seed_estate, unhurried

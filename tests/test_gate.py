@@ -29,11 +29,11 @@ from websockets.typing import Subprotocol
 
 import app
 import resolvers.query
-from access.keys import KEY_DIRECTORY, load_or_create_key
 from access.tokens import ISSUER, TOKEN_KEY, TokenAuthority
-from adapters.records import Agency, CallerRole
 from audit.log import AUDIT_KEY
+from domain.records import Agency, CallerRole
 from identity.store import HubStore
+from keys.files import KEY_DIRECTORY, load_or_create_key
 from schema.errors import MASKED_MESSAGE as MASKED
 from settings import SOURCE_URL_VARIABLES, Settings, sqlite_url
 from tests.clock import SAFETY_NET

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from adapters import Sources
 from adapters.countries import ALPHA3_BY_CHINESE
-from adapters.records import Agency
+from domain.records import Agency
 from identity.linking import link_estate
 from identity.names import name_words
 from identity.store import HubStore

@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 import schema.limits
-from adapters.records import CallerRole
+from domain.records import CallerRole
 from schema import build_schema
 from schema.cost import WORST_SIZES, document_cost
 from schema.expansion import measure, walk

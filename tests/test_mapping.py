@@ -18,7 +18,9 @@ from adapters.identifiers import (
     is_valid_social_security_number,
     social_security_check_character,
 )
-from adapters.records import (
+from adapters.social_insurance import mapping as si
+from adapters.work_permit import mapping as wp
+from domain.records import (
     BenefitPaymentStatus,
     CardStatus,
     ElectronicCardServiceLevel,
@@ -36,8 +38,6 @@ from adapters.records import (
     VerificationMethod,
     WorkPermitStatus,
 )
-from adapters.social_insurance import mapping as si
-from adapters.work_permit import mapping as wp
 
 TODAY = date(2026, 6, 15)
 

@@ -21,8 +21,8 @@ from sqlalchemy import Column, MetaData, Table, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from adapters.records import Agency, CallerRole
 from app import create_app
+from domain.records import Agency, CallerRole
 from faults import Fault
 from identity.store import NOTIFICATION, HubStore
 from settings import Settings
@@ -30,7 +30,7 @@ from tests.conftest import AS_OF, BACKENDS, caller_headers, fresh_estate, graphq
 from tests.databases import postgres_settings, postgres_unavailable
 from tests.legacy import current_permits
 from tests.test_faults import running, snapshot
-from tests.test_notifications import Live, connection, event, silence, subscribe
+from tests.test_notifications import Live, connection, event, nothing_more, subscribe
 
 AUTHORITY = (CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration")
 PUBLISHED = "news { message publishedAt recipientCount audience { nationality workDistrict category } }"
@@ -455,11 +455,11 @@ async def test_news_is_delivered_live_to_every_subscribed_recipient_and_nobody_e
                 headers=caller_headers(live.settings, *AUTHORITY),
             )
         assert answer.json()["data"]["publishNews"]["userErrors"] == []
-        for ws in (first, second):
+        for ws, person_id in ((first, inside[0]), (second, inside[1])):
             got = await event(ws)
             assert (got["kind"], got["message"], got["subject"]) == ("NEWS", message, None)
-            await silence(ws, 0.3)  # once
-        await silence(third)
+            await nothing_more(ws, live, person_id)  # once
+        await nothing_more(third, live, outside)
 
 
 async def test_a_payment_is_delivered_live_to_its_cardholder(live: Live) -> None:
@@ -488,7 +488,7 @@ async def test_a_payment_is_delivered_live_to_its_cardholder(live: Live) -> None
             headers=beijing_pass,
         )
         payment_id = granted.json()["data"]["grantBenefit"]["benefitPayment"]["id"]
-        await silence(ws, 0.3)  # a grant tells nobody yet
+        await nothing_more(ws, live, holder.person_id)  # a grant tells nobody yet
         paid = await http.post(
             live.http,
             json={"query": pay, "variables": {"i": {"benefitPaymentId": payment_id}}},

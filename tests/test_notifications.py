@@ -30,16 +30,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from access.keys import load_or_create_key
 from adapters import Sources
-from adapters.records import CallerRole, NotificationKind
 from app import create_app
 from audit.log import AUDIT_KEY, AuditLog
+from domain.records import CallerRole, NotificationKind
+from edge.websocket import refusal_of
 from identity.store import NOTIFICATION, HubStore
+from keys.files import load_or_create_key
 from notifications import notify
 from notifications.broker import broker
 from notifications.expiry import WINDOW_DAYS, write_expiry_notices
-from notifications.websocket import refusal_of
 from settings import Settings
 from tests.clock import SAFETY_NET, ManualClock, until
 from tests.conftest import AS_OF, caller_headers, global_ids, graphql, seed_estate, serve, unhurried

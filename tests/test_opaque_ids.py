@@ -9,9 +9,9 @@ import json
 
 import httpx
 
-from access.sealing import Sealer
-from adapters.records import CallerRole
-from resolvers.global_ids import GlobalIds
+from domain.records import CallerRole
+from opaque.ids import GlobalIds
+from opaque.sealing import Sealer
 from tests.conftest import Estate, global_ids, graphql, person_id_of, read_everything, serve
 
 PAGE = "query($after: String) { persons(first: 3, after: $after) { pageInfo { endCursor } edges { cursor node { id workPermit { id number validTo } } } } }"

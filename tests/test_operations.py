@@ -35,14 +35,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from access.keys import load_or_create_key
 from adapters.base import open_engine
-from adapters.records import Agency, CallerRole
 from app import create_app
 from audit.chain import AuditEntry
 from audit.log import AUDIT_KEY, AuditLog
 from audit.witness import FileWitness
+from domain.records import Agency, CallerRole
 from identity.store import HubStore
+from keys.files import load_or_create_key
 from operations.logs import LIBRARIES, UVICORN_LOGGERS, JsonLines, client_of, configure_logging
 from operations.readiness import check, probe
 from operations.telemetry import Telemetry, TelemetryConfigError, exporters_from_environment

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from adapters import Sources
 from adapters.card_service import writes as card_writes
 from adapters.identifiers import NOTIFICATION_LETTER_NUMBER, PERMIT_NUMBER
-from adapters.records import Agency, CallerRole
 from adapters.work_permit.tables import WP_XKZ
+from domain.records import Agency, CallerRole
 from identity.store import HubStore
 from settings import Settings
 from tests.conftest import AS_OF, BACKENDS, caller_headers, fresh_estate, graphql, serve

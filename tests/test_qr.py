@@ -23,13 +23,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from access.keys import KEY_DIRECTORY, load_or_create_key
 from access.qr import DOCUMENT_KEY, DOCUMENT_TYPE, QR_KEY, QR_TYPE, PermitKeys
-from access.sealing import sealer
 from access.tokens import ISSUER, TOKEN_KEY, InvalidToken, TokenAuthority
-from adapters.records import CallerRole
 from audit.log import AUDIT_RECORD
-from resolvers.global_ids import GlobalIds
+from domain.records import CallerRole
+from keys.files import KEY_DIRECTORY, load_or_create_key
+from opaque.ids import GlobalIds
+from opaque.sealing import sealer
 from settings import sqlite_url
 from tests.conftest import Estate, global_ids, graphql, person_id_of, serve
 

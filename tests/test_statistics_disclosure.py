@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from access.disclosure import BASE
 from access.policy import load_policy
 from access.scope import scope_of
-from adapters.records import CallerRole, StatisticsDimension, TalentCategory, WorkPermitStatus
 from app import HubState, close_hub, open_hub
+from domain.records import CallerRole, StatisticsDimension, TalentCategory, WorkPermitStatus
 from identity.store import PERSON, HubStore
 from identity.tables import RECORD_KEY_RANGE
 from resolvers.context import Caller, Context, Info

@@ -28,8 +28,8 @@ from graphql import (
 
 from access.policy import Policy, PolicyError, load_policy
 from adapters.base import open_engine
-from adapters.records import CallerRole, NotificationKind
 from audit.log import AUDIT_RECORD
+from domain.records import CallerRole, NotificationKind
 from identity.store import HubStore
 from notifications.emit import notify
 from schema import build_schema

@@ -17,9 +17,9 @@ from adapters.beijing_pass import writes as bp_writes
 from adapters.beijing_pass.mapping import key_parts, yuan
 from adapters.card_service.tables import SBK_DZK, SBK_KXX
 from adapters.identifiers import CARD_NUMBER, ELECTRONIC_CARD_ID
-from adapters.records import Agency, NotificationKind
+from domain.errors import ClientError, UserErrorCode
+from domain.records import Agency, NotificationKind
 from identity.store import BENEFIT_DECISION, IdentifierKind
-from resolvers.errors import ClientError
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.hub_records import announce, link_record
 from workflows.permits import PermitWork
@@ -37,17 +37,21 @@ async def grant(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -
     code = arguments["benefitCode"].strip().upper()
     planned: date = arguments.get("plannedOn") or work.today
     if planned < work.today:
-        raise UserFailure("INVALID_INPUT", "A payment is planned for today or later.", ["input", "plannedOn"])
+        raise UserFailure(
+            UserErrorCode.INVALID_INPUT, "A payment is planned for today or later.", ["input", "plannedOn"]
+        )
     card_number, person_id = await _payable_card(work, arguments["card"])
     async with journal.writing(BP) as conn:
         benefit = await bp_writes.benefit(conn, code)
         if benefit is None:
             raise UserFailure(
-                "NOT_FOUND", "The benefit catalogue has no benefit with this code.", ["input", "benefitCode"]
+                UserErrorCode.NOT_FOUND,
+                "The benefit catalogue has no benefit with this code.",
+                ["input", "benefitCode"],
             )
         if await bp_writes.payment(conn, bp_writes.row_key(card_number, code, planned.isoformat())):
             raise UserFailure(
-                "CONFLICT",
+                UserErrorCode.CONFLICT,
                 "This benefit is already due on this card on that day; plan it for another day.",
                 ["input", "plannedOn"],
             )
@@ -66,13 +70,17 @@ async def mark_paid(
     key = _payment_key(work, arguments["benefitPaymentId"])
     paid_on: date = arguments.get("paidOn") or work.today
     if paid_on > work.today:
-        raise UserFailure("INVALID_INPUT", "A payment is marked paid once it was made.", ["input", "paidOn"])
+        raise UserFailure(
+            UserErrorCode.INVALID_INPUT, "A payment is marked paid once it was made.", ["input", "paidOn"]
+        )
     async with journal.writing(BP) as conn:
         pending = await _pending(work, conn, key)
         moved = bp_writes.row_key(pending.KH, pending.DYDM, paid_on.isoformat())
         if paid_on.isoformat() != pending.FFRQ and await bp_writes.payment(conn, moved):
             raise UserFailure(
-                "CONFLICT", "This benefit was paid on this card on that day already.", ["input", "paidOn"]
+                UserErrorCode.CONFLICT,
+                "This benefit was paid on this card on that day already.",
+                ["input", "paidOn"],
             )
         paid = await bp_writes.mark_paid(journal, conn, pending, paid_on)
         name = await _benefit_name(conn, pending.DYDM)
@@ -97,7 +105,9 @@ async def reject(
     reason = " ".join(arguments["reason"].split())
     if not reason or len(reason) > MAX_REASON:
         raise UserFailure(
-            "INVALID_INPUT", f"Give the reason in 1 to {MAX_REASON} characters.", ["input", "reason"]
+            UserErrorCode.INVALID_INPUT,
+            f"Give the reason in 1 to {MAX_REASON} characters.",
+            ["input", "reason"],
         )
     async with journal.writing(BP) as conn:
         pending = await _pending(work, conn, key)
@@ -131,13 +141,15 @@ async def _payable_card(work: PermitWork, card: dict[str, Any]) -> tuple[str, in
     if kind == "cardNumber":
         number = value.strip().upper()
         if not CARD_NUMBER.match(number):
-            raise UserFailure("INVALID_INPUT", "A card number is a letter and 8 digits.", field)
+            raise UserFailure(UserErrorCode.INVALID_INPUT, "A card number is a letter and 8 digits.", field)
         status = await _card_status(work, number)
         if status is None:
-            raise UserFailure("NOT_FOUND", "No social security card has this number.", field)
+            raise UserFailure(UserErrorCode.NOT_FOUND, "No social security card has this number.", field)
         if status != IN_USE:
             raise UserFailure(
-                "NOT_ELIGIBLE", f"Benefits are paid on a card in use; this one {CARD_STATES[status]}.", field
+                UserErrorCode.NOT_ELIGIBLE,
+                f"Benefits are paid on a card in use; this one {CARD_STATES[status]}.",
+                field,
             )
     else:
         card_id = _electronic_card_key(work, value, field)
@@ -146,25 +158,25 @@ async def _payable_card(work: PermitWork, card: dict[str, Any]) -> tuple[str, in
                 await conn.execute(select(SBK_DZK.c.QFZT, SBK_DZK.c.KH).where(SBK_DZK.c.DZKID == card_id))
             ).first()
         if ecard is None:
-            raise UserFailure("NOT_FOUND", "No e-card has this id.", field)
+            raise UserFailure(UserErrorCode.NOT_FOUND, "No e-card has this id.", field)
         if ecard.QFZT != "1":
             state = E_CARD_STATES.get(ecard.QFZT, "is not signed")
             raise UserFailure(
-                "NOT_ELIGIBLE", f"Benefits are paid on a signed e-card; this one {state}.", field
+                UserErrorCode.NOT_ELIGIBLE, f"Benefits are paid on a signed e-card; this one {state}.", field
             )
         number = (ecard.KH or "").strip()
         if not number:
             raise UserFailure(
-                "NOT_ELIGIBLE",
+                UserErrorCode.NOT_ELIGIBLE,
                 "This e-card carries no card number yet (BASIC): benefits are paid by card number,"
                 " once a physical card is in use.",
                 field,
             )
         if await _card_status(work, number) == CANCELLED:
-            raise UserFailure("NOT_ELIGIBLE", "The card this e-card carries is cancelled.", field)
+            raise UserFailure(UserErrorCode.NOT_ELIGIBLE, "The card this e-card carries is cancelled.", field)
     person_id = (await work.store.person_ids_by_identifier([(IdentifierKind.CARD_NUMBER.value, number)]))[0]
     if person_id is None:
-        raise UserFailure("NOT_FOUND", "No person the hub knows holds this card.", field)
+        raise UserFailure(UserErrorCode.NOT_FOUND, "No person the hub knows holds this card.", field)
     return number, person_id
 
 
@@ -180,7 +192,7 @@ def _electronic_card_key(work: PermitWork, value: str, field: list[str]) -> str:
     try:
         return work.ids.key_of(value, "ElectronicCard", ".".join(field))
     except ClientError:
-        raise UserFailure("INVALID_INPUT", "This is not an e-card's id.", field) from None
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "This is not an e-card's id.", field) from None
 
 
 # ---------------------------------------------------------------- a payment and its decision
@@ -191,9 +203,9 @@ def _payment_key(work: PermitWork, payment_id: str) -> str:
     try:
         key = work.ids.key_of(payment_id, "BenefitPayment", ".".join(field))
     except ClientError:
-        raise UserFailure("INVALID_INPUT", "This is not a benefit payment's id.", field) from None
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "This is not a benefit payment's id.", field) from None
     if key_parts(key) is None:
-        raise UserFailure("INVALID_INPUT", "This is not a benefit payment's id.", field)
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "This is not a benefit payment's id.", field)
     return key
 
 
@@ -205,11 +217,15 @@ async def _pending(work: PermitWork, conn: AsyncConnection, key: str) -> Row[Any
     if row is None:
         moved = await _moved_from(work, card, code, on)
         if moved is not None:
-            raise UserFailure("NOT_ELIGIBLE", f"This payment was paid already, on {moved}.", field)
-        raise UserFailure("NOT_FOUND", "No benefit payment has this id.", field)
+            raise UserFailure(
+                UserErrorCode.NOT_ELIGIBLE, f"This payment was paid already, on {moved}.", field
+            )
+        raise UserFailure(UserErrorCode.NOT_FOUND, "No benefit payment has this id.", field)
     if row.ZT != bp_writes.PENDING:
         state = {bp_writes.PAID: "paid", bp_writes.REJECTED: "rejected"}.get(row.ZT, "decided")
-        raise UserFailure("NOT_ELIGIBLE", f"Only a pending payment is decided; this one is {state}.", field)
+        raise UserFailure(
+            UserErrorCode.NOT_ELIGIBLE, f"Only a pending payment is decided; this one is {state}.", field
+        )
     return row
 
 

@@ -15,7 +15,11 @@ from access.attestation import AttestationRejected, Verifiers
 from adapters.card_service import writes as card_writes
 from adapters.card_service.tables import SBK_KXX
 from adapters.identifiers import DISTRICT_CODE
-from adapters.records import (
+from adapters.social_insurance import writes as si_writes
+from adapters.social_insurance.tables import AC01
+from adapters.work_permit.tables import WP_SQR
+from domain.errors import UserErrorCode
+from domain.records import (
     Agency,
     CallerRole,
     CardStatus,
@@ -26,9 +30,6 @@ from adapters.records import (
     WorkPermit,
     WorkPermitStatus,
 )
-from adapters.social_insurance import writes as si_writes
-from adapters.social_insurance.tables import AC01
-from adapters.work_permit.tables import WP_SQR
 from identity.names import fold_diacritics, name_words
 from identity.store import INDEX, IdentifierKind
 from identity.tables import ElectronicCardRevocation
@@ -60,26 +61,32 @@ async def enroll(
     permit = await work.current_period(arguments["workPermitNumber"], ["input", "workPermitNumber"])
     person_id = await work.person_of(permit)
     if bound.role is CallerRole.CARDHOLDER and person_id != bound.person_id:
-        raise UserFailure("FORBIDDEN", "A cardholder enrolls only themselves.", ["input", "workPermitNumber"])
+        raise UserFailure(
+            UserErrorCode.FORBIDDEN, "A cardholder enrolls only themselves.", ["input", "workPermitNumber"]
+        )
     credit_code = arguments["employerCreditCode"].strip().upper()
     if bound.role is CallerRole.EMPLOYER and credit_code != bound.employer:
         raise UserFailure(
-            "FORBIDDEN", "An employer enrolls only its own employees.", ["input", "employerCreditCode"]
+            UserErrorCode.FORBIDDEN,
+            "An employer enrolls only its own employees.",
+            ["input", "employerCreditCode"],
         )
     if permit.status is not WorkPermitStatus.VALID:
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             f"Enrollment needs a valid permit; this one is {permit.status.value}.",
             ["input", "workPermitNumber"],
         )
     if permit.employer is None or permit.employer.credit_code != credit_code:
         raise UserFailure(
-            "NOT_ELIGIBLE", "The permit names another employer.", ["input", "employerCreditCode"]
+            UserErrorCode.NOT_ELIGIBLE, "The permit names another employer.", ["input", "employerCreditCode"]
         )
     district = arguments["insuringDistrict"].strip()
     if not DISTRICT_CODE.match(district):
         raise UserFailure(
-            "INVALID_INPUT", "Must be a 6-digit GB/T 2260 division code.", ["input", "insuringDistrict"]
+            UserErrorCode.INVALID_INPUT,
+            "Must be a 6-digit GB/T 2260 division code.",
+            ["input", "insuringDistrict"],
         )
     evidence = {k: v for k, v in arguments["evidence"].items() if v is not None}
     ((kind, value),) = evidence.items()
@@ -145,10 +152,12 @@ async def activate_card(work: PermitWork, journal: Journal, card_number: str) ->
     async with work.sources.cards.reading() as conn:
         card = (await conn.execute(select(SBK_KXX).where(SBK_KXX.c.KH == number))).first()
     if card is None:
-        raise UserFailure("NOT_FOUND", "No card has this number.", ["input", "cardNumber"])
+        raise UserFailure(UserErrorCode.NOT_FOUND, "No card has this number.", ["input", "cardNumber"])
     if card.KZT != "0":
         raise UserFailure(
-            "NOT_ELIGIBLE", "Only a card pending production is activated.", ["input", "cardNumber"]
+            UserErrorCode.NOT_ELIGIBLE,
+            "Only a card pending production is activated.",
+            ["input", "cardNumber"],
         )
     holder = card.SHBZHM.strip()
     person_id = (await work.store.person_ids_by_owner([("SBK_KXX", holder)]))[0]
@@ -187,13 +196,15 @@ async def register_electronic_card(
     )
     person_id = (await work.store.person_ids_by_identifier([(lookup.value, value.strip().upper())]))[0]
     if person_id is None:
-        raise UserFailure("NOT_FOUND", "Nobody is found by this number.", ["input", "identifier", kind])
+        raise UserFailure(
+            UserErrorCode.NOT_FOUND, "Nobody is found by this number.", ["input", "identifier", kind]
+        )
     links = (await work.store.links_by_person([person_id]))[0]
     names = await _recorded_names(work, links)
     given = " ".join(p for p in (arguments["name"]["surname"], arguments["name"].get("givenNames")) if p)
     if name_words(given) not in names:
         raise UserFailure(
-            "VERIFICATION_FAILED",
+            UserErrorCode.VERIFICATION_FAILED,
             "The name does not match the permit or insurance record.",
             ["input", "name"],
         )
@@ -207,7 +218,7 @@ async def register_electronic_card(
     )
     if signed is not None:
         raise UserFailure(
-            "CONFLICT",
+            UserErrorCode.CONFLICT,
             f"This person's e-card {signed.key} is signed already: revoke it first, or reissue its"
             " activation code for a new phone (reissueActivationCode).",
             ["input", "identifier", kind],
@@ -241,7 +252,7 @@ def _real_person_checked(
     reference = verification["reference"].strip()
     if not reference:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             "The verification's reference is required.",
             ["input", "verification", "reference"],
         )
@@ -254,7 +265,7 @@ def _real_person_checked(
         )
     except AttestationRejected as rejected:
         raise UserFailure(
-            "VERIFICATION_FAILED",
+            UserErrorCode.VERIFICATION_FAILED,
             f"The real-person check is not proven: {rejected}.",
             ["input", "verification", "attestation"],
         ) from None
@@ -267,9 +278,11 @@ async def _signed_card(work: PermitWork, card_id: str) -> tuple[ElectronicCard, 
     key = work.electronic_card_key(card_id, field)
     card = (await work.sources.cards.electronic_cards_by_id([key]))[0]
     if not isinstance(card, ElectronicCard):
-        raise UserFailure("NOT_FOUND", "No e-card has this id.", field)
+        raise UserFailure(UserErrorCode.NOT_FOUND, "No e-card has this id.", field)
     if card.status is not SIGNED:
-        raise UserFailure("NOT_ELIGIBLE", f"The e-card is {card.status.value}, not signed.", field)
+        raise UserFailure(
+            UserErrorCode.NOT_ELIGIBLE, f"The e-card is {card.status.value}, not signed.", field
+        )
     person_id = (await work.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0]
     return card, person_id
 
@@ -289,7 +302,9 @@ async def revoke_electronic_card(
     """The e-card revoked (QFZT 2), the reason kept in the hub store, its codes and the
     cardholder tokens they became revoked with it; a new registration makes a new e-card."""
     if not reason.strip():
-        raise UserFailure("INVALID_INPUT", "Give the reason for the revocation.", ["input", "reason"])
+        raise UserFailure(
+            UserErrorCode.INVALID_INPUT, "Give the reason for the revocation.", ["input", "reason"]
+        )
     card, person_id = await _signed_card(work, card_id)
     now = datetime.now(UTC)
     async with journal.writing(Agency.CARD_SERVICE.value) as conn:
@@ -316,7 +331,9 @@ async def reissue_activation_code(
     _real_person_checked(verifiers, arguments["verification"], known_by)
     if person_id is None:
         raise UserFailure(
-            "NOT_FOUND", "The e-card belongs to nobody the hub knows.", ["input", "electronicCardId"]
+            UserErrorCode.NOT_FOUND,
+            "The e-card belongs to nobody the hub knows.",
+            ["input", "electronicCardId"],
         )
     await _revoke_codes(journal, card.key, datetime.now(UTC))
     code = new_code(person_id, card.key, issued_to)
@@ -340,11 +357,13 @@ async def _registering_permit(
     )
     permit = found if isinstance(found, WorkPermit) else None
     if kind == "workPermitNumber" and (permit is None or permit.number != value.strip()):
-        raise UserFailure("NOT_ELIGIBLE", "This is not the person's current permit number.", field)
+        raise UserFailure(
+            UserErrorCode.NOT_ELIGIBLE, "This is not the person's current permit number.", field
+        )
     if not enrolled and (permit is None or permit.status not in REGISTRABLE):
         status = permit.status.value if permit is not None else "none"
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             f"Before enrollment an e-card needs a notice-issued or valid permit, not {status}.",
             field,
         )

@@ -26,7 +26,8 @@ from sqlalchemy import Table, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.base import AdapterError, SourceDataInvalid, SourceGuard, insert_tuples
+from adapters.base import SourceGuard, insert_tuples
+from domain.errors import AdapterError, SourceDataInvalid, UserErrorCode
 from identity.store import HubStore
 from workflows.tables import WorkflowJournal, WorkflowRun
 
@@ -38,7 +39,7 @@ HUB_STORE = "HUB_STORE"
 class UserFailure(Exception):
     """A broken rule: the run is undone and the caller gets a user error naming the field."""
 
-    def __init__(self, code: str, message: str, field: list[str] | None = None) -> None:
+    def __init__(self, code: UserErrorCode, message: str, field: list[str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -299,12 +300,12 @@ class WorkflowRunner:
                     raise
                 # A source failed, timed out or is cut off: a user error naming it, and no write.
                 message = f"{error} Nothing was changed; try again later."
-                raise UserFailure("SOURCE_UNAVAILABLE", message) from None
+                raise UserFailure(UserErrorCode.SOURCE_UNAVAILABLE, message) from None
         except UserFailure as failure:
             await self.undo(run_id)
             outcome = Outcome(errors=[failure])
             # A broken rule stays broken on retry: its answer is kept; an unreachable source is not.
-            kept = failure.code != "SOURCE_UNAVAILABLE"
+            kept = failure.code is not UserErrorCode.SOURCE_UNAVAILABLE
             await self._finish(run_id, "DONE" if kept else "UNDONE", outcome, forget_key=not kept)
             return outcome
         except BaseException:
@@ -367,21 +368,25 @@ def _replay(earlier: Any, input_hash: str) -> Outcome:
         return Outcome(
             errors=[
                 UserFailure(
-                    "CONFLICT", "This idempotency key was used with other input.", ["input", "idempotencyKey"]
+                    UserErrorCode.CONFLICT,
+                    "This idempotency key was used with other input.",
+                    ["input", "idempotencyKey"],
                 )
             ]
         )
     if earlier.status != "DONE" or earlier.result is None:
         return _busy()
     stored = orjson.loads(earlier.result)
-    return Outcome(result=stored["result"], errors=[UserFailure(c, m, f) for c, m, f in stored["errors"]])
+    return Outcome(
+        result=stored["result"], errors=[UserFailure(UserErrorCode(c), m, f) for c, m, f in stored["errors"]]
+    )
 
 
 def _busy() -> Outcome:
     return Outcome(
         errors=[
             UserFailure(
-                "CONFLICT",
+                UserErrorCode.CONFLICT,
                 "A request with this idempotency key is still running.",
                 ["input", "idempotencyKey"],
             )

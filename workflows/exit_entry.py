@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy import and_, select
 
 from access.qr import QrRejected
-from adapters.base import SourceDataInvalid
 from adapters.countries import ALPHA3
 from adapters.exit_entry import writes as ee_writes
 from adapters.exit_entry.mapping import day, slash_date
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ
-from adapters.records import Agency, NotificationKind, WorkPermit, WorkPermitStatus
+from domain.errors import SourceDataInvalid, UserErrorCode
+from domain.records import Agency, NotificationKind, WorkPermit, WorkPermitStatus
 from identity.linking import passport_identifier
 from identity.names import normalise_passport
 from identity.store import IdentifierKind
@@ -43,7 +43,7 @@ async def _holder(work: PermitWork, passport: dict[str, str]) -> Holder:
     nationality = passport["nationality"].strip().upper()
     if nationality not in ALPHA3:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             "Must be an ISO 3166-1 alpha-3 country code.",
             ["input", "passport", "nationality"],
         )
@@ -54,7 +54,9 @@ async def _holder(work: PermitWork, passport: dict[str, str]) -> Holder:
     )[0]
     if found is None:
         raise UserFailure(
-            "NOT_FOUND", "No foreigner with a work permit holds this passport.", ["input", "passport"]
+            UserErrorCode.NOT_FOUND,
+            "No foreigner with a work permit holds this passport.",
+            ["input", "passport"],
         )
     return Holder(found, number, nationality)
 
@@ -103,24 +105,26 @@ async def issue_z_visa(work: PermitWork, journal: Journal, arguments: dict[str, 
     permit = (await work.sources.work_permits.current_permit_by_letter([letter], work.today))[0]
     if permit is None or isinstance(permit, SourceDataInvalid):
         raise UserFailure(
-            "NOT_FOUND", "No permit has this Notification Letter.", ["input", "notificationLetterNumber"]
+            UserErrorCode.NOT_FOUND,
+            "No permit has this Notification Letter.",
+            ["input", "notificationLetterNumber"],
         )
     if permit.status not in (WorkPermitStatus.NOTICE_ISSUED, WorkPermitStatus.VALID):
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             f"A Z visa needs a notice-issued or valid permit; this one is {permit.status.value}.",
             ["input", "notificationLetterNumber"],
         )
     holder = await _holder(work, arguments["passport"])
     if holder.person_id != await work.person_of(permit):
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             "The Notification Letter was issued for another passport's holder.",
             ["input", "passport"],
         )
     valid_to: date = arguments["validTo"]
     if valid_to <= work.today:
-        raise UserFailure("INVALID_INPUT", "Must be after today.", ["input", "validTo"])
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "Must be after today.", ["input", "validTo"])
     traveller = await _traveller(work, journal, holder)
     async with journal.writing(EE) as conn:
         visa = await ee_writes.issue_visa(journal, conn, traveller, "Z", work.today, valid_to, letter)
@@ -133,24 +137,26 @@ async def record_entry(work: PermitWork, journal: Journal, arguments: dict[str, 
     async with work.sources.exit_entry.reading() as conn:
         visa = (await conn.execute(select(CRJ_QZ).where(CRJ_QZ.c.QZH == visa_number))).first()
     if visa is None:
-        raise UserFailure("NOT_FOUND", "No visa has this number.", ["input", "visaNumber"])
+        raise UserFailure(UserErrorCode.NOT_FOUND, "No visa has this number.", ["input", "visaNumber"])
     traveller = await _traveller(work, journal, holder)
     if visa.RYBH.strip() != traveller:
         raise UserFailure(
-            "NOT_ELIGIBLE", "This visa was issued to another passport's holder.", ["input", "visaNumber"]
+            UserErrorCode.NOT_ELIGIBLE,
+            "This visa was issued to another passport's holder.",
+            ["input", "visaNumber"],
         )
     entered: date = arguments["enteredOn"]
     issued, valid_to = day(visa.QFRQ, "QFRQ"), day(visa.YXQZ, "YXQZ")
     if entered > work.today or (issued and entered < issued) or (valid_to and entered > valid_to):
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             "The entry must fall within the visa's validity, and not in the future.",
             ["input", "enteredOn"],
         )
     port = arguments["port"].strip().upper()
     if len(port) != 3 or not port.isalpha():
         raise UserFailure(
-            "INVALID_INPUT", "A port of entry is a 3-letter code such as PEK.", ["input", "port"]
+            UserErrorCode.INVALID_INPUT, "A port of entry is a 3-letter code such as PEK.", ["input", "port"]
         )
     async with journal.writing(EE) as conn:
         twice = (
@@ -163,7 +169,9 @@ async def record_entry(work: PermitWork, journal: Journal, arguments: dict[str, 
             )
         ).first()
         if twice is not None:
-            raise UserFailure("CONFLICT", "This entry is recorded already.", ["input", "enteredOn"])
+            raise UserFailure(
+                UserErrorCode.CONFLICT, "This entry is recorded already.", ["input", "enteredOn"]
+            )
         await ee_writes.record_entry(journal, conn, traveller, entered, port, visa_number)
     return {"entry": [traveller, slash_date(entered), port]}
 
@@ -183,7 +191,7 @@ async def apply_for_residence(
     _check_residence_end(work, permit, work.today, valid_to)
     office = arguments["issuingOffice"].strip()
     if not office:
-        raise UserFailure("INVALID_INPUT", "Name the issuing office.", ["input", "issuingOffice"])
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "Name the issuing office.", ["input", "issuingOffice"])
     async with journal.writing(EE) as conn:
         number = await ee_writes.issue_residence_permit(
             journal, conn, traveller, work.today, valid_to, office, CHANNEL_CODES[kind]
@@ -200,18 +208,20 @@ async def extend_residence(work: PermitWork, journal: Journal, arguments: dict[s
         row = (await conn.execute(select(CRJ_JLXK).where(CRJ_JLXK.c.JLXKZH == number))).first()
     if row is None:
         raise UserFailure(
-            "NOT_FOUND", "No residence permit has this number.", ["input", "residencePermitNumber"]
+            UserErrorCode.NOT_FOUND,
+            "No residence permit has this number.",
+            ["input", "residencePermitNumber"],
         )
     ends = day(row.YXQZ, "YXQZ")
     if row.ZT != "Y" or ends is None or ends < work.today:
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             "Only a residence permit in force is extended.",
             ["input", "residencePermitNumber"],
         )
     if work.today > ends - EXTEND_AHEAD:
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             "An extension is applied for at least 30 days before the permit expires.",
             ["input", "residencePermitNumber"],
         )
@@ -219,12 +229,14 @@ async def extend_residence(work: PermitWork, journal: Journal, arguments: dict[s
     permit = await _current_permit(work, person_id) if person_id else None
     if permit is None or permit.status is not WorkPermitStatus.VALID:
         raise UserFailure(
-            "NOT_ELIGIBLE", "The holder has no valid work permit.", ["input", "residencePermitNumber"]
+            UserErrorCode.NOT_ELIGIBLE,
+            "The holder has no valid work permit.",
+            ["input", "residencePermitNumber"],
         )
     valid_to: date = arguments["validTo"]
     if valid_to <= ends:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             f"An extension ends after the current end, {ends.isoformat()}.",
             ["input", "validTo"],
         )
@@ -239,7 +251,9 @@ async def _check_evidence(
 ) -> None:
     field = ["input", "evidence", kind]
     if permit is None or permit.status not in (WorkPermitStatus.NOTICE_ISSUED, WorkPermitStatus.VALID):
-        raise UserFailure("NOT_ELIGIBLE", "The holder has no notice-issued or valid work permit.", field)
+        raise UserFailure(
+            UserErrorCode.NOT_ELIGIBLE, "The holder has no notice-issued or valid work permit.", field
+        )
     if kind == "notificationLetterNumber":
         work.check_letter(permit, value, field)
     elif kind == "electronicCardId":
@@ -247,19 +261,23 @@ async def _check_evidence(
     else:
         if work.qr_keys is None:
             raise UserFailure(
-                "NOT_ELIGIBLE", "QR codes cannot be verified here; show the letter or the e-card.", field
+                UserErrorCode.NOT_ELIGIBLE,
+                "QR codes cannot be verified here; show the letter or the e-card.",
+                field,
             )
         try:
             claims = work.qr_keys.verify_qr(value.strip())
         except QrRejected as rejected:
             raise UserFailure(
-                "VERIFICATION_FAILED", f"The QR code does not verify: {rejected}.", field
+                UserErrorCode.VERIFICATION_FAILED, f"The QR code does not verify: {rejected}.", field
             ) from None
         if claims.permit_number != permit.number or claims.person != work.ids.encode(
             "Person", holder.person_id
         ):
             raise UserFailure(
-                "VERIFICATION_FAILED", "The QR code is another permit's or another person's.", field
+                UserErrorCode.VERIFICATION_FAILED,
+                "The QR code is another permit's or another person's.",
+                field,
             )
 
 
@@ -276,7 +294,7 @@ async def _entered_on_z_visa(work: PermitWork, traveller: str) -> None:
         ).first()
     if entry is None:
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             "A residence permit needs an entry on a Z visa within the last 30 days.",
             ["input", "passport"],
         )
@@ -285,14 +303,14 @@ async def _entered_on_z_visa(work: PermitWork, traveller: str) -> None:
 def _check_residence_end(work: PermitWork, permit: WorkPermit, issued: date, valid_to: date) -> None:
     field = ["input", "validTo"]
     if permit.valid_to is None or permit.valid_to - issued < MIN_RESIDENCE:
-        raise UserFailure("NOT_ELIGIBLE", "The work permit ends in under 90 days.", field)
+        raise UserFailure(UserErrorCode.NOT_ELIGIBLE, "The work permit ends in under 90 days.", field)
     if valid_to - issued < MIN_RESIDENCE:
-        raise UserFailure("INVALID_INPUT", "A residence permit runs at least 90 days.", field)
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "A residence permit runs at least 90 days.", field)
     if valid_to > years_after(issued, MAX_RESIDENCE_YEARS):
-        raise UserFailure("INVALID_INPUT", "A residence permit runs at most 5 years.", field)
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "A residence permit runs at most 5 years.", field)
     if valid_to > permit.valid_to:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             f"A residence permit never runs past the work permit's end, {permit.valid_to.isoformat()}.",
             field,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, select
 
-from adapters.records import Agency, LinkConfidence, NotificationKind
+from domain.records import Agency, LinkConfidence, NotificationKind
 from identity.store import IDENTIFIER, LINK, HubStore, IdentifierKind
 from notifications.emit import notify
 from workflows.engine import HUB_STORE, Journal

@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from access.disclosure import cell_key
 from adapters.countries import ALPHA3
 from adapters.identifiers import DISTRICT_CODE
-from adapters.records import NotificationKind, TalentCategory
 from adapters.work_permit import PermitCriteria
+from domain.errors import UserErrorCode
+from domain.records import NotificationKind, TalentCategory
 from identity.store import NEWS, NOTIFICATION, KeyFilter, lock_notification_order
 from notifications.emit import MAX_MESSAGE, wake
 from workflows.engine import HUB_STORE, Journal, UserFailure
@@ -30,7 +31,9 @@ async def publish(
 ) -> dict[str, Any]:
     message = arguments["message"].strip()
     if not message or len(message) > MAX_MESSAGE:
-        raise UserFailure("INVALID_INPUT", f"News is 1 to {MAX_MESSAGE} characters.", ["input", "message"])
+        raise UserFailure(
+            UserErrorCode.INVALID_INPUT, f"News is 1 to {MAX_MESSAGE} characters.", ["input", "message"]
+        )
     audience = _audience(arguments.get("audience") or {})
     recipients = await _recipients(work, audience)
     now = datetime.now(UTC)
@@ -60,13 +63,13 @@ def _audience(given: dict[str, Any]) -> dict[str, str]:
     audience = {name: str(value).strip().upper() for name, value in given.items() if value is not None}
     if "nationality" in audience and audience["nationality"] not in ALPHA3:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             "Must be an ISO 3166-1 alpha-3 country code.",
             ["input", "audience", "nationality"],
         )
     if "workDistrict" in audience and not DISTRICT_CODE.match(audience["workDistrict"]):
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             "Must be a 6-digit GB/T 2260 division code.",
             ["input", "audience", "workDistrict"],
         )

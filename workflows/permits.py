@@ -13,13 +13,15 @@ from sqlalchemy import and_, select
 
 from access.qr import PermitKeys
 from adapters import Sources
-from adapters.base import SourceDataInvalid
 from adapters.card_service import writes as card_writes
 from adapters.countries import ALPHA3
 from adapters.exit_entry.mapping import slash_date
 from adapters.exit_entry.tables import CRJ_RJ
 from adapters.identifiers import DISTRICT_CODE, is_valid_credit_code
-from adapters.records import (
+from adapters.work_permit import mapping as wp_mapping
+from adapters.work_permit import writes as wp_writes
+from domain.errors import ClientError, SourceDataInvalid, UserErrorCode
+from domain.records import (
     Agency,
     ElectronicCard,
     ElectronicCardStatus,
@@ -27,8 +29,6 @@ from adapters.records import (
     WorkPermit,
     WorkPermitStatus,
 )
-from adapters.work_permit import mapping as wp_mapping
-from adapters.work_permit import writes as wp_writes
 from identity.linking import passport_identifier
 from identity.store import (
     INDEX,
@@ -37,8 +37,7 @@ from identity.store import (
     HubStore,
     IdentifierKind,
 )
-from resolvers.errors import ClientError
-from resolvers.global_ids import GlobalIds
+from opaque.ids import GlobalIds
 from settings import SHANGHAI
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.hub_records import add_identifier, announce, link_record
@@ -64,15 +63,17 @@ class PermitWork:
     async def current_period(self, number: str, field: list[str]) -> WorkPermit:
         found = (await self.sources.work_permits.current_permit_by_number([number.strip()], self.today))[0]
         if found is None:
-            raise UserFailure("NOT_FOUND", f"No work permit has the number {number!r}.", field)
+            raise UserFailure(UserErrorCode.NOT_FOUND, f"No work permit has the number {number!r}.", field)
         if isinstance(found, SourceDataInvalid):
-            raise UserFailure("SOURCE_UNAVAILABLE", "The work-permit record cannot be read.", field)
+            raise UserFailure(
+                UserErrorCode.SOURCE_UNAVAILABLE, "The work-permit record cannot be read.", field
+            )
         return found
 
     async def period(self, key: str, field: list[str]) -> WorkPermit:
         found = (await self.sources.work_permits.permits_by_id([key], self.today))[0]
         if found is None or isinstance(found, SourceDataInvalid):
-            raise UserFailure("NOT_FOUND", "No work permit period has this id.", field)
+            raise UserFailure(UserErrorCode.NOT_FOUND, "No work permit period has this id.", field)
         return found
 
     async def person_of(self, permit: WorkPermit) -> int | None:
@@ -89,7 +90,9 @@ class PermitWork:
     @staticmethod
     def check_letter(permit: WorkPermit, letter: str, field: list[str]) -> None:
         if letter.strip().upper() != (permit.notification_letter_number or ""):
-            raise UserFailure("VERIFICATION_FAILED", "The Notification Letter is not this permit's.", field)
+            raise UserFailure(
+                UserErrorCode.VERIFICATION_FAILED, "The Notification Letter is not this permit's.", field
+            )
 
     def electronic_card_key(self, card_id: str, field: list[str]) -> str:
         """An e-card's DZKID, from its global id or the DZKID the app shows."""
@@ -99,7 +102,7 @@ class PermitWork:
         try:
             return self.ids.key_of(card_id, "ElectronicCard", ".".join(field))
         except ClientError:
-            raise UserFailure("INVALID_INPUT", "Not an e-card id.", field) from None
+            raise UserFailure(UserErrorCode.INVALID_INPUT, "Not an e-card id.", field) from None
 
     async def check_electronic_card(
         self, permit: WorkPermit, person_id: int | None, card_id: str, field: list[str]
@@ -113,9 +116,11 @@ class PermitWork:
             or card.status is not ElectronicCardStatus.SIGNED
             or card.work_permit_number != permit.number
         ):
-            raise UserFailure("VERIFICATION_FAILED", "The e-card does not carry this permit.", field)
+            raise UserFailure(
+                UserErrorCode.VERIFICATION_FAILED, "The e-card does not carry this permit.", field
+            )
         if (await self.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0] != person_id:
-            raise UserFailure("VERIFICATION_FAILED", "The e-card is another person's.", field)
+            raise UserFailure(UserErrorCode.VERIFICATION_FAILED, "The e-card is another person's.", field)
 
     # ------------------------------------------------------------ the hub's own records
 
@@ -217,37 +222,39 @@ async def apply(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -
     sex = SEX_CODES.get(applicant["sex"])
     if sex is None:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             "The work-permit system records sex as MALE or FEMALE only.",
             ["input", "applicant", "sex"],
         )
     nationality = applicant["nationality"].strip().upper()
     if nationality not in ALPHA3:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             "Must be an ISO 3166-1 alpha-3 country code.",
             ["input", "applicant", "nationality"],
         )
     credit_code = arguments["employerCreditCode"].strip().upper()
     if not is_valid_credit_code(credit_code):
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             "Not a Unified Social Credit Code (GB 32100 check character).",
             ["input", "employerCreditCode"],
         )
     if not DISTRICT_CODE.match(arguments["workDistrict"].strip()):
         raise UserFailure(
-            "INVALID_INPUT", "Must be a 6-digit GB/T 2260 division code.", ["input", "workDistrict"]
+            UserErrorCode.INVALID_INPUT,
+            "Must be a 6-digit GB/T 2260 division code.",
+            ["input", "workDistrict"],
         )
     if arguments["validTo"] <= work.today:
-        raise UserFailure("INVALID_INPUT", "Must be after today.", ["input", "validTo"])
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "Must be after today.", ["input", "validTo"])
     name = applicant["name"]
     if not name["surname"].strip():
         raise UserFailure(
-            "INVALID_INPUT", "A surname is required.", ["input", "applicant", "name", "surname"]
+            UserErrorCode.INVALID_INPUT, "A surname is required.", ["input", "applicant", "name", "surname"]
         )
     if not arguments["position"].strip():
-        raise UserFailure("INVALID_INPUT", "A position is required.", ["input", "position"])
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "A position is required.", ["input", "position"])
     passport = applicant["passportNumber"].strip().upper()
     async with journal.writing(WP) as conn:
         known = await wp_writes.applicant_by_passport(conn, passport, nationality)
@@ -261,7 +268,7 @@ async def apply(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -
             WorkPermitStatus.VALID,
         ):
             raise UserFailure(
-                "NOT_ELIGIBLE",
+                UserErrorCode.NOT_ELIGIBLE,
                 f"This passport's holder already has permit {current.number} ({current.status.value}).",
                 ["input", "applicant", "passportNumber"],
             )
@@ -308,7 +315,7 @@ async def issue_notice(work: PermitWork, journal: Journal, permit_key: str) -> d
         ).scalar_one_or_none()
     if requested is None or requested <= work.today:
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             "The application has no requested end date after today.",
             ["input", "workPermitId"],
         )
@@ -343,7 +350,7 @@ async def reject(work: PermitWork, journal: Journal, permit_key: str, reason: st
         ["input", "workPermitId"],
     )
     if not reason.strip():
-        raise UserFailure("INVALID_INPUT", "A rejection gives its reason.", ["input", "reason"])
+        raise UserFailure(UserErrorCode.INVALID_INPUT, "A rejection gives its reason.", ["input", "reason"])
     async with journal.writing(WP) as conn:
         await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "60"})
         await wp_writes.decide_application(journal, conn, int(permit.key), work.today, wp_writes.REJECTED)
@@ -369,7 +376,9 @@ async def activate(work: PermitWork, journal: Journal, number: str, entered_on: 
         ["input", "workPermitNumber"],
     )
     if entered_on > work.today:
-        raise UserFailure("INVALID_INPUT", "The entry cannot be in the future.", ["input", "enteredOn"])
+        raise UserFailure(
+            UserErrorCode.INVALID_INPUT, "The entry cannot be in the future.", ["input", "enteredOn"]
+        )
     person_id = await work.person_of(permit)
     travellers = (
         (await work.store.links_by_person([person_id]))[0].owners(Agency.EXIT_ENTRY) if person_id else ()
@@ -388,7 +397,7 @@ async def activate(work: PermitWork, journal: Journal, number: str, entered_on: 
         )
     if entered is None:
         raise UserFailure(
-            "NOT_ELIGIBLE",
+            UserErrorCode.NOT_ELIGIBLE,
             "A permit becomes valid only after an entry: exit-entry has no entry of the holder on that day.",
             ["input", "enteredOn"],
         )
@@ -408,7 +417,7 @@ async def extend(work: PermitWork, journal: Journal, number: str, valid_to: date
     permit = await _valid(work, number)
     if permit.valid_to is not None and valid_to <= permit.valid_to:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             f"An extension ends after the current end, {permit.valid_to.isoformat()}.",
             ["input", "validTo"],
         )
@@ -446,7 +455,7 @@ async def change(
     if credit_code:
         if not is_valid_credit_code(credit_code):
             raise UserFailure(
-                "INVALID_INPUT",
+                UserErrorCode.INVALID_INPUT,
                 "Not a Unified Social Credit Code (GB 32100 check character).",
                 ["input", "employerCreditCode"],
             )
@@ -461,13 +470,15 @@ async def change(
     if district:
         if not DISTRICT_CODE.match(district):
             raise UserFailure(
-                "INVALID_INPUT", "Must be a 6-digit GB/T 2260 division code.", ["input", "workDistrict"]
+                UserErrorCode.INVALID_INPUT,
+                "Must be a 6-digit GB/T 2260 division code.",
+                ["input", "workDistrict"],
             )
         values["GZDD"] = district
         remarks.append(f"GZDD: {permit.work_district or ''} -> {district}")
     if not values:
         raise UserFailure(
-            "INVALID_INPUT",
+            UserErrorCode.INVALID_INPUT,
             "A change names at least one of employerCreditCode, position, workDistrict.",
             ["input"],
         )
@@ -501,7 +512,9 @@ async def cancel(work: PermitWork, journal: Journal, number: str, reason: str) -
         ["input", "workPermitNumber"],
     )
     if not reason.strip():
-        raise UserFailure("INVALID_INPUT", "A cancellation gives its reason.", ["input", "reason"])
+        raise UserFailure(
+            UserErrorCode.INVALID_INPUT, "A cancellation gives its reason.", ["input", "reason"]
+        )
     async with journal.writing(WP) as conn:
         await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "40"})
         await wp_writes.approved_step(
@@ -526,7 +539,7 @@ async def cancel(work: PermitWork, journal: Journal, number: str, reason: str) -
 def _require(permit: WorkPermit, allowed: tuple[WorkPermitStatus, ...], rule: str, field: list[str]) -> None:
     """NOT_ELIGIBLE, naming the rule and the status the permit has, unless it has one allowed."""
     if permit.status not in allowed:
-        raise UserFailure("NOT_ELIGIBLE", f"{rule}; this one is {permit.status.value}.", field)
+        raise UserFailure(UserErrorCode.NOT_ELIGIBLE, f"{rule}; this one is {permit.status.value}.", field)
 
 
 async def _valid(work: PermitWork, number: str) -> WorkPermit:

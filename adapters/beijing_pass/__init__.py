@@ -7,18 +7,11 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from adapters.base import (
-    Group,
-    SourceDataInvalid,
-    SqlSource,
-    answer_by_key,
-    fetch_all,
-    paged_per_group,
-    pages_from_rows,
-)
+from adapters.base import Group, SqlSource, answer_by_key, fetch_all, paged_per_group, pages_from_rows
 from adapters.beijing_pass import mapping
 from adapters.beijing_pass.tables import BJT_DY, BJT_FF, metadata
-from adapters.records import Agency, BenefitPayment, Page
+from domain.errors import SourceDataInvalid
+from domain.records import Agency, BenefitPayment, Page
 
 
 class BeijingPass(SqlSource):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.engine import Row
 
 from adapters.base import blank_to_none, code, parse_separated_date, required
-from adapters.records import BenefitPayment, BenefitPaymentStatus
+from domain.records import BenefitPayment, BenefitPaymentStatus
 
 STATUS = {
     "P": BenefitPaymentStatus.PENDING,

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.base import RowWriter
 from adapters.beijing_pass.mapping import payment_key
 from adapters.beijing_pass.tables import BJT_DY, BJT_FF
-from adapters.records import Agency
+from domain.records import Agency
 
 AGENCY = Agency.BEIJING_PASS.value
 PENDING, PAID, REJECTED = "P", "S", "R"

@@ -7,19 +7,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import case, func, select
 
-from adapters.base import (
-    Group,
-    RecordList,
-    SourceDataInvalid,
-    SqlSource,
-    answer_by_key,
-    by_group,
-    fetch_all,
-    group_index,
-)
+from adapters.base import Group, RecordList, SqlSource, answer_by_key, by_group, fetch_all, group_index
 from adapters.card_service import mapping
 from adapters.card_service.tables import SBK_DZK, SBK_KXX, electronic_cards_filed_under, metadata
-from adapters.records import Agency, ElectronicCard, SocialSecurityCard
+from domain.errors import SourceDataInvalid
+from domain.records import Agency, ElectronicCard, SocialSecurityCard
 
 
 @dataclass(frozen=True, slots=True)

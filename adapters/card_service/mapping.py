@@ -18,7 +18,7 @@ from adapters.base import (
     parse_timestamp,
     required,
 )
-from adapters.records import (
+from domain.records import (
     CardStatus,
     ElectronicCard,
     ElectronicCardStatus,

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import RowWriter
 from adapters.card_service.tables import NOT_ENROLLED, SBK_DZK, SBK_KXX, electronic_cards_filed_under
-from adapters.records import Agency
+from domain.records import Agency
 
 AGENCY = Agency.CARD_SERVICE.value
 CARRYING_CARD_STATUSES = (

@@ -12,7 +12,6 @@ from sqlalchemy import and_, case, select
 from adapters.base import (
     Group,
     RecordList,
-    SourceDataInvalid,
     SqlSource,
     answer_by_key,
     by_group,
@@ -24,7 +23,8 @@ from adapters.base import (
 )
 from adapters.exit_entry import mapping
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ, CRJ_RY, metadata
-from adapters.records import Agency, Entry, Page, ResidencePermit, Traveller, Visa
+from domain.errors import SourceDataInvalid
+from domain.records import Agency, Entry, Page, ResidencePermit, Traveller, Visa
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Row
 
 from adapters.base import UnmappableValue, blank_to_none, code, parse_separated_date, required
 from adapters.countries import ALPHA3_BY_CHINESE
-from adapters.records import (
+from domain.records import (
     Entry,
     ResidencePermit,
     ResidencePermitStatus,

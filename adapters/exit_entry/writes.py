@@ -12,7 +12,7 @@ from adapters.base import RowWriter
 from adapters.countries import CHINESE_BY_ALPHA3
 from adapters.exit_entry.mapping import slash_date
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ, CRJ_RY
-from adapters.records import Agency, Sex
+from domain.records import Agency, Sex
 
 AGENCY = Agency.EXIT_ENTRY.value
 SEX_CODES = {Sex.MALE: "男", Sex.FEMALE: "女"}

@@ -10,7 +10,6 @@ from sqlalchemy import and_, select
 from adapters.base import (
     Group,
     RecordList,
-    SourceDataInvalid,
     SqlSource,
     answer_by_key,
     by_group,
@@ -19,9 +18,10 @@ from adapters.base import (
     group_index,
     split_mapped,
 )
-from adapters.records import Agency, Employer, InsuranceParticipation, InsuredPerson
 from adapters.social_insurance import mapping
 from adapters.social_insurance.tables import AB01, AC01, AC02, metadata
+from domain.errors import SourceDataInvalid
+from domain.records import Agency, Employer, InsuranceParticipation, InsuredPerson
 
 
 class SocialInsurance(SqlSource):

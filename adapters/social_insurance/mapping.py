@@ -9,7 +9,7 @@ from sqlalchemy.engine import Row
 from adapters.base import UnmappableValue, blank_to_none, code, parse_compact_date, required
 from adapters.countries import ALPHA3_BY_NUMERIC
 from adapters.identifiers import is_valid_credit_code, is_valid_social_security_number
-from adapters.records import (
+from domain.records import (
     Agency,
     DataProblem,
     Employer,

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.base import RowWriter
 from adapters.countries import NUMERIC_BY_ALPHA3
 from adapters.identifiers import social_security_check_character
-from adapters.records import Agency, Sex
 from adapters.social_insurance.mapping import INSURANCE_TYPE, PAYING, VALID_ROW
 from adapters.social_insurance.tables import AB01, AC01, AC02
+from domain.records import Agency, Sex
 
 AGENCY = Agency.SOCIAL_INSURANCE.value
 SEX_CODES = {Sex.UNKNOWN: "0", Sex.MALE: "1", Sex.FEMALE: "2", Sex.UNSTATED: "9"}

@@ -13,7 +13,6 @@ from sqlalchemy.sql import Subquery
 from adapters.base import (
     Group,
     RecordList,
-    SourceDataInvalid,
     SqlSource,
     UnmappableValue,
     answer_by_key,
@@ -30,7 +29,10 @@ from adapters.base import (
     required,
     split_mapped,
 )
-from adapters.records import (
+from adapters.work_permit import mapping
+from adapters.work_permit.tables import WP_HZLS, WP_SQR, WP_XKZ, WP_YWJL, metadata
+from domain.errors import SourceDataInvalid
+from domain.records import (
     Agency,
     Applicant,
     Employer,
@@ -41,8 +43,6 @@ from adapters.records import (
     WorkPermit,
     WorkPermitStatus,
 )
-from adapters.work_permit import mapping
-from adapters.work_permit.tables import WP_HZLS, WP_SQR, WP_XKZ, WP_YWJL, metadata
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Row
 from adapters.base import UnmappableValue, blank_to_none, code, parse_compact_date, required
 from adapters.countries import ALPHA3
 from adapters.identifiers import is_valid_credit_code
-from adapters.records import (
+from domain.records import (
     Agency,
     DataProblem,
     Employer,

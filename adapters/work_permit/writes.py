@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import RowWriter
-from adapters.records import Agency
 from adapters.work_permit.mapping import compact_date
 from adapters.work_permit.tables import WP_HZLS, WP_SQR, WP_XKZ, WP_YWJL
+from domain.records import Agency
 
 AGENCY = Agency.WORK_PERMIT_SYSTEM.value
 # The division code of the first issuing authority for permits the hub applies for: Beijing.

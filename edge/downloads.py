@@ -21,11 +21,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from access.qr import PermitKeys, permit_keys
-from adapters.base import AdapterError, SourceDataInvalid
-from adapters.records import Agency, CallerRole, WorkPermit, WorkPermitStatus
 from audit.chain import AuditEntry
 from audit.log import AuditUnavailable
-from gateway import Gate, Refused
+from domain.errors import AdapterError, ErrorCode, SourceDataInvalid
+from domain.records import Agency, CallerRole, WorkPermit, WorkPermitStatus
+from edge.gateway import Gate, Refused
 from identity.store import PersonCore
 from resolvers import relationships as rel
 from resolvers.context import Caller
@@ -85,7 +85,7 @@ class PermitDownloads:
             qr_code = self.keys.issue_qr(permit.number, _person_global_id(request, holding.person.id))
         await _audit(request, caller, holding.person.id, QR_IMAGE_FIELDS)
         if qr_code is None:
-            raise Refused(404, "NOT_FOUND", "There is no valid work permit to make a QR code for.")
+            raise Refused(404, ErrorCode.NOT_FOUND, "There is no valid work permit to make a QR code for.")
         image = io.BytesIO()
         segno.make(qr_code, error="m", micro=False).save(
             image, kind="svg", scale=4, border=4, title="Work permit QR code"
@@ -101,7 +101,7 @@ class PermitDownloads:
         holding = await _holding(request, caller)
         await _audit(request, caller, holding.person.id, DOCUMENT_FIELDS)
         if holding.permit is None:
-            raise Refused(404, "NOT_FOUND", "There is no work permit to document.")
+            raise Refused(404, ErrorCode.NOT_FOUND, "There is no work permit to document.")
         now = datetime.now(UTC).replace(microsecond=0)
         signed = self.keys.sign_document(
             statement(holding, now), _person_global_id(request, holding.person.id), now
@@ -142,19 +142,19 @@ async def _holding(request: Request, caller: Caller) -> Holding:
     today = hub.settings.today()
     loaders = Loaders(hub.sources, hub.store, None, today)
     if caller.person_id is None:  # a cardholder token always names its person
-        raise Refused(403, "FORBIDDEN", "The token names no person.")
+        raise Refused(403, ErrorCode.FORBIDDEN, "The token names no person.")
     person = await loaders.person_by_id.load(caller.person_id)
     if person is None:
-        raise Refused(404, "NOT_FOUND", "The token's person is not known to the hub.")
+        raise Refused(404, ErrorCode.NOT_FOUND, "The token's person is not known to the hub.")
     links = await loaders.links_by_person.load(person.id)
     group = links.owners(Agency.WORK_PERMIT_SYSTEM)
     try:
         permit = await loaders.person_relation(rel.CURRENT_WORK_PERMIT).load(group) if group else None
     except SourceDataInvalid as invalid:
-        raise Refused(502, "SOURCE_DATA_INVALID", str(invalid)) from None
+        raise Refused(502, ErrorCode.SOURCE_DATA_INVALID, str(invalid)) from None
     except AdapterError as error:
         raise Refused(
-            503, "SOURCE_UNAVAILABLE", f"The {error.agency.value} source could not answer."
+            503, ErrorCode.SOURCE_UNAVAILABLE, f"The {error.agency.value} source could not answer."
         ) from None
     return Holding(person, permit, today)
 
@@ -180,6 +180,6 @@ async def _audit(request: Request, caller: Caller, person_id: int, fields: tuple
     except AuditUnavailable:
         raise Refused(
             503,
-            "AUDIT_UNAVAILABLE",
+            ErrorCode.AUDIT_UNAVAILABLE,
             "The access could not be recorded in the audit trail, so no data is returned.",
         ) from None

@@ -26,8 +26,8 @@ from strawberry.asgi import GraphQL
 
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
 from access.tokens import InvalidToken, TokenAuthority
-from adapters.base import SourceUnavailable
-from adapters.records import CallerRole
+from domain.errors import ErrorCode, SourceUnavailable
+from domain.records import CallerRole
 from resolvers.context import Caller
 from schema.errors import MASKED_MESSAGE
 from settings import Limits
@@ -36,7 +36,12 @@ CALLER_KEY = "caller"
 # The request id the outermost middleware gave the request (operations/requests.py), if any.
 REQUEST_ID_KEY = "request_id"
 # The codes of the view's own HTTP refusals (a body that is not JSON, no query, a mutation by GET).
-HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "BAD_REQUEST"}
+HTTP_CODES = {
+    400: ErrorCode.BAD_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    415: ErrorCode.BAD_REQUEST,
+}
 
 log = logging.getLogger("hub.gateway")
 
@@ -94,14 +99,14 @@ class Gate:
             if sending.started:
                 raise
             # The caller's scope could not be worked out (an employer's staff): nothing is answered.
-            refused = Refused(503, "SOURCE_UNAVAILABLE", str(unavailable), {"retry-after": "5"})
+            refused = Refused(503, ErrorCode.SOURCE_UNAVAILABLE, str(unavailable), {"retry-after": "5"})
             await _refuse(send, refused, request_id)
         except Exception as error:
             if sending.started:
                 raise
             # Nothing of it reaches the client: no stack trace, SQL or legacy message.
             log.error("unexpected %s serving request %s", type(error).__name__, request_id, exc_info=error)
-            await _refuse(send, Refused(500, "INTERNAL_SERVER_ERROR", MASKED_MESSAGE), request_id)
+            await _refuse(send, Refused(500, ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE), request_id)
 
     async def _admitted(self, headers: dict[str, str], request_id: str) -> Caller:
         """The caller, as `_admit` admits it, unless its cardholder token was revoked since."""
@@ -112,7 +117,9 @@ class Gate:
             and await self.revoked(caller.subject)
         ):
             raise Refused(
-                401, "UNAUTHENTICATED", "Unauthenticated: the token was revoked with its e-card's activation."
+                401,
+                ErrorCode.UNAUTHENTICATED,
+                "Unauthenticated: the token was revoked with its e-card's activation.",
             )
         return caller
 
@@ -121,29 +128,33 @@ class Gate:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Refused(
-                401, "UNAUTHENTICATED", "Send `Authorization: Bearer <token>`; `hub token` issues one."
+                401,
+                ErrorCode.UNAUTHENTICATED,
+                "Send `Authorization: Bearer <token>`; `hub token` issues one.",
             )
         try:
             claims = self.authority.verify(token.strip())
         except InvalidToken as error:
-            raise Refused(401, "UNAUTHENTICATED", f"Unauthenticated: {error}.") from None
+            raise Refused(401, ErrorCode.UNAUTHENTICATED, f"Unauthenticated: {error}.") from None
         purpose = headers.get("x-purpose", "").strip() or None
         if claims.role in ROLES_WITHOUT_PURPOSE:
             if purpose is not None:
                 # Served as if undeclared, the caller would believe its purpose was recorded.
                 raise Refused(
-                    400, "BAD_REQUEST", f"X-Purpose: {claims.role.value} declares no purpose; send none."
+                    400,
+                    ErrorCode.BAD_REQUEST,
+                    f"X-Purpose: {claims.role.value} declares no purpose; send none.",
                 )
         elif purpose is None:
             raise Refused(
-                403, "FORBIDDEN", f"X-Purpose: {claims.role.value} must declare one of its purposes."
+                403, ErrorCode.FORBIDDEN, f"X-Purpose: {claims.role.value} must declare one of its purposes."
             )
         elif purpose not in self.policy.purposes or self.policy.purposes[purpose].role is not claims.role:
             raise Refused(
-                403, "FORBIDDEN", f"X-Purpose: {purpose!r} is not a purpose of {claims.role.value}."
+                403, ErrorCode.FORBIDDEN, f"X-Purpose: {purpose!r} is not a purpose of {claims.role.value}."
             )
         elif purpose not in claims.purposes:
-            raise Refused(403, "FORBIDDEN", f"X-Purpose: the token does not allow {purpose!r}.")
+            raise Refused(403, ErrorCode.FORBIDDEN, f"X-Purpose: the token does not allow {purpose!r}.")
         restricted_until = self._restricted_until(headers, purpose)
         self._hit(claims.subject)
         return Caller(
@@ -192,7 +203,10 @@ class Gate:
             reset, _remaining = self.limiter.get_window_stats(self.limit, key)
             retry = max(1, math.ceil(reset - time.time()))
             raise Refused(
-                429, "RATE_LIMITED", f"Too many requests; retry in {retry} s.", {"retry-after": str(retry)}
+                429,
+                ErrorCode.RATE_LIMITED,
+                f"Too many requests; retry in {retry} s.",
+                {"retry-after": str(retry)},
             )
 
     def guard(self, endpoint: Endpoint, *roles: CallerRole) -> Guarded:
@@ -224,13 +238,15 @@ class Gate:
         if purpose is None or not self.policy.purposes[purpose].investigation:
             raise Refused(
                 400,
-                "BAD_USER_INPUT",
+                ErrorCode.BAD_USER_INPUT,
                 "X-Restricted-Until: only a read for an investigation may be restricted.",
             )
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise Refused(400, "BAD_USER_INPUT", "X-Restricted-Until: must be a date YYYY-MM-DD.") from None
+            raise Refused(
+                400, ErrorCode.BAD_USER_INPUT, "X-Restricted-Until: must be a date YYYY-MM-DD."
+            ) from None
 
 
 # A guarded route's handler: the request and its admitted caller; it may raise Refused.
@@ -254,7 +270,7 @@ class Guarded:
             caller = await self.gate._admitted(headers, request_id)
             if caller.role not in self.roles:
                 allowed = ", ".join(sorted(role.value for role in self.roles))
-                raise Refused(403, "FORBIDDEN", f"{scope['path']} serves {allowed} only.")
+                raise Refused(403, ErrorCode.FORBIDDEN, f"{scope['path']} serves {allowed} only.")
             scope.setdefault("state", {})[CALLER_KEY] = caller
             response = await self.endpoint(Request(scope, receive), caller)
         except Refused as refused:
@@ -262,7 +278,7 @@ class Guarded:
             return
         except Exception as error:
             log.error("unexpected %s serving request %s", type(error).__name__, request_id, exc_info=error)
-            await _refuse(send, Refused(500, "INTERNAL_SERVER_ERROR", MASKED_MESSAGE), request_id)
+            await _refuse(send, Refused(500, ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE), request_id)
             return
         response.headers["x-request-id"] = request_id
         await response(scope, receive, send)
@@ -283,7 +299,7 @@ def _wants_graphiql_page(scope: Scope, headers: dict[str, str]) -> bool:
 
 async def _read_body(receive: Receive, limit: int, size: int = 0) -> bytes:
     """The body, read no further than the limit; `size` is what the query string already holds."""
-    too_large = Refused(413, "QUERY_TOO_LARGE", f"The request's document exceeds {limit} bytes.")
+    too_large = Refused(413, ErrorCode.QUERY_TOO_LARGE, f"The request's document exceeds {limit} bytes.")
     if size > limit:
         raise too_large
     chunks: list[bytes] = []
@@ -340,9 +356,9 @@ class _Sending:
 
     async def _send_as_error(self, status: int, text: bytes) -> None:
         if status >= 500:
-            code, message = "INTERNAL_SERVER_ERROR", MASKED_MESSAGE
+            code, message = ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE
         else:
-            code = HTTP_CODES.get(status, "BAD_REQUEST")
+            code = HTTP_CODES.get(status, ErrorCode.BAD_REQUEST)
             message = text.decode("utf-8", "replace").strip()[:200] or "Bad request."
         await _refuse(self.send, Refused(status, code, message), self.request_id)
 

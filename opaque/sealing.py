@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from access.keys import load_or_create_secret
+from keys.files import load_or_create_secret
 
 SEALING_KEY = "sealed-values"
 # Nothing the hub seals is longer; a longer text is refused before any work is done on it.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from access.sealing import Sealer
-from resolvers.errors import ClientError
+from domain.errors import ClientError
+from opaque.sealing import Sealer
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Any
 
 from access.policy import Grant
-from adapters.records import CallerRole
+from domain.records import CallerRole
 from resolvers.context import Caller, Context, Scope
 from resolvers.loaders import Loaders
 

@@ -35,8 +35,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from strawberry.types import ExecutionResult
 
 from clock import SYSTEM_CLOCK, Clock
-from gateway import CALLER_KEY, Refused
-from notifications.connection import UNBOUND, ConnectionContext
+from domain.errors import ErrorCode
+from edge.connection import UNBOUND, ConnectionContext
+from edge.gateway import CALLER_KEY, Refused
 from resolvers.context import Caller, Context
 from schema.errors import problem_extensions, with_code
 
@@ -149,7 +150,7 @@ def subscriptions_handler(
                 return None
             return _error(
                 f"Subscription limit reached: at most {limit} at once per connection.",
-                "TOO_MANY_SUBSCRIPTIONS",
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
             )
 
         async def _send_result_stream(
@@ -176,9 +177,11 @@ def refusal_of(payload: object, max_document_bytes: int) -> dict[str, Any] | Non
     try:
         size = _json_size(payload)
     except RecursionError:
-        return _error("The subscribe payload is nested too deeply to be read.", "BAD_REQUEST")
+        return _error("The subscribe payload is nested too deeply to be read.", ErrorCode.BAD_REQUEST)
     if size > max_document_bytes:
-        return _error(f"The request's document exceeds {max_document_bytes} bytes.", "QUERY_TOO_LARGE")
+        return _error(
+            f"The request's document exceeds {max_document_bytes} bytes.", ErrorCode.QUERY_TOO_LARGE
+        )
     query, operation_name = payload.get("query"), payload.get("operationName")
     if not isinstance(query, str):
         return None
@@ -190,7 +193,7 @@ def refusal_of(payload: object, max_document_bytes: int) -> dict[str, Any] | Non
     if operation is not None and operation.operation is not OperationType.SUBSCRIPTION:
         return _error(
             "Only subscriptions are served over WebSocket; send queries and mutations over HTTP.",
-            "BAD_REQUEST",
+            ErrorCode.BAD_REQUEST,
         )
     return None
 

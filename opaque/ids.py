@@ -3,8 +3,8 @@ and the record's own key to the hub only; a client can neither read nor make one
 
 from __future__ import annotations
 
-from access.sealing import Sealer
-from resolvers.errors import ClientError
+from domain.errors import ClientError
+from opaque.sealing import Sealer
 
 NODE_TYPES = ("Person", "Employer", "WorkPermit", "ElectronicCard", "Notification", "BenefitPayment")
 PURPOSE = b"global-id"
