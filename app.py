@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -27,20 +26,20 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from access.activation import is_revoked
 from access.attestation import Verifiers
-from access.data_dir import keep_private
-from access.policy import Policy, load_policy
+from access.policy import Grant, Policy, load_policy
+from access.qr import permit_keys
 from access.scope import scope_of
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
 from audit.witness import open_witness
-from edge.connection import connection_context
 from edge.downloads import permit_routes
-from edge.gateway import CALLER_KEY, Gate
-from edge.websocket import HubWebSocketAdapter, admit_connection, caller_of, subscriptions_handler
+from edge.gateway import Gate
+from edge.websocket import HubWebSocketAdapter, admit_connection, subscriptions_handler
 from faults import install as install_faults
 from faults import plan_from_environment as fault_plan_from_environment
 from identity.store import HubStore
+from keys.data_dir import keep_private
 from keys.files import load_or_create_key
 from notifications.expiry import expiry_checks, interval_from_environment
 from opaque.cursors import Cursors
@@ -56,14 +55,16 @@ from operations import (
     observe_engine,
     record_errors,
 )
-from resolvers.context import Caller, Context
+from resolvers.connection import UNBOUND, connection_context
+from resolvers.context import Context
+from resolvers.hub import HubState
 from resolvers.loaders import Loaders
 from schema import build_schema
 from schema.errors import with_code
 from schema.text_rules import NUL_MESSAGE
 from settings import Settings
-from tracing import HUB_STORE, SourceTrace, current_trace, instrument
-from workflows.engine import WorkflowRunner
+from tracing import HUB_STORE, instrument
+from tracing.request import request_of
 from workflows.registry import workflow_runner
 
 if TYPE_CHECKING:
@@ -92,24 +93,10 @@ def _json_problem(value: object, limit: int) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class HubState:
-    settings: Settings
-    sources: Sources
-    store: HubStore
-    audit: AuditLog
-    policy: Policy
-    workflows: WorkflowRunner
-    tokens: TokenAuthority
-    ids: GlobalIds
-    cursors: Cursors
-    verifiers: Verifiers
-
-
 class HubGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = HubWebSocketAdapter
     # Set by create_app: the gate's admission of a WebSocket's connection_init payload.
-    admit_connection: Callable[[object], Awaitable[tuple[Caller, datetime]]]
+    admit_connection: Callable[[Any, object], Awaitable[datetime]]
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -135,35 +122,26 @@ class HubGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         hub: HubState = request.app.state.hub
-        websocket = isinstance(request, WebSocket)  # subscriptions: notifications/websocket.py
-        caller: Caller = caller_of(request) if websocket else request.scope["state"][CALLER_KEY]
-        # Every HTTP request's statements are counted for its log line (operations/requests.py);
-        # the answer reports them only when asked.
-        asked = request.headers.get(TRACE_HEADER) == "1"
-        trace = None if websocket else current_trace.get()
-        if trace is None:
-            trace = SourceTrace() if asked else None
-            current_trace.set(trace)
+        websocket = isinstance(request, WebSocket)  # subscriptions: edge/websocket.py
+        # The request's state, its caller and grant set by the gate (for a WebSocket, once
+        # connection_init admitted it: UNBOUND until then).
+        record = request_of(request.scope)
+        caller = record.caller if record is not None and record.caller is not None else UNBOUND
+        grant = record.grant if record is not None and record.grant is not None else Grant()
+        # Every HTTP request's statements are counted for its log line; the answer reports
+        # them only when asked.
+        asked = not websocket and record is not None and request.headers.get(TRACE_HEADER) == "1"
         today = hub.settings.today()
         audit = hub.audit if hub.settings.audit else None
-        loaders = Loaders(hub.sources, hub.store, audit, today)
         context = Context(
-            sources=hub.sources,
-            store=hub.store,
-            loaders=loaders,
+            hub=hub,
+            loaders=Loaders(hub.sources, hub.store, audit, today),
             today=today,
             caller=caller,
-            policy=hub.policy,
-            grant=hub.policy.grant(caller.role, caller.purpose)
-            if caller.authenticated
-            else hub.policy.anonymous,
+            grant=grant,
             scope=await scope_of(caller, hub.sources, hub.store, today),
             audit=audit,
-            workflows=hub.workflows,
-            tokens=hub.tokens,
-            ids=hub.ids,
-            cursors=hub.cursors,
-            trace=trace if asked else None,
+            trace=record.trace if asked and record is not None else None,
             request=request,
             response=response,
         )
@@ -194,18 +172,19 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
     await workflows.recover()
     tokens = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
     sealed = sealer(settings.data_dir)
-    verifiers = Verifiers.from_setting(settings.verifier_jwks)
     return HubState(
-        settings,
-        sources,
-        store,
-        audit,
-        policy,
-        workflows,
-        tokens,
-        GlobalIds(sealed),
-        Cursors(sealed),
-        verifiers,
+        settings=settings,
+        sources=sources,
+        store=store,
+        audit=audit,
+        policy=policy,
+        workflows=workflows,
+        tokens=tokens,
+        ids=GlobalIds(sealed),
+        cursors=Cursors(sealed),
+        verifiers=Verifiers.from_setting(settings.verifier_jwks),
+        sealer=sealed,
+        permit_keys=permit_keys(settings.data_dir),
     )
 
 
@@ -232,7 +211,9 @@ async def healthz(_request: Request) -> Response:
 def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> Starlette:
     """The app; `span_exporter` (tests) receives its spans besides any OTEL_* exporter."""
     settings = settings or Settings.from_environment()
-    keep_private(settings)  # owner-only data directory and files, before anything is written
+    keep_private(
+        settings.data_dir, settings.private_files()
+    )  # owner-only data directory and files, before anything is written
     schema = build_schema(settings.limits)
     schema.extensions = (*schema.extensions, OperationRecorder)  # the operation type, for metrics and logs
     telemetry = Telemetry.configure(exporter=span_exporter)  # OTEL_* variables; off when none is set

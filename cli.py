@@ -12,9 +12,9 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, TextIO
 
-from access.data_dir import keep_private
 from access.issuing import IssuingError
 from domain.records import CallerRole
+from keys.data_dir import keep_private
 from settings import Settings
 
 if TYPE_CHECKING:
@@ -311,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings.from_environment()
-    keep_private(settings)  # owner-only data directory and files, before anything is written
+    keep_private(
+        settings.data_dir, settings.private_files()
+    )  # owner-only data directory and files, before anything is written
     match args.command:
         case "run":
             _run(settings, args.host, args.port, args.demo)

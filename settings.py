@@ -6,16 +6,16 @@ import os
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import make_url
 
 from adapters.base import SourceBudget
 from audit.witness import WITNESS_FILE
 from clock import SYSTEM_CLOCK, Clock
-from domain.records import Agency
+from domain.limits import Limits
+from domain.records import SHANGHAI, Agency
+from keys.data_dir import sqlite_files
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROJECT_ROOT = Path(__file__).resolve().parent
 
 # One variable per agency; each defaults to its own SQLite file in the data directory.
@@ -79,25 +79,6 @@ def budgets_from_environment(env: dict[str, str]) -> dict[Agency, SourceBudget]:
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on what one request may ask; the defaults let every contract query through."""
-
-    max_document_bytes: int = 64 * 1024
-    max_depth: int = 15
-    max_aliases: int = 30
-    max_tokens: int = 5000
-    max_cost: int = 30_000
-    # The expanded document's selections (every fragment counted at each spread), which is
-    # also graphql-core's budget for comparing same-named fields; and its deepest nesting
-    # through fields, inline fragments and spreads (what validation and execution recurse on).
-    max_nodes: int = 5000
-    max_nesting: int = 40
-    # Fields resolved by one request (one subscription event), counted while it runs.
-    max_resolved_fields: int = 50_000
-    rate_limit: str = "1200/minute"
 
 
 @dataclass(frozen=True)
@@ -179,6 +160,16 @@ class Settings:
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
         )
+
+    def private_files(self) -> list[Path]:
+        """The files the hub writes in its data directory, or anywhere it keeps SQLite files:
+        each database with its companions, and the witness file."""
+        urls = [*self.source_urls.values(), self.store_url, self.audit_url]
+        witness = self.witness_location()
+        return [
+            *sqlite_files([*urls, witness] if "://" in witness else urls),
+            *([] if "://" in witness else [Path(witness)]),
+        ]
 
     def witness_location(self) -> str:
         """The audit witness: a file path, or an SQLAlchemy URL of a database of its own."""

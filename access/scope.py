@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from access.caller import Caller, Scope
 from adapters import Sources
 from adapters.work_permit import PermitCriteria
 from domain.records import CallerRole
 from identity.store import HubStore
-from resolvers.context import Caller, Scope
 
 EVERYONE = Scope()
 

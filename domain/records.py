@@ -13,8 +13,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 T = TypeVar("T")
+
+# The graph's dates are local dates in Asia/Shanghai (DOMAIN.md).
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 class Agency(StrEnum):

@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import segno
@@ -20,21 +20,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from access.caller import Caller
 from access.qr import PermitKeys, permit_keys
 from audit.chain import AuditEntry
 from audit.log import AuditUnavailable
 from domain.errors import AdapterError, ErrorCode, SourceDataInvalid
-from domain.records import Agency, CallerRole, WorkPermit, WorkPermitStatus
+from domain.records import SHANGHAI, Agency, CallerRole, WorkPermit, WorkPermitStatus
 from edge.gateway import Gate, Refused
 from identity.store import PersonCore
 from resolvers import relationships as rel
-from resolvers.context import Caller
+from resolvers.hub import HubState
 from resolvers.loaders import Loaders
 from resolvers.verification import full_name
-from settings import SHANGHAI
-
-if TYPE_CHECKING:
-    from app import HubState
 
 JWKS_PATH = "/.well-known/jwks.json"
 QR_IMAGE_PATH = "/cardholder/permit-qr.svg"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
@@ -24,17 +23,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from access.caller import Caller
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
 from access.tokens import InvalidToken, TokenAuthority
 from domain.errors import ErrorCode, SourceUnavailable
+from domain.limits import Limits
 from domain.records import CallerRole
-from resolvers.context import Caller
 from schema.errors import MASKED_MESSAGE
-from settings import Limits
+from tracing.request import SCOPE_KEY, RequestRecord, new_request, request_of
 
-CALLER_KEY = "caller"
-# The request id the outermost middleware gave the request (operations/requests.py), if any.
-REQUEST_ID_KEY = "request_id"
 # The codes of the view's own HTTP refusals (a body that is not JSON, no query, a mutation by GET).
 HTTP_CODES = {
     400: ErrorCode.BAD_REQUEST,
@@ -47,7 +44,11 @@ log = logging.getLogger("hub.gateway")
 
 
 class Refused(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    """A request the gate answers itself: its HTTP status, code, message and headers."""
+
+    def __init__(
+        self, status: int, code: ErrorCode, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -72,6 +73,9 @@ class Gate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            # A WebSocket's connection is its request; its caller is admitted at connection_init.
+            if request_of(scope) is None:
+                scope.setdefault("state", {})[SCOPE_KEY] = new_request(scope)
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -79,20 +83,19 @@ class Gate:
             # The page itself holds no data; the queries it sends bring their token.
             await HTMLResponse(self.app.graphql_ide_html)(scope, receive, send)
             return
-        request_id = _request_id(scope)
+        record = _record_of(scope)
         try:
             # A GET carries its document in the query string: it counts against the same limit.
             in_url = len(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
             body = await _read_body(receive, self.settings.max_document_bytes, in_url)
             if not headers.get("authorization", "").strip() and self._only_anonymous_calls(scope, body):
-                caller = self._admit_anonymous(scope, request_id)
+                self.admitted(record, self._admit_anonymous(scope, record.request_id))
             else:
-                caller = await self._admitted(headers, request_id)
+                self.admitted(record, (await self._admitted(headers, record.request_id))[0])
         except Refused as refused:
-            await _refuse(send, refused, request_id)
+            await _refuse(send, refused, record)
             return
-        scope.setdefault("state", {})[CALLER_KEY] = caller
-        sending = _Sending(send, request_id)
+        sending = _Sending(send, record)
         try:
             await self.app(scope, _replay(body), sending)
         except SourceUnavailable as unavailable:
@@ -100,17 +103,27 @@ class Gate:
                 raise
             # The caller's scope could not be worked out (an employer's staff): nothing is answered.
             refused = Refused(503, ErrorCode.SOURCE_UNAVAILABLE, str(unavailable), {"retry-after": "5"})
-            await _refuse(send, refused, request_id)
+            await _refuse(send, refused, record)
         except Exception as error:
             if sending.started:
                 raise
             # Nothing of it reaches the client: no stack trace, SQL or legacy message.
-            log.error("unexpected %s serving request %s", type(error).__name__, request_id, exc_info=error)
-            await _refuse(send, Refused(500, ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE), request_id)
+            log.error(
+                "unexpected %s serving request %s", type(error).__name__, record.request_id, exc_info=error
+            )
+            await _refuse(send, Refused(500, ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE), record)
 
-    async def _admitted(self, headers: dict[str, str], request_id: str) -> Caller:
-        """The caller, as `_admit` admits it, unless its cardholder token was revoked since."""
-        caller = self._admit(headers, request_id)
+    def admitted(self, record: RequestRecord, caller: Caller) -> None:
+        """The request's caller, and the grant of its role and purpose, looked up once here."""
+        record.caller = caller
+        record.grant = (
+            self.policy.grant(caller.role, caller.purpose) if caller.authenticated else self.policy.anonymous
+        )
+
+    async def _admitted(self, headers: dict[str, str], request_id: str) -> tuple[Caller, datetime]:
+        """The caller and when its token expires, as `_admit` admits them, unless its
+        cardholder token was revoked since."""
+        caller, expires_at = self._admit(headers, request_id)
         if (
             caller.role is CallerRole.CARDHOLDER
             and self.revoked is not None
@@ -121,9 +134,9 @@ class Gate:
                 ErrorCode.UNAUTHENTICATED,
                 "Unauthenticated: the token was revoked with its e-card's activation.",
             )
-        return caller
+        return caller, expires_at
 
-    def _admit(self, headers: dict[str, str], request_id: str) -> Caller:
+    def _admit(self, headers: dict[str, str], request_id: str) -> tuple[Caller, datetime]:
         authorization = headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -137,6 +150,7 @@ class Gate:
         except InvalidToken as error:
             raise Refused(401, ErrorCode.UNAUTHENTICATED, f"Unauthenticated: {error}.") from None
         purpose = headers.get("x-purpose", "").strip() or None
+        declared = self.policy.purposes.get(purpose) if purpose is not None else None
         if claims.role in ROLES_WITHOUT_PURPOSE:
             if purpose is not None:
                 # Served as if undeclared, the caller would believe its purpose was recorded.
@@ -149,15 +163,15 @@ class Gate:
             raise Refused(
                 403, ErrorCode.FORBIDDEN, f"X-Purpose: {claims.role.value} must declare one of its purposes."
             )
-        elif purpose not in self.policy.purposes or self.policy.purposes[purpose].role is not claims.role:
+        elif declared is None or declared.role is not claims.role:
             raise Refused(
                 403, ErrorCode.FORBIDDEN, f"X-Purpose: {purpose!r} is not a purpose of {claims.role.value}."
             )
         elif purpose not in claims.purposes:
             raise Refused(403, ErrorCode.FORBIDDEN, f"X-Purpose: the token does not allow {purpose!r}.")
-        restricted_until = self._restricted_until(headers, purpose)
+        restricted_until = _restricted_until(headers, declared is not None and declared.investigation)
         self._hit(claims.subject)
-        return Caller(
+        caller = Caller(
             subject=claims.subject,
             role=claims.role,
             purpose=purpose,
@@ -167,6 +181,7 @@ class Gate:
             person_id=claims.person_id,
             employer=claims.employer,
         )
+        return caller, claims.expires_at
 
     def _only_anonymous_calls(self, scope: Scope, body: bytes) -> bool:
         """Whether a request without a token asks for nothing but what the policy grants without
@@ -214,12 +229,12 @@ class Gate:
         open to `roles` only."""
         return Guarded(self, endpoint, frozenset(roles))
 
-    async def admit_connection(self, payload: object) -> tuple[Caller, datetime]:
-        """The caller of a WebSocket connection, and when its token expires, from the
+    async def admit_connection(self, scope: Scope, payload: object) -> datetime:
+        """A WebSocket connection's caller, noted in its request's state, from the
         `connection_init` payload: the names of the HTTP headers (`Authorization: Bearer
         <token>`, `X-Purpose`, ...) in any case, or the token alone under `token`; admitted by
-        the same rules, and counted against the same rate limit, as an HTTP request. Raises
-        Refused."""
+        the same rules, and counted against the same rate limit, as an HTTP request. Answers
+        when the token expires; raises Refused."""
         headers: dict[str, str] = {}
         if isinstance(payload, dict):
             headers = {str(k).lower(): v.strip() for k, v in payload.items() if isinstance(v, str)}
@@ -227,26 +242,28 @@ class Gate:
         if "authorization" not in headers and token:
             scheme, _, rest = token.partition(" ")
             headers["authorization"] = token if scheme.lower() == "bearer" and rest else f"Bearer {token}"
-        caller = await self._admitted(headers, uuid.uuid4().hex)
-        expires_at = self.authority.verify(headers["authorization"].partition(" ")[2].strip()).expires_at
-        return caller, expires_at
+        record = _record_of(scope)
+        caller, expires_at = await self._admitted(headers, record.request_id)
+        self.admitted(record, caller)
+        return expires_at
 
-    def _restricted_until(self, headers: dict[str, str], purpose: str | None) -> date | None:
-        value = headers.get("x-restricted-until", "").strip()
-        if not value:
-            return None
-        if purpose is None or not self.policy.purposes[purpose].investigation:
-            raise Refused(
-                400,
-                ErrorCode.BAD_USER_INPUT,
-                "X-Restricted-Until: only a read for an investigation may be restricted.",
-            )
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise Refused(
-                400, ErrorCode.BAD_USER_INPUT, "X-Restricted-Until: must be a date YYYY-MM-DD."
-            ) from None
+
+def _restricted_until(headers: dict[str, str], investigation: bool) -> date | None:
+    value = headers.get("x-restricted-until", "").strip()
+    if not value:
+        return None
+    if not investigation:
+        raise Refused(
+            400,
+            ErrorCode.BAD_USER_INPUT,
+            "X-Restricted-Until: only a read for an investigation may be restricted.",
+        )
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Refused(
+            400, ErrorCode.BAD_USER_INPUT, "X-Restricted-Until: must be a date YYYY-MM-DD."
+        ) from None
 
 
 # A guarded route's handler: the request and its admitted caller; it may raise Refused.
@@ -265,28 +282,34 @@ class Guarded:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = _request_id(scope)
+        record = _record_of(scope)
         try:
-            caller = await self.gate._admitted(headers, request_id)
+            caller, _expires_at = await self.gate._admitted(headers, record.request_id)
             if caller.role not in self.roles:
                 allowed = ", ".join(sorted(role.value for role in self.roles))
                 raise Refused(403, ErrorCode.FORBIDDEN, f"{scope['path']} serves {allowed} only.")
-            scope.setdefault("state", {})[CALLER_KEY] = caller
+            self.gate.admitted(record, caller)
             response = await self.endpoint(Request(scope, receive), caller)
         except Refused as refused:
-            await _refuse(send, refused, request_id)
+            await _refuse(send, refused, record)
             return
         except Exception as error:
-            log.error("unexpected %s serving request %s", type(error).__name__, request_id, exc_info=error)
-            await _refuse(send, Refused(500, ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE), request_id)
+            log.error(
+                "unexpected %s serving request %s", type(error).__name__, record.request_id, exc_info=error
+            )
+            await _refuse(send, Refused(500, ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE), record)
             return
-        response.headers["x-request-id"] = request_id
+        response.headers["x-request-id"] = record.request_id
         await response(scope, receive, send)
 
 
-def _request_id(scope: Scope) -> str:
-    given = scope.get("state", {}).get(REQUEST_ID_KEY)
-    return given if isinstance(given, str) and given else uuid.uuid4().hex
+def _record_of(scope: Scope) -> RequestRecord:
+    """The request's state, made by the outermost middleware (or here, for a gate served alone)."""
+    record = request_of(scope)
+    if record is None:
+        record = new_request(scope)
+        scope.setdefault("state", {})[SCOPE_KEY] = record
+    return record
 
 
 def _wants_graphiql_page(scope: Scope, headers: dict[str, str]) -> bool:
@@ -332,16 +355,17 @@ class _Sending:
     (strawberry's "Unable to parse request body as JSON" and the like) the JSON shape and
     `extensions.code` of every other error."""
 
-    def __init__(self, send: Send, request_id: str) -> None:
+    def __init__(self, send: Send, record: RequestRecord) -> None:
         self.send = send
-        self.request_id = request_id
+        self.record = record
         self.started = False  # whether the client has been sent anything
         self.held: Message | None = None
         self.held_body: list[bytes] = []
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", []), (b"x-request-id", self.request_id.encode())]
+            request_id = self.record.request_id.encode()
+            message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             if message["status"] >= 400 and not _is_json(message["headers"]):
                 self.held = message
                 return
@@ -360,14 +384,16 @@ class _Sending:
         else:
             code = HTTP_CODES.get(status, ErrorCode.BAD_REQUEST)
             message = text.decode("utf-8", "replace").strip()[:200] or "Bad request."
-        await _refuse(self.send, Refused(status, code, message), self.request_id)
+        await _refuse(self.send, Refused(status, code, message), self.record)
 
 
 def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(k.lower() == b"content-type" and b"json" in v.lower() for k, v in headers)
 
 
-async def _refuse(send: Send, refused: Refused, request_id: str) -> None:
+async def _refuse(send: Send, refused: Refused, record: RequestRecord) -> None:
+    """The refusal in the graph's JSON error shape; its code is the request's, for the metrics."""
+    record.errors.append((refused.code.value, ""))
     body: dict[str, Any] = {
         "data": None,
         "errors": [{"message": str(refused), "extensions": {"code": refused.code}}],
@@ -376,7 +402,7 @@ async def _refuse(send: Send, refused: Refused, request_id: str) -> None:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
-        (b"x-request-id", request_id.encode()),
+        (b"x-request-id", record.request_id.encode()),
         *((k.encode(), v.encode()) for k, v in refused.headers.items()),
     ]
     await send({"type": "http.response.start", "status": refused.status, "headers": headers})

@@ -36,9 +36,9 @@ from strawberry.types import ExecutionResult
 
 from clock import SYSTEM_CLOCK, Clock
 from domain.errors import ErrorCode
-from edge.connection import UNBOUND, ConnectionContext
-from edge.gateway import CALLER_KEY, Refused
-from resolvers.context import Caller, Context
+from edge.gateway import Refused
+from resolvers.connection import ConnectionContext
+from resolvers.context import Context
 from schema.errors import problem_extensions, with_code
 
 UNSPOKEN_PROTOCOL = 4406  # the close for a subprotocol the server does not speak
@@ -46,26 +46,19 @@ REFUSED = 4403  # graphql-transport-ws: "Forbidden", the answer to a refused con
 MAX_REASON_BYTES = 123  # what a WebSocket close frame holds
 
 
-def caller_of(websocket: Any) -> Caller:
-    """The caller connection_init admitted, UNBOUND before it."""
-    caller: Caller = websocket.scope.setdefault("state", {}).get(CALLER_KEY, UNBOUND)
-    return caller
-
-
 async def admit_connection(
     context: Context,
-    admit: Callable[[object], Awaitable[tuple[Caller, datetime]]],
+    admit: Callable[[Any, object], Awaitable[datetime]],
     context_for: Callable[[Any, Any], Awaitable[Context]],
 ) -> None:
-    """connection_init: admit the payload's token (as the HTTP gate admits a request's), then
-    bind the connection's context to that caller until the token expires, when the socket is
-    closed with 4403; a refusal closes it with 4403 at once."""
+    """connection_init: admit the payload's token (as the HTTP gate admits a request's, into
+    the connection's request state), then bind the connection's context to that caller until
+    the token expires, when the socket is closed with 4403; a refusal closes it with 4403 at once."""
     assert isinstance(context, ConnectionContext)
     try:
-        caller, expires_at = await admit(context.connection_params)
+        expires_at = await admit(context.request.scope, context.connection_params)
     except Refused as refused:
         await refuse_connection(context, str(refused))
-    context.request.scope.setdefault("state", {})[CALLER_KEY] = caller
     context.bind(await context_for(context.request, context.response))
     context.expires_at = expires_at
 

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from domain.records import CallerRole
+from tracing.request import current_request
 
 if TYPE_CHECKING:
-    from resolvers.context import Caller
+    from access.caller import Caller
 
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 # Libraries whose debug (or info) lines carry statements with their parameters, or URLs: they
@@ -134,8 +135,6 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            from operations.requests import current_request
-
             current = current_request.get()
             if current is not None:
                 record.request_id = current.request_id

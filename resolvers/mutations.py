@@ -8,11 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from access import activation
-from access.qr import permit_keys
 from audit.chain import AuditEntry
 from domain.errors import ClientError, SourceDataInvalid, SourceUnavailable, UserErrorCode
 from domain.records import Agency, CallerRole, WorkPermit
-from opaque.sealing import sealer
 from resolvers.context import Info
 from workflows import cards, exit_entry, permits
 from workflows.engine import Journal, UserFailure
@@ -52,8 +50,7 @@ async def run_workflow(
     fetch: Callable[[dict[str, Any]], Awaitable[Any]],
 ) -> Answer:
     context = info.context
-    data_dir = context.request.app.state.hub.settings.data_dir
-    work = PermitWork(context.sources, context.store, context.today, context.ids, permit_keys(data_dir))
+    work = PermitWork(context.sources, context.store, context.today, context.ids, context.hub.permit_keys)
     outcome = await context.workflows.run(
         kind, context.caller.subject, idempotency_key, arguments, lambda journal: body(work, journal)
     )
@@ -267,8 +264,8 @@ async def register_electronic_card(info: Info, arguments: dict[str, Any], key: s
     own app, never a token that reads as the person. A retry with the same key answers the same
     code (kept sealed with the run's outcome)."""
     context = info.context
-    hub = context.request.app.state.hub
-    codes = sealer(hub.settings.data_dir)
+    hub = context.hub
+    codes = hub.sealer
 
     async def answer(result: dict[str, Any]) -> tuple[Any, str | None]:
         card = (await context.sources.cards.electronic_cards_by_id([result["electronicCard"]]))[0]
@@ -305,8 +302,8 @@ async def reissue_activation_code(info: Info, arguments: dict[str, Any], key: st
     """A new code for the person's new phone; the person's access log shows that the card
     service was handed one (an audit record naming `ElectronicCard.activationCode`)."""
     context = info.context
-    hub = context.request.app.state.hub
-    codes = sealer(hub.settings.data_dir)
+    hub = context.hub
+    codes = hub.sealer
 
     async def body(work: PermitWork, journal: Journal) -> dict[str, Any]:
         issued = await cards.reissue_activation_code(
@@ -346,7 +343,7 @@ async def _audit_handover(info: Info, person_id: int, fields: tuple[str, ...]) -
 async def activate_cardholder(info: Info, arguments: dict[str, Any]) -> Answer:
     """The app's exchange of its activation code for a cardholder token (no token needed)."""
     context = info.context
-    hub = context.request.app.state.hub
+    hub = context.hub
     work = PermitWork(context.sources, context.store, context.today, context.ids)
     subject = activation.new_subject()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from access.qr import PermitKeys, QrRejected, permit_keys
+from access.qr import PermitKeys, QrRejected
 from domain.errors import ClientError
 from domain.records import (
     ElectronicCardStatus,
@@ -75,11 +75,8 @@ async def _by_qr_code(info: Info, qr_code: str) -> Verification:
 
 
 def signing_keys(info: Info) -> PermitKeys:
-    """The QR and document keys of the hub serving this request (its data directory's)."""
-    request = info.context.request
-    if request is None:
-        raise RuntimeError("QR codes are signed and verified by a hub serving a request")
-    return permit_keys(request.app.state.hub.settings.data_dir)
+    """The QR and document keys of the hub serving this request."""
+    return info.context.hub.permit_keys
 
 
 def _electronic_card_key(info: Info, value: str) -> str:

@@ -9,6 +9,7 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache
 from strawberry.types import ExecutionContext
 
+from domain.limits import Limits
 from schema.access import AccessControl
 from schema.benefits import BenefitPayment
 from schema.card import ElectronicCard
@@ -20,7 +21,6 @@ from schema.permit import Employer, WorkPermit
 from schema.person import Person
 from schema.query import Query
 from schema.subscription import Subscription
-from settings import Limits
 
 
 class HubSchema(strawberry.Schema):

@@ -23,10 +23,10 @@ from strawberry.extensions import MaxTokensLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from domain.errors import ErrorCode, Refusal
+from domain.limits import Limits
 from schema.cost import document_cost, uses_statistics
 from schema.expansion import Walk, measure, walk
 from schema.text_rules import NoNulInText
-from settings import Limits
 
 if TYPE_CHECKING:
     from identity.store import HubStore

@@ -9,11 +9,11 @@ from typing import Annotated
 import strawberry
 
 from domain.errors import ClientError, Forbidden
-from edge.connection import ConnectionContext
 from identity.store import HubStore, NotificationRecord
 from notifications.feed import follow
 from opaque.cursors import Cursors
 from opaque.ids import GlobalIds
+from resolvers.connection import ConnectionContext
 from resolvers.context import Context, Info
 from resolvers.person import NOTIFICATIONS
 from schema.notifications import Notification

@@ -228,9 +228,11 @@ async def test_a_hanging_source_is_given_up_on_at_its_budget(estate: Settings, a
         body = await asking  # not after the hour: `until` would have given up long before
         for error in assert_unavailable(body, baseline, agency):
             assert "no answer within 60 s" in error["message"]
-        # Each call gave up once, when its budget ran out, and was not tried again.
+        # Each call gave up once, when its budget ran out, and was not tried again: no more
+        # statements reached the source than calls failed (a call whose budget ran out while
+        # it waited for a connection failed without one).
         failed = hub.sources.sources_status()[agency.value]["failedCalls"] - failed_before
-        assert failed >= 1 and hub.plan.injected[agency.value] == failed
+        assert 1 <= hub.plan.injected[agency.value] <= failed
         # The cancelled statements left no broken connection behind: the next request answers.
         hub.plan.set(agency, None)
         again = await ask(hub, lookup)

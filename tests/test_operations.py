@@ -35,6 +35,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from access.caller import Caller
 from adapters.base import open_engine
 from app import create_app
 from audit.chain import AuditEntry
@@ -46,7 +47,6 @@ from keys.files import load_or_create_key
 from operations.logs import LIBRARIES, UVICORN_LOGGERS, JsonLines, client_of, configure_logging
 from operations.readiness import check, probe
 from operations.telemetry import Telemetry, TelemetryConfigError, exporters_from_environment
-from resolvers.context import Caller
 from settings import Settings, sqlite_url
 from tests.clock import SAFETY_NET, ManualClock
 from tests.conftest import AS_OF, Estate, caller_headers, graphql, read_everything, seed_estate, unhurried
@@ -685,7 +685,7 @@ def json_logs(level: str = "DEBUG") -> Iterator[io.StringIO]:
 
 
 def test_json_logs_name_the_request_and_keep_drivers_quiet() -> None:
-    from operations.requests import RequestRecord, current_request
+    from tracing.request import RequestRecord, current_request
 
     with json_logs() as stream:
         assert logging.getLogger("aiosqlite").getEffectiveLevel() == logging.WARNING

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from access.caller import Caller
 from access.disclosure import BASE
 from access.policy import load_policy
 from access.scope import scope_of
@@ -29,7 +30,7 @@ from app import HubState, close_hub, open_hub
 from domain.records import CallerRole, StatisticsDimension, TalentCategory, WorkPermitStatus
 from identity.store import PERSON, HubStore
 from identity.tables import RECORD_KEY_RANGE
-from resolvers.context import Caller, Context, Info
+from resolvers.context import Context, Info
 from resolvers.loaders import Loaders
 from resolvers.query import PersonCriteria, workforce_statistics
 from schema import build_schema
@@ -87,19 +88,13 @@ class _ResolverInfo:
 async def _reporting_context(hub: HubState) -> Context:
     caller = Caller(subject="test-reporting", role=CallerRole.REPORTING)
     return Context(
-        sources=hub.sources,
-        store=hub.store,
+        hub=hub,
         loaders=Loaders(hub.sources, hub.store, None, AS_OF),
         today=AS_OF,
         caller=caller,
-        policy=hub.policy,
         grant=hub.policy.grant(caller.role, None),
         scope=await scope_of(caller, hub.sources, hub.store, AS_OF),
         audit=None,
-        workflows=hub.workflows,
-        tokens=hub.tokens,
-        ids=hub.ids,
-        cursors=hub.cursors,
     )
 
 

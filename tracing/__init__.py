@@ -5,41 +5,15 @@ events (not from adapter code), reported under `extensions.sources` when a reque
 from __future__ import annotations
 
 import time
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tracing.request import SourceTrace, current_request
+
 HUB_STORE = "HUB_STORE"
-
-
-@dataclass
-class SourceTiming:
-    statements: int = 0
-    seconds: float = 0.0
-
-
-@dataclass
-class SourceTrace:
-    """What one request cost each source."""
-
-    sources: dict[str, SourceTiming] = field(default_factory=dict)
-
-    def add(self, source: str, seconds: float) -> None:
-        timing = self.sources.setdefault(source, SourceTiming())
-        timing.statements += 1
-        timing.seconds += seconds
-
-    def report(self) -> dict[str, dict[str, float | int]]:
-        return {
-            name: {"statements": t.statements, "ms": round(t.seconds * 1000, 3)}
-            for name, t in sorted(self.sources.items())
-        }
-
-
-current_trace: ContextVar[SourceTrace | None] = ContextVar("current_trace", default=None)
+__all__ = ["HUB_STORE", "SourceTrace", "instrument"]
 
 
 def instrument(engine: AsyncEngine, source: str) -> None:
@@ -56,7 +30,7 @@ def instrument(engine: AsyncEngine, source: str) -> None:
 
     @event.listens_for(sync_engine, "after_cursor_execute")
     def _finished(_conn: Any, _cursor: Any, _stmt: Any, _params: Any, context: Any, _many: Any) -> None:
-        trace = current_trace.get()
-        if trace is not None:
+        request = current_request.get()
+        if request is not None:
             started = getattr(context, "_hub_started", None)
-            trace.add(source, time.perf_counter() - started if started is not None else 0.0)
+            request.trace.add(source, time.perf_counter() - started if started is not None else 0.0)

@@ -20,6 +20,7 @@ from adapters.social_insurance.tables import AC01
 from adapters.work_permit.tables import WP_SQR
 from domain.errors import UserErrorCode
 from domain.records import (
+    SHANGHAI,
     Agency,
     CallerRole,
     CardStatus,
@@ -33,7 +34,6 @@ from domain.records import (
 from identity.names import fold_diacritics, name_words
 from identity.store import INDEX, IdentifierKind
 from identity.tables import ElectronicCardRevocation
-from settings import SHANGHAI
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.exit_entry import years_after
 from workflows.hub_records import add_identifier, announce, link_record, refile_record

@@ -22,6 +22,7 @@ from adapters.work_permit import mapping as wp_mapping
 from adapters.work_permit import writes as wp_writes
 from domain.errors import ClientError, SourceDataInvalid, UserErrorCode
 from domain.records import (
+    SHANGHAI,
     Agency,
     ElectronicCard,
     ElectronicCardStatus,
@@ -38,7 +39,6 @@ from identity.store import (
     IdentifierKind,
 )
 from opaque.ids import GlobalIds
-from settings import SHANGHAI
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.hub_records import add_identifier, announce, link_record
 from workflows.tables import PendingPermit

@@ -9,41 +9,34 @@ are made owner-only at start."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import make_url
-
-from settings import Settings
 
 PRIVATE_UMASK = 0o077
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 
 
-def keep_private(settings: Settings) -> None:
+def keep_private(data_dir: Path, files: Iterable[Path]) -> None:
     """Owner-only from now on: the umask, the data directory (created if missing) and the
-    files of the hub's own databases and witness already there."""
+    hub's files already there (its SQLite databases with their companions, the witness)."""
     os.umask(PRIVATE_UMASK)
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _tighten(settings.data_dir, 0o700)
-    for path in hub_files(settings):
-        _tighten(path, 0o600)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(data_dir, 0o700)
+    for path in files:
+        if path.exists():
+            _tighten(path, 0o600)
 
 
-def hub_files(settings: Settings) -> list[Path]:
-    """The files the hub writes that exist now: each SQLite database with its companions, and
-    the audit witness file."""
-    urls = [*settings.source_urls.values(), settings.store_url, settings.audit_url]
+def sqlite_files(urls: Iterable[str]) -> list[Path]:
+    """The files behind SQLite URLs, each database with its -wal, -shm and -journal files."""
     paths: list[Path] = []
-    witness = settings.witness_location()
-    if "://" in witness:
-        urls.append(witness)
-    else:
-        paths.append(Path(witness))
     for url in urls:
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             paths += [Path(parsed.database + suffix) for suffix in SQLITE_COMPANIONS]
-    return [path for path in paths if path.exists()]
+    return paths
 
 
 def _tighten(path: Path, mode: int) -> None:

@@ -9,9 +9,10 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
+from access.caller import Caller, Scope
 from access.policy import Grant
 from domain.records import CallerRole
-from resolvers.context import Caller, Context, Scope
+from resolvers.context import Context
 from resolvers.loaders import Loaders
 
 # The caller of a connection before connection_init; its context has no grant and reaches nobody.
