@@ -60,7 +60,7 @@ from resolvers.context import Context
 from resolvers.hub import HubState
 from resolvers.loaders import Loaders
 from schema import build_schema
-from schema.errors import with_code
+from schema.errors import shape_all
 from schema.text_rules import NUL_MESSAGE
 from settings import Settings
 from tracing import HUB_STORE, instrument
@@ -116,7 +116,7 @@ class HubGraphQL(GraphQL[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # An exception raised around execution (in an extension) skips ShapeErrors: shape it here.
         if result.errors:
-            result.errors = [with_code(error) for error in result.errors]
+            result.errors = shape_all(result.errors)
             record_errors(result.errors)  # metrics and the request's log line count their codes
         return process_result(result)
 

@@ -3,7 +3,9 @@
 Records are already mapped to the graph's language (enums, ISO dates, yuan), so turning one
 into response JSON needs no further lookups. Every record knows its agency, its own key and
 the key of the source's person record it belongs to (`owner`), which identity links resolve
-to the hub's person. No GraphQL here: `schema/` exposes these enums and records as types.
+to the hub's person; a record a loader read carries that person (`person_id`), so that grants,
+scope and the audit know whose it is where it is read. No GraphQL here: `schema/` exposes these
+enums and records as types.
 """
 
 from __future__ import annotations
@@ -248,6 +250,7 @@ class WorkPermit:
     notification_letter_number: str | None
     notification_letter_date: date | None
     agency: Agency = Agency.WORK_PERMIT_SYSTEM
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
     problems: tuple[DataProblem, ...] = ()
 
 
@@ -261,6 +264,7 @@ class PermitEvent:
     outcome: PermitEventOutcome
     remark: str | None
     agency: Agency = Agency.WORK_PERMIT_SYSTEM
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
 # ---------------------------------------------------------------- social insurance
@@ -277,6 +281,7 @@ class InsuredPerson:
     nationality: str
     passport_number: str
     agency: Agency = Agency.SOCIAL_INSURANCE
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
     problems: tuple[DataProblem, ...] = ()
 
 
@@ -290,6 +295,7 @@ class InsuranceParticipation:
     ended_on: date | None
     employer: Employer | None
     agency: Agency = Agency.SOCIAL_INSURANCE
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
 # ---------------------------------------------------------------- card service
@@ -307,6 +313,7 @@ class SocialSecurityCard:
     work_permit_number: str | None
     work_permit_loaded_at: datetime | None
     agency: Agency = Agency.CARD_SERVICE
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
     @property
     def carries_work_permit(self) -> bool:
@@ -324,6 +331,7 @@ class ElectronicCard:
     card_number: str | None
     work_permit_number: str | None
     agency: Agency = Agency.CARD_SERVICE
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
     @property
     def service_level(self) -> ElectronicCardServiceLevel:
@@ -358,6 +366,7 @@ class Visa:
     valid_to: date | None
     notification_letter_number: str | None
     agency: Agency = Agency.EXIT_ENTRY
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +377,7 @@ class Entry:
     port: str | None
     visa_number: str | None
     agency: Agency = Agency.EXIT_ENTRY
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +392,7 @@ class ResidencePermit:
     status: ResidencePermitStatus
     verified_by: VerificationChannel | None
     agency: Agency = Agency.EXIT_ENTRY
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
 # ---------------------------------------------------------------- BEIJING PASS
@@ -397,6 +408,22 @@ class BenefitPayment:
     paid_on: date | None
     status: BenefitPaymentStatus
     agency: Agency = Agency.BEIJING_PASS
+    person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
+
+
+# Records that belong to a person: a loader notes whose (`person_id`).
+PERSON_RECORDS = (
+    WorkPermit,
+    PermitEvent,
+    InsuredPerson,
+    InsuranceParticipation,
+    SocialSecurityCard,
+    ElectronicCard,
+    Visa,
+    Entry,
+    ResidencePermit,
+    BenefitPayment,
+)
 
 
 # ---------------------------------------------------------------- pages

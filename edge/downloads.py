@@ -25,7 +25,7 @@ from access.qr import PermitKeys, permit_keys
 from audit.chain import AuditEntry
 from audit.log import AuditUnavailable
 from domain.errors import AdapterError, ErrorCode, SourceDataInvalid
-from domain.records import SHANGHAI, Agency, CallerRole, WorkPermit, WorkPermitStatus
+from domain.records import SHANGHAI, CallerRole, WorkPermit, WorkPermitStatus
 from edge.gateway import Gate, Refused
 from identity.store import PersonCore
 from resolvers import relationships as rel
@@ -143,10 +143,8 @@ async def _holding(request: Request, caller: Caller) -> Holding:
     person = await loaders.person_by_id.load(caller.person_id)
     if person is None:
         raise Refused(404, ErrorCode.NOT_FOUND, "The token's person is not known to the hub.")
-    links = await loaders.links_by_person.load(person.id)
-    group = links.owners(Agency.WORK_PERMIT_SYSTEM)
     try:
-        permit = await loaders.person_relation(rel.CURRENT_WORK_PERMIT).load(group) if group else None
+        permit = await loaders.person_relation(rel.CURRENT_WORK_PERMIT).load(person.id)
     except SourceDataInvalid as invalid:
         raise Refused(502, ErrorCode.SOURCE_DATA_INVALID, str(invalid)) from None
     except AdapterError as error:

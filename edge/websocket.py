@@ -39,7 +39,7 @@ from domain.errors import ErrorCode
 from edge.gateway import Refused
 from resolvers.connection import ConnectionContext
 from resolvers.context import Context
-from schema.errors import problem_extensions, with_code
+from schema.errors import shape_all
 
 UNSPOKEN_PROTOCOL = 4406  # the close for a subprotocol the server does not speak
 REFUSED = 4403  # graphql-transport-ws: "Forbidden", the answer to a refused connection_init
@@ -194,15 +194,7 @@ def refusal_of(payload: object, max_document_bytes: int) -> dict[str, Any] | Non
 def coded_errors(errors: list[GraphQLError] | None, context: Any) -> list[GraphQLError] | None:
     """The result's errors shaped as over HTTP, and the problems found in values that still
     answered (each event's own: they are taken from the connection's context)."""
-    shaped = [with_code(error) for error in errors or []]
-    problems = getattr(context, "problems", None)
-    if problems:
-        for path, problem in problems:
-            shaped.append(
-                GraphQLError(problem.describe(), path=list(path), extensions=problem_extensions(problem))
-            )
-        problems.clear()
-    return shaped or None
+    return shape_all(errors, getattr(context, "problems", None))
 
 
 def _json_size(payload: dict[str, Any]) -> int:

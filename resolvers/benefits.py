@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.records import BenefitPayment, BenefitPaymentStatus
+from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.mutations import Answer, run_workflow
 from workflows import benefits
@@ -47,7 +48,7 @@ async def reject_benefit_payment(info: Info, arguments: dict[str, Any], key: str
 
 
 async def _payment(info: Info, key: str) -> BenefitPayment | None:
-    found = (await info.context.sources.beijing_pass.payments_by_key([key]))[0]
+    found = await info.context.loaders.reread(rel.PAYMENT_BY_KEY, key)
     return found if isinstance(found, BenefitPayment) else None
 
 

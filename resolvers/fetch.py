@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.base import RecordList
 from domain.errors import SourceDataInvalid
 from domain.records import Page
 from opaque.cursors import page_size
@@ -24,24 +23,15 @@ def deliver(info: Info, value: Any) -> Any:
     return value
 
 
-async def _read_related(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
-    loaders = info.context.loaders
-    links = await loaders.links_by_person.load(person_id)
-    group = links.owners(relationship.agency)
-    if not group:
-        return RecordList() if relationship.many else None
-    return await loaders.person_relation(relationship).load(group)
-
-
 async def person_related(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
     """The records a person has in one agency, through the person's identity links."""
-    return deliver(info, await _read_related(info, relationship, person_id))
+    return deliver(info, await info.context.loaders.person_relation(relationship).load(person_id))
 
 
 async def person_current(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
     """The person's current record: decided by the read itself, or the first of the
     relationship's order."""
-    records = await _read_related(info, relationship, person_id)
+    records = await info.context.loaders.person_relation(relationship).load(person_id)
     if not relationship.many:
         return deliver(info, records)
     if records.head_problem is not None:
@@ -60,11 +50,7 @@ async def person_page(
     """One keyset page of a person's records in one agency."""
     size = page_size(first)
     position = info.context.cursors.decode(relationship.name, after)
-    links = await info.context.loaders.links_by_person.load(person_id)
-    group = links.owners(relationship.agency)
-    if not group:
-        return Page([], [], False), relationship.name
-    page = await info.context.loaders.paged_relation(relationship).load((group, size, position))
+    page = await info.context.loaders.paged_relation(relationship).load((person_id, size, position))
     return page, relationship.name
 
 

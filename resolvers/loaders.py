@@ -1,7 +1,13 @@
-"""Per-request DataLoaders, built from the declared relationships (never at module level)."""
+"""Per-request DataLoaders, built from the declared relationships (never at module level).
+
+Every record a loader hands out carries the person it belongs to (`person_id`): a person's
+relationships are loaded by person, so the loader knows; a read by the records' own keys looks
+the persons up by the records' owner keys in the same batch (one statement of the hub store).
+Grants, scope and the audit then know whose a record is wherever it is read."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
@@ -11,14 +17,15 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from adapters import Sources
-from adapters.base import Group
+from adapters.base import RecordList
+from adapters.work_permit import APPLICANT_LINK
 from audit.log import AccessRecord, AuditLog
 from domain.errors import NotAvailable
 from domain.records import Page
 from identity.store import HubStore, Passport, PersonCore, PersonLinks
 from resolvers.relationships import KeyedRead, PagedPersonRelationship, PersonRelationship
 
-PageKey = tuple[Group, int, tuple[Any, ...] | None]
+PageKey = tuple[int, int, tuple[Any, ...] | None]  # (person id, first, after)
 
 
 class Loaders:
@@ -31,30 +38,86 @@ class Loaders:
         self.today = today
         self._by_name: dict[str, DataLoader[Any, Any]] = {}
 
-    def person_relation(self, relationship: PersonRelationship) -> DataLoader[Group, Any]:
+    def person_relation(self, relationship: PersonRelationship) -> DataLoader[int, Any]:
+        """A person's records in one agency, by person id: the current one, or all of them."""
         loader = self._by_name.get(relationship.name)
         if loader is None:
-            loader = DataLoader(load_fn=relationship.read(self.sources, self.today))
+            empty: Callable[[], Any] = RecordList if relationship.many else lambda: None
+
+            async def read(person_ids: Sequence[int]) -> list[Any]:
+                groups = [links.owners(relationship.agency) for links in await self._links(person_ids)]
+                answers: list[Any] = [empty() for _ in person_ids]
+                asked = [i for i, group in enumerate(groups) if group]
+                if asked:
+                    found = await relationship.read(self.sources, self.today)([groups[i] for i in asked])
+                    for i, value in zip(asked, found, strict=True):
+                        answers[i] = owned_by(person_ids[i], value)
+                return answers
+
+            loader = DataLoader(load_fn=read)
             self._by_name[relationship.name] = loader
         return loader
 
     def paged_relation(self, relationship: PagedPersonRelationship) -> DataLoader[PageKey, Any]:
+        """A keyset page of a person's records in one agency, by (person id, first, after)."""
         loader = self._by_name.get(relationship.name)
         if loader is None:
 
-            async def read(groups: list[Group], first: int, after: Any) -> Sequence[Any]:
-                return await relationship.read(self.sources, groups, first, after, self.today)
+            async def read(person_ids: list[int], first: int, after: Any) -> Sequence[Any]:
+                groups = [links.owners(relationship.agency) for links in await self._links(person_ids)]
+                answers: list[Any] = [Page([], [], False) for _ in person_ids]
+                asked = [i for i, group in enumerate(groups) if group]
+                if asked:
+                    found = await relationship.read(
+                        self.sources, [groups[i] for i in asked], first, after, self.today
+                    )
+                    for i, page in zip(asked, found, strict=True):
+                        answers[i] = owned_by(person_ids[i], page)
+                return answers
 
             loader = DataLoader(load_fn=lambda keys: _pages_by_arguments(keys, read))
             self._by_name[relationship.name] = loader
         return loader
 
     def keyed(self, read: KeyedRead) -> DataLoader[Any, Any]:
+        """Records by their own keys, each noting its person (through `read.linked_as`)."""
         loader = self._by_name.get(read.name)
         if loader is None:
-            loader = DataLoader(load_fn=read.read(self.sources, self.today))
+
+            async def load(keys: Sequence[Any]) -> list[Any]:
+                found = list(await read.read(self.sources, self.today)(keys))
+                return await self.owned(read.linked_as, found) if read.linked_as else found
+
+            loader = DataLoader(load_fn=load)
             self._by_name[read.name] = loader
         return loader
+
+    async def reread(self, read: KeyedRead, key: Any) -> Any:
+        """A record a workflow has just written: read anew, never from this request's cache
+        (an earlier field of the same document may have read it before)."""
+        loader = self.keyed(read)
+        _forget(loader, key)
+        return await loader.load(key)
+
+    async def reread_related(self, relationship: PersonRelationship, person_id: int) -> Any:
+        """A person's records after a workflow wrote them (and perhaps the person's links)."""
+        _forget(self.links_by_person, person_id)
+        loader = self.person_relation(relationship)
+        _forget(loader, person_id)
+        return await loader.load(person_id)
+
+    async def owned(self, linked_as: str, values: list[Any]) -> list[Any]:
+        """Records read by their own keys (or a page of them), each with the person its owner
+        key is linked to: one statement of the hub store for all of them."""
+        records = [r for value in values for r in _records_in(value)]
+        owners = list(dict.fromkeys(r.owner for r in records))
+        persons = dict(
+            zip(owners, await self.store.person_ids_by_owner([(linked_as, o) for o in owners]), strict=True)
+        )
+        return [_with_persons(value, persons) for value in values]
+
+    async def _links(self, person_ids: Sequence[int]) -> list[PersonLinks]:
+        return list(await self.links_by_person.load_many(person_ids))
 
     @cached_property
     def person_by_id(self) -> DataLoader[int, PersonCore | None]:
@@ -73,19 +136,16 @@ class Loaders:
         return DataLoader(load_fn=self.store.person_ids_by_identifier)
 
     @cached_property
-    def person_id_by_owner(self) -> DataLoader[tuple[str, str], int | None]:
-        return DataLoader(load_fn=self.store.person_ids_by_owner)
-
-    @cached_property
     def notifications_by_person(self) -> DataLoader[tuple[int, int, int | None], Any]:
         return DataLoader(load_fn=lambda keys: _pages_by_arguments(keys, self.store.notifications_by_person))
 
     @cached_property
     def employer_permits(self) -> DataLoader[tuple[str, int, Any], Any]:
         async def read(credit_codes: list[str], first: int, after: Any) -> Sequence[Any]:
-            return await self.sources.work_permits.permits_of_employers(
+            pages = await self.sources.work_permits.permits_of_employers(
                 credit_codes, first, after, self.today
             )
+            return await self.owned(APPLICANT_LINK, list(pages))
 
         return DataLoader(load_fn=lambda keys: _pages_by_arguments(keys, read))
 
@@ -107,6 +167,48 @@ class Loaders:
     @cached_property
     def benefit_decision_by_payment(self) -> DataLoader[str, Any]:
         return DataLoader(load_fn=self.store.benefit_decisions)
+
+
+def _forget(loader: DataLoader[Any, Any], key: Any) -> None:
+    """Drop a key from the request's cache (strawberry's `clear` fails on a key never read)."""
+    if loader.cache_map.get(key) is not None:
+        loader.clear(key)
+
+
+def _is_record(value: object) -> bool:
+    return dataclasses.is_dataclass(value) and hasattr(value, "person_id") and hasattr(value, "owner")
+
+
+def _records_in(value: Any) -> list[Any]:
+    """The person-owned records a read answered: one, a list of them, or a page's items."""
+    if isinstance(value, Page):
+        return [item for item in value.items if _is_record(item)]
+    if isinstance(value, list):
+        return [item for item in value if _is_record(item)]
+    return [value] if _is_record(value) else []
+
+
+def owned_by(person_id: int, value: Any) -> Any:
+    """What a person's relationship read, every record in it noted as the person's."""
+    return _rebuilt(value, lambda record: dataclasses.replace(record, person_id=person_id))
+
+
+def _with_persons(value: Any, persons: dict[str, int | None]) -> Any:
+    return _rebuilt(value, lambda record: dataclasses.replace(record, person_id=persons.get(record.owner)))
+
+
+def _rebuilt(value: Any, stamp: Callable[[Any], Any]) -> Any:
+    """The value with its records stamped, its shape (and a list's problems) kept."""
+    if isinstance(value, Page):
+        items = [stamp(item) if _is_record(item) else item for item in value.items]
+        return dataclasses.replace(value, items=items)
+    if isinstance(value, RecordList):
+        rebuilt: RecordList[Any] = RecordList((stamp(item) for item in value), value.problems)
+        rebuilt.head_problem = value.head_problem
+        return rebuilt
+    if isinstance(value, list):
+        return [stamp(item) if _is_record(item) else item for item in value]
+    return stamp(value) if _is_record(value) else value
 
 
 async def _pages_by_arguments(

@@ -10,7 +10,8 @@ from typing import Any
 from access import activation
 from audit.chain import AuditEntry
 from domain.errors import ClientError, SourceDataInvalid, SourceUnavailable, UserErrorCode
-from domain.records import Agency, CallerRole, WorkPermit
+from domain.records import CallerRole, WorkPermit
+from resolvers import relationships as rel
 from resolvers.context import Info
 from workflows import cards, exit_entry, permits
 from workflows.engine import Journal, UserFailure
@@ -65,8 +66,7 @@ async def run_permit_workflow(
     context = info.context
 
     async def permit(result: dict[str, Any]) -> WorkPermit | None:
-        found = (await context.sources.work_permits.permits_by_id([result["permit"]], context.today))[0]
-        return None if isinstance(found, SourceDataInvalid) else found
+        return _valid(await context.loaders.reread(rel.PERMIT_BY_ID, str(result["permit"])))
 
     answer = await run_workflow(info, kind, idempotency_key, arguments, body, permit)
     return PermitAnswer(answer.record, answer.user_errors)
@@ -153,59 +153,55 @@ async def cancel_work_permit(info: Info, number: str, reason: str, key: str | No
 
 
 async def issue_z_visa(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
-    sources = info.context.sources
     return await run_workflow(
         info,
         "issueZVisa",
         key,
         arguments,
         lambda w, j: exit_entry.issue_z_visa(w, j, arguments),
-        lambda result: _one(sources.exit_entry.visas_by_number([result["visa"]])),
+        lambda result: _reread(info, rel.VISA_BY_NUMBER, result["visa"]),
     )
 
 
 async def record_entry(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
-    sources = info.context.sources
     return await run_workflow(
         info,
         "recordEntry",
         key,
         arguments,
         lambda w, j: exit_entry.record_entry(w, j, arguments),
-        lambda result: _one(sources.exit_entry.entries_by_key([tuple(result["entry"])])),
+        lambda result: _reread(info, rel.ENTRY_BY_KEY, tuple(result["entry"])),
     )
 
 
 async def apply_for_residence_permit(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
-    context = info.context
     return await run_workflow(
         info,
         "applyForResidencePermit",
         key,
         arguments,
         lambda w, j: exit_entry.apply_for_residence(w, j, arguments),
-        lambda result: _one(
-            context.sources.exit_entry.residence_permits_by_number([result["residencePermit"]], context.today)
-        ),
+        lambda result: _reread(info, rel.RESIDENCE_PERMIT_BY_NUMBER, result["residencePermit"]),
     )
 
 
 async def extend_residence_permit(info: Info, arguments: dict[str, Any], key: str | None) -> Answer:
-    context = info.context
     return await run_workflow(
         info,
         "extendResidencePermit",
         key,
         arguments,
         lambda w, j: exit_entry.extend_residence(w, j, arguments),
-        lambda result: _one(
-            context.sources.exit_entry.residence_permits_by_number([result["residencePermit"]], context.today)
-        ),
+        lambda result: _reread(info, rel.RESIDENCE_PERMIT_BY_NUMBER, result["residencePermit"]),
     )
 
 
-async def _one(found: Awaitable[list[Any]]) -> Any:
-    record = (await found)[0]
+async def _reread(info: Info, read: rel.KeyedRead, key: Any) -> Any:
+    return _valid(await info.context.loaders.reread(read, key))
+
+
+def _valid(record: Any) -> Any:
+    """A payload's record, or null where the agency's row does not read as one."""
     return None if isinstance(record, SourceDataInvalid) else record
 
 
@@ -228,8 +224,7 @@ async def enroll_in_insurance(info: Info, arguments: dict[str, Any], key: str | 
         person = (await context.store.persons_by_id([result["person"]]))[0]
         card = None
         if result.get("card"):
-            holders = (await context.store.links_by_person([result["person"]]))[0].owners(Agency.CARD_SERVICE)
-            found = (await context.sources.cards.cards_by_person([holders]))[0] if holders else []
+            found = await context.loaders.reread_related(rel.SOCIAL_SECURITY_CARDS, result["person"])
             card = next((c for c in found if c.number == result["card"]), None)
         return person, card
 
@@ -245,8 +240,7 @@ async def activate_social_security_card(info: Info, card_number: str, key: str |
         holder = (await context.store.person_ids_by_identifier([("CARD_NUMBER", result["card"])]))[0]
         if holder is None:
             return None
-        owners = (await context.store.links_by_person([holder]))[0].owners(Agency.CARD_SERVICE)
-        found = (await context.sources.cards.cards_by_person([owners]))[0] if owners else []
+        found = await context.loaders.reread_related(rel.SOCIAL_SECURITY_CARDS, holder)
         return next((c for c in found if c.number == result["card"]), None)
 
     return await run_workflow(
@@ -268,9 +262,9 @@ async def register_electronic_card(info: Info, arguments: dict[str, Any], key: s
     codes = hub.sealer
 
     async def answer(result: dict[str, Any]) -> tuple[Any, str | None]:
-        card = (await context.sources.cards.electronic_cards_by_id([result["electronicCard"]]))[0]
+        card = await _reread(info, rel.ELECTRONIC_CARD_BY_ID, result["electronicCard"])
         opened = codes.open(ACTIVATION_PURPOSE, result["activationCode"])
-        return (None if isinstance(card, SourceDataInvalid) else card), opened.decode() if opened else None
+        return card, opened.decode() if opened else None
 
     async def body(work: PermitWork, journal: Journal) -> dict[str, Any]:
         registered = await cards.register_electronic_card(
@@ -286,7 +280,7 @@ async def revoke_electronic_card(info: Info, card_id: str, reason: str, key: str
     context = info.context
 
     async def answer(result: dict[str, Any]) -> Any:
-        return await _one(context.sources.cards.electronic_cards_by_id([result["electronicCard"]]))
+        return await _reread(info, rel.ELECTRONIC_CARD_BY_ID, result["electronicCard"])
 
     return await run_workflow(
         info,
@@ -313,7 +307,7 @@ async def reissue_activation_code(info: Info, arguments: dict[str, Any], key: st
 
     async def answer(result: dict[str, Any]) -> tuple[Any, str | None]:
         await _audit_handover(info, result["person"], ("ElectronicCard.activationCode",))
-        card = await _one(context.sources.cards.electronic_cards_by_id([result["electronicCard"]]))
+        card = await _reread(info, rel.ELECTRONIC_CARD_BY_ID, result["electronicCard"])
         opened = codes.open(ACTIVATION_PURPOSE, result["activationCode"])
         return card, opened.decode() if opened else None
 

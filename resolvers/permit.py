@@ -24,9 +24,8 @@ async def history(info: Info, permit: WorkPermit) -> Any:
 
 
 async def holder(info: Info, permit: WorkPermit) -> PersonCore | None:
-    loaders = info.context.loaders
-    person_id = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
-    return await loaders.person_by_id.load(person_id) if person_id is not None else None
+    person_id = permit.person_id
+    return await info.context.loaders.person_by_id.load(person_id) if person_id is not None else None
 
 
 def employer(info: Info, permit: WorkPermit) -> Employer | None:
@@ -38,7 +37,7 @@ async def qr_code(info: Info, permit: WorkPermit) -> str | None:
     status (there is nothing to verify)."""
     if permit.status is not WorkPermitStatus.VALID:
         return None
-    person_id = await info.context.loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
+    person_id = permit.person_id
     if person_id is None:
         return None
     return signing_keys(info).issue_qr(permit.number, info.context.ids.encode("Person", person_id))

@@ -10,7 +10,8 @@ from typing import Any
 from access.disclosure import rounded
 from access.policy import Grant
 from adapters.identifiers import DISTRICT_CODE
-from adapters.work_permit import PermitCriteria
+from adapters.social_insurance import INSURED_LINK
+from adapters.work_permit import APPLICANT_LINK, PermitCriteria
 from domain.errors import ClientError, SourceDataInvalid
 from domain.records import CallerRole, Page, StatisticsDimension, TalentCategory, WorkPermitStatus
 from identity.linking import passport_identifier
@@ -120,10 +121,10 @@ async def persons(
     )
     if permit_criteria:
         keys = await context.sources.work_permits.applicant_keys_matching(permit_criteria, context.today)
-        key_filters.append(KeyFilter("WP_SQR", keys))
+        key_filters.append(KeyFilter(APPLICANT_LINK, keys))
     if criteria.insured is not None:
         keys = await context.sources.insurance.insured_keys()
-        key_filters.append(KeyFilter("AC01", keys, include=criteria.insured))
+        key_filters.append(KeyFilter(INSURED_LINK, keys, include=criteria.insured))
     ids = await context.store.page_persons(
         nationality=criteria.nationality,
         key_filters=key_filters,
@@ -153,7 +154,8 @@ async def expiring_work_permits(
     page = await info.context.sources.work_permits.expiring_permits(
         today, today + timedelta(days=within_days), size, position, employer=info.context.scope.employer
     )
-    return page, EXPIRING
+    (owned,) = await info.context.loaders.owned(APPLICANT_LINK, [page])
+    return owned, EXPIRING
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ from typing import Any
 
 from adapters import Sources
 from adapters.base import Group
+from adapters.beijing_pass import PAID_CARD_LINK
+from adapters.card_service import ELECTRONIC_CARD_LINK
+from adapters.exit_entry import TRAVELLER_LINK
+from adapters.work_permit import APPLICANT_LINK
 from domain.records import Agency
 
 BatchRead = Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]
@@ -84,28 +88,36 @@ BENEFIT_PAYMENTS = PagedPersonRelationship(
 
 @dataclass(frozen=True)
 class KeyedRead:
-    """A batch read by the records' own keys (not per person)."""
+    """A batch read by the records' own keys (not per person). `linked_as` is the identity
+    link that names whose the records are (their owner key's): the loader notes each record's
+    person with it, in one statement of the hub store per batch; None for records of nobody
+    (employers)."""
 
     name: str
     agency: Agency | None
     read: Callable[[Sources, date], BatchRead]
+    linked_as: str | None = None
 
 
 PERMIT_BY_NUMBER = KeyedRead(
     "permit_by_number",
     Agency.WORK_PERMIT_SYSTEM,
     lambda s, today: lambda keys: s.work_permits.current_permit_by_number(keys, today),
+    APPLICANT_LINK,
 )
 PERMIT_BY_ID = KeyedRead(
     "permit_by_id",
     Agency.WORK_PERMIT_SYSTEM,
     lambda s, today: lambda keys: s.work_permits.permits_by_id(keys, today),
+    APPLICANT_LINK,
 )
 PERMIT_BY_LETTER = KeyedRead(
     "permit_by_letter",
     Agency.WORK_PERMIT_SYSTEM,
     lambda s, today: lambda keys: s.work_permits.current_permit_by_letter(keys, today),
+    APPLICANT_LINK,
 )
+# A period's steps: read under the period, whose person they share (PermitEvent.owner is XKID).
 PERMIT_EVENTS = KeyedRead(
     "permit_events", Agency.WORK_PERMIT_SYSTEM, lambda s, _today: s.work_permits.events_by_permit
 )
@@ -120,8 +132,23 @@ INSURED_EMPLOYER_BY_CREDIT_CODE = KeyedRead(
     lambda s, _today: s.insurance.employers_by_credit_code,
 )
 ELECTRONIC_CARD_BY_ID = KeyedRead(
-    "electronic_card_by_id", Agency.CARD_SERVICE, lambda s, _today: s.cards.electronic_cards_by_id
+    "electronic_card_by_id",
+    Agency.CARD_SERVICE,
+    lambda s, _today: s.cards.electronic_cards_by_id,
+    ELECTRONIC_CARD_LINK,
 )
 PAYMENT_BY_KEY = KeyedRead(
-    "payment_by_key", Agency.BEIJING_PASS, lambda s, _today: s.beijing_pass.payments_by_key
+    "payment_by_key", Agency.BEIJING_PASS, lambda s, _today: s.beijing_pass.payments_by_key, PAID_CARD_LINK
+)
+VISA_BY_NUMBER = KeyedRead(
+    "visa_by_number", Agency.EXIT_ENTRY, lambda s, _today: s.exit_entry.visas_by_number, TRAVELLER_LINK
+)
+ENTRY_BY_KEY = KeyedRead(
+    "entry_by_key", Agency.EXIT_ENTRY, lambda s, _today: s.exit_entry.entries_by_key, TRAVELLER_LINK
+)
+RESIDENCE_PERMIT_BY_NUMBER = KeyedRead(
+    "residence_permit_by_number",
+    Agency.EXIT_ENTRY,
+    lambda s, today: lambda keys: s.exit_entry.residence_permits_by_number(keys, today),
+    TRAVELLER_LINK,
 )

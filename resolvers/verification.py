@@ -51,9 +51,7 @@ async def verify(
     if card.status is ElectronicCardStatus.REVOKED:
         return Verification(False, PermitVerificationFailure.NOT_VALID, channel, card.work_permit_number)
     if permit is not None:
-        card_holder = await loaders.person_id_by_owner.load(("SBK_DZK", card.owner))
-        permit_holder = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
-        if card_holder != permit_holder:
+        if card.person_id != permit.person_id:
             return Verification(False, PermitVerificationFailure.HOLDER_MISMATCH, channel, permit.number)
     return await _outcome(info, permit, channel)
 
@@ -68,7 +66,7 @@ async def _by_qr_code(info: Info, qr_code: str) -> Verification:
     loaders = info.context.loaders
     permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(claims.permit_number)
     if permit is not None:
-        holder = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
+        holder = permit.person_id
         if holder is None or info.context.ids.encode("Person", holder) != claims.person:
             return Verification(False, PermitVerificationFailure.HOLDER_MISMATCH, channel, permit.number)
     return await _outcome(info, permit, channel)
@@ -98,7 +96,7 @@ async def _outcome(info: Info, permit: WorkPermit | None, channel: VerificationC
     elif permit.status is not WorkPermitStatus.VALID:
         failure = PermitVerificationFailure.NOT_VALID
     loaders = info.context.loaders
-    person_id = await loaders.person_id_by_owner.load(("WP_SQR", permit.owner))
+    person_id = permit.person_id
     holder = await loaders.person_by_id.load(person_id) if person_id is not None else None
     return Verification(
         valid=failure is None,

@@ -43,16 +43,7 @@ from strawberry.extensions import SchemaExtension
 from audit.chain import AuditEntry
 from audit.log import AuditUnavailable
 from domain.errors import AuditNotRecorded, Forbidden, Refusal
-from domain.records import (
-    BenefitPayment,
-    ElectronicCard,
-    Employer,
-    Entry,
-    ResidencePermit,
-    SocialSecurityCard,
-    Visa,
-    WorkPermit,
-)
+from domain.records import PERSON_RECORDS, Employer
 from identity.store import NotificationRecord, PersonCore
 from resolvers.context import Context
 from resolvers.verification import Verification
@@ -60,16 +51,6 @@ from schema.mutation import UserError, UserErrorCode
 
 # Fields every authenticated caller may read: what it may read.
 OPEN_FIELDS = frozenset({("Query", "accessGrants")})
-# The identity link through which each kind of record names its person.
-OWNER_LINK: dict[type, str] = {
-    WorkPermit: "WP_SQR",
-    ElectronicCard: "SBK_DZK",
-    Visa: "CRJ_RY",
-    Entry: "CRJ_RY",
-    ResidencePermit: "CRJ_RY",
-    SocialSecurityCard: "SBK_KXX",
-    BenefitPayment: "BJT_FF",
-}
 
 
 class DeniedMutation:
@@ -98,7 +79,6 @@ class AccessControl(SchemaExtension):
         self.leaves: list[tuple[Path, str]] = []
         self.prefixes: dict[int, tuple[int, str] | None] = {}
         self.owned_at: dict[int, tuple[int, str]] = {}  # path -> (person id, type name)
-        self.owners_at: dict[int, tuple[Path, tuple[str, str], str]] = {}
         self.leaf_fields: frozenset[tuple[str, str]] = frozenset()
         self.objects: list[Path] = []  # every object (or non-empty list) returned
 
@@ -167,13 +147,17 @@ class AccessControl(SchemaExtension):
             person_id = value.person_id
         elif isinstance(value, Verification):
             person_id = value.holder_id
-        elif type(value) in OWNER_LINK:
-            owner = (OWNER_LINK[type(value)], value.owner)
-            if context.caller.scoped:
-                return self._check_owner(value, owner, info, type_name)
-            if self._owner_of(info.path.prev) is None:  # under a person already: theirs
-                self.owners_at[id(info.path)] = (info.path, owner, type_name)
-            return value
+        elif isinstance(value, PERSON_RECORDS):
+            # The loader that read it noted whose it is (None: a record of nobody known).
+            under = self._owner_of(info.path.prev)
+            if value.person_id is None:
+                if under is None and context.caller.scoped:
+                    raise Forbidden("this record is outside the caller's scope")
+                return value
+            _check_scope(context, value.person_id)
+            if under is not None and not context.caller.scoped:  # under its person: theirs
+                return value
+            person_id = value.person_id
         elif isinstance(value, Employer) and context.caller.scoped and info.parent_type.name == "Query":
             if value.credit_code != context.caller.employer:
                 raise Forbidden("this employer is outside the caller's scope")
@@ -181,17 +165,6 @@ class AccessControl(SchemaExtension):
         if person_id is not None:
             _check_scope(context, person_id)
             self.owned_at[id(info.path)] = (person_id, type_name)
-        return value
-
-    async def _check_owner(
-        self, value: Any, owner: tuple[str, str], info: GraphQLResolveInfo, type_name: str
-    ) -> Any:
-        context: Context = info.context
-        person_id = await context.loaders.person_id_by_owner.load(owner)
-        if person_id is None:
-            raise Forbidden("this record is outside the caller's scope")
-        _check_scope(context, person_id)
-        self.owned_at[id(info.path)] = (person_id, type_name)
         return value
 
     async def on_operation(self) -> AsyncIterator[None]:
@@ -211,12 +184,6 @@ class AccessControl(SchemaExtension):
             result.errors = [_as_error(refusal)]
 
     async def _audit_entries(self, context: Context) -> list[AuditEntry]:
-        if self.owners_at:
-            owners = list(self.owners_at.values())
-            found = await context.loaders.person_id_by_owner.load_many([owner for _, owner, _ in owners])
-            for (path, _, type_name), person_id in zip(owners, found, strict=True):
-                if person_id is not None:
-                    self.owned_at.setdefault(id(path), (person_id, type_name))
         if not self.owned_at:
             return []
         fields: dict[int, set[str]] = defaultdict(set)

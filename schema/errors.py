@@ -8,7 +8,7 @@ and logged by code and path only, never with personal data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -81,21 +81,32 @@ def _with(error: GraphQLError, message: str, extensions: dict[str, Any]) -> Grap
     )
 
 
+def shape_all(
+    errors: Iterable[GraphQLError] | None,
+    problems: list[tuple[tuple[str | int, ...], DataProblem]] | None = None,
+) -> list[GraphQLError] | None:
+    """An answer's errors, each with its code (one already coded is kept as it is, so nothing is
+    shaped twice), and the problems found in values that still answered, which are taken."""
+    shaped_errors = [with_code(error) for error in errors or ()]
+    for path, problem in problems or ():
+        shaped_errors.append(
+            GraphQLError(problem.describe(), path=list(path), extensions=problem_extensions(problem))
+        )
+    if problems:
+        problems.clear()
+    return shaped_errors or None
+
+
 class ShapeErrors(SchemaExtension):
     """Gives every error its code, and adds the problems found in values that still answered."""
 
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is None:
-            return
-        errors = [shaped(e) for e in (result.errors or [])]
-        context = self.execution_context.context
-        for path, problem in getattr(context, "problems", ()):
-            errors.append(
-                GraphQLError(problem.describe(), path=list(path), extensions=problem_extensions(problem))
+        if result is not None:
+            result.errors = shape_all(
+                result.errors, getattr(self.execution_context.context, "problems", None)
             )
-        result.errors = errors or None
 
 
 class SourceTraceReport(SchemaExtension):

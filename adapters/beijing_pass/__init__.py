@@ -13,6 +13,9 @@ from adapters.beijing_pass.tables import BJT_DY, BJT_FF, metadata
 from domain.errors import SourceDataInvalid
 from domain.records import Agency, BenefitPayment, Page
 
+# The record an identity link to a card paid on names (its owner key: KH).
+PAID_CARD_LINK = BJT_FF.name
+
 
 class BeijingPass(SqlSource):
     agency = Agency.BEIJING_PASS

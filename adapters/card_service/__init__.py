@@ -13,6 +13,11 @@ from adapters.card_service.tables import SBK_DZK, SBK_KXX, electronic_cards_file
 from domain.errors import SourceDataInvalid
 from domain.records import Agency, ElectronicCard, SocialSecurityCard
 
+# The records identity links to a card and an e-card name (owner key: SHBZHM, or an e-card's
+# permit number before enrollment).
+CARD_LINK = SBK_KXX.name
+ELECTRONIC_CARD_LINK = SBK_DZK.name
+
 
 @dataclass(frozen=True, slots=True)
 class CardKeys:

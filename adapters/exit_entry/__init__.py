@@ -26,6 +26,9 @@ from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ, CRJ_RY, metadat
 from domain.errors import SourceDataInvalid
 from domain.records import Agency, Entry, Page, ResidencePermit, Traveller, Visa
 
+# The record an identity link to a traveller names (its owner key: RYBH).
+TRAVELLER_LINK = CRJ_RY.name
+
 
 @dataclass(frozen=True, slots=True)
 class TravellerDocuments:

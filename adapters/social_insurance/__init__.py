@@ -23,6 +23,9 @@ from adapters.social_insurance.tables import AB01, AC01, AC02, metadata
 from domain.errors import SourceDataInvalid
 from domain.records import Agency, Employer, InsuranceParticipation, InsuredPerson
 
+# The record an identity link to an insured person names (its owner key: AAC001).
+INSURED_LINK = AC01.name
+
 
 class SocialInsurance(SqlSource):
     agency = Agency.SOCIAL_INSURANCE

@@ -44,6 +44,10 @@ from domain.records import (
     WorkPermitStatus,
 )
 
+# The record an identity link to an applicant names (its owner key: SQRID); permit periods
+# belong to their applicant.
+APPLICANT_LINK = WP_SQR.name
+
 
 @dataclass(frozen=True, slots=True)
 class PermitCriteria:
