@@ -7,7 +7,8 @@ from datetime import date
 
 from access.caller import Caller, Scope
 from adapters import Sources
-from adapters.work_permit import PermitCriteria
+from adapters.social_insurance import INSURED_LINK
+from adapters.work_permit import APPLICANT_LINK, PermitCriteria
 from domain.records import CallerRole
 from identity.store import HubStore
 
@@ -27,6 +28,6 @@ async def scope_of(caller: Caller, sources: Sources, store: HubStore, today: dat
             PermitCriteria(employer_credit_code=caller.employer), today
         )
         insured = await sources.insurance.insured_keys_of_employer(caller.employer)
-        staff = await store.person_ids_linked([("WP_SQR", permit_holders), ("AC01", insured)])
+        staff = await store.person_ids_linked([(APPLICANT_LINK, permit_holders), (INSURED_LINK, insured)])
         return Scope(person_ids=frozenset(staff), employer=caller.employer)
     return EVERYONE

@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from adapters import Sources
-from adapters.work_permit import CurrentPermitSummary
+from adapters.beijing_pass import PAID_CARD_LINK
+from adapters.card_service import CARD_LINK
+from adapters.exit_entry import TRAVELLER_LINK
+from adapters.social_insurance import INSURED_LINK
+from adapters.work_permit import APPLICANT_LINK, CurrentPermitSummary
 from domain.errors import SourceDataInvalid
 from domain.records import Agency, Applicant, InsuredPerson, LinkConfidence, Traveller
 from identity.names import name_words, normalise_passport, split_upper_name
@@ -117,7 +121,7 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
         _Link(
             person_of[a.key],
             Agency.WORK_PERMIT_SYSTEM,
-            "WP_SQR",
+            APPLICANT_LINK,
             a.key,
             a.key,
             LinkConfidence.CONFIRMED,
@@ -158,7 +162,7 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
                 evidence_text,
             )
         )
-        if card.record_type == "SBK_KXX":
+        if card.record_type == CARD_LINK:
             person_of_card[card.key] = pid
             identifiers[(IdentifierKind.CARD_NUMBER, card.key)] = pid
     say("linking exit-entry", 0, len(travellers))
@@ -175,7 +179,9 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
         if found is None:
             continue
         pid, confidence, why = found
-        links.append(_Link(pid, Agency.EXIT_ENTRY, "CRJ_RY", traveller.key, traveller.key, confidence, why))
+        links.append(
+            _Link(pid, Agency.EXIT_ENTRY, TRAVELLER_LINK, traveller.key, traveller.key, confidence, why)
+        )
         if confidence is LinkConfidence.CONFIRMED:
             names.setdefault(pid, traveller)
             identifiers[
@@ -193,7 +199,7 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
                 _Link(
                     pid,
                     Agency.BEIJING_PASS,
-                    "BJT_FF",
+                    PAID_CARD_LINK,
                     card_number,
                     card_number,
                     LinkConfidence.CONFIRMED,
@@ -267,7 +273,9 @@ def _link_insured(
         if found is None:
             continue
         pid, confidence, why = found
-        links.append(_Link(pid, Agency.SOCIAL_INSURANCE, "AC01", person.key, person.key, confidence, why))
+        links.append(
+            _Link(pid, Agency.SOCIAL_INSURANCE, INSURED_LINK, person.key, person.key, confidence, why)
+        )
         if confidence is LinkConfidence.CONFIRMED and person.social_security_number:
             person_of_ssn[person.social_security_number] = pid
             identifiers[(IdentifierKind.SOCIAL_SECURITY_NUMBER, person.social_security_number)] = pid

@@ -36,6 +36,7 @@ from sqlmodel import SQLModel
 
 from adapters.base import Group, insert_rows, insert_tuples, open_engine
 from adapters.beijing_pass.mapping import key_parts, payment_key
+from adapters.card_service import CARD_LINK
 from domain.records import Agency, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
 from identity.tables import (
     BenefitDecision,
@@ -147,7 +148,7 @@ class PersonLinks:
         return tuple(
             link.record_key
             for link in self.links
-            if link.record_type == "SBK_KXX" and link.confidence is LinkConfidence.CONFIRMED
+            if link.record_type == CARD_LINK and link.confidence is LinkConfidence.CONFIRMED
         )
 
 

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from adapters import Sources
+from adapters.work_permit import APPLICANT_LINK
 from domain.records import NotificationKind, WorkPermit
 from identity.store import HubStore, NewNotification
 from notifications.emit import notice, notify_many
@@ -83,7 +84,7 @@ async def expiring_permits(sources: Sources, today: date) -> tuple[list[WorkPerm
 async def write_expiry_notices(sources: Sources, store: HubStore, today: date) -> ExpiryReport:
     """One run of the check; wakes the live subscribers of every person it wrote for."""
     permits, unreadable = await expiring_permits(sources, today)
-    persons = await store.person_ids_by_owner([("WP_SQR", permit.owner) for permit in permits])
+    persons = await store.person_ids_by_owner([(APPLICANT_LINK, permit.owner) for permit in permits])
     taken = await store.notification_keys_taken([notice_key(permit) for permit in permits])
     notices: list[NewNotification] = []
     unlinked = 0

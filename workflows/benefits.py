@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from adapters.beijing_pass import PAID_CARD_LINK
 from adapters.beijing_pass import writes as bp_writes
 from adapters.beijing_pass.mapping import key_parts, yuan
 from adapters.card_service.tables import SBK_DZK, SBK_KXX
@@ -57,7 +58,7 @@ async def grant(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -
             )
         key = await bp_writes.grant(journal, conn, card_number, code, planned, int(benefit.JE))
     await link_record(
-        journal, person_id, Agency.BEIJING_PASS, "BJT_FF", card_number, card_number, "benefit grant"
+        journal, person_id, Agency.BEIJING_PASS, PAID_CARD_LINK, card_number, card_number, "benefit grant"
     )
     return {"payment": key}
 
@@ -273,7 +274,7 @@ async def _benefit_name(conn: AsyncConnection, code: str) -> str:
 
 
 async def _holder(work: PermitWork, card_number: str) -> int | None:
-    return (await work.store.person_ids_by_owner([("BJT_FF", card_number.strip())]))[0]
+    return (await work.store.person_ids_by_owner([(PAID_CARD_LINK, card_number.strip())]))[0]
 
 
 def _amount(value: Decimal) -> str:

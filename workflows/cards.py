@@ -12,9 +12,11 @@ from sqlalchemy import select
 
 from access.activation import ACTIVATION_CODE, codes_of, new_code
 from access.attestation import AttestationRejected, Verifiers
+from adapters.card_service import CARD_LINK, ELECTRONIC_CARD_LINK
 from adapters.card_service import writes as card_writes
 from adapters.card_service.tables import SBK_KXX
 from adapters.identifiers import DISTRICT_CODE
+from adapters.social_insurance import INSURED_LINK
 from adapters.social_insurance import writes as si_writes
 from adapters.social_insurance.tables import AC01
 from adapters.work_permit.tables import WP_SQR
@@ -133,11 +135,11 @@ async def enroll(
         # An e-card registered right after entry now carries the new number (DOMAIN.md).
         registered = await card_writes.attach_social_security_number(journal, conn, permit.number, number)
     for card_id in registered:
-        await refile_record(journal, "SBK_DZK", card_id, number)
+        await refile_record(journal, ELECTRONIC_CARD_LINK, card_id, number)
     await link_record(
-        journal, person_id, Agency.SOCIAL_INSURANCE, "AC01", str(insured), str(insured), "enrollment"
+        journal, person_id, Agency.SOCIAL_INSURANCE, INSURED_LINK, str(insured), str(insured), "enrollment"
     )
-    await link_record(journal, person_id, Agency.CARD_SERVICE, "SBK_KXX", card, number, "enrollment")
+    await link_record(journal, person_id, Agency.CARD_SERVICE, CARD_LINK, card, number, "enrollment")
     await add_identifier(journal, IdentifierKind.SOCIAL_SECURITY_NUMBER, number, person_id)
     await add_identifier(journal, IdentifierKind.CARD_NUMBER, card, person_id)
     async with journal.writing(HUB_STORE) as conn:
@@ -160,7 +162,7 @@ async def activate_card(work: PermitWork, journal: Journal, card_number: str) ->
             ["input", "cardNumber"],
         )
     holder = card.SHBZHM.strip()
-    person_id = (await work.store.person_ids_by_owner([("SBK_KXX", holder)]))[0]
+    person_id = (await work.store.person_ids_by_owner([(CARD_LINK, holder)]))[0]
     async with journal.writing(Agency.CARD_SERVICE.value) as conn:
         await card_writes.activate_card(
             journal, conn, number, work.today, years_after(work.today, CARD_YEARS)
@@ -237,7 +239,9 @@ async def register_electronic_card(
             reference=reference,
         )
     owner = ssn or permit_number or ""
-    await link_record(journal, person_id, Agency.CARD_SERVICE, "SBK_DZK", card_id, owner, "registration")
+    await link_record(
+        journal, person_id, Agency.CARD_SERVICE, ELECTRONIC_CARD_LINK, card_id, owner, "registration"
+    )
     code = new_code(person_id, card_id, issued_to)
     async with journal.writing(HUB_STORE) as conn:
         await journal.insert(conn, HUB_STORE, ACTIVATION_CODE, code.row, ["code_hash"])
@@ -283,7 +287,7 @@ async def _signed_card(work: PermitWork, card_id: str) -> tuple[ElectronicCard, 
         raise UserFailure(
             UserErrorCode.NOT_ELIGIBLE, f"The e-card is {card.status.value}, not signed.", field
         )
-    person_id = (await work.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0]
+    person_id = (await work.store.person_ids_by_owner([(ELECTRONIC_CARD_LINK, card.owner)]))[0]
     return card, person_id
 
 

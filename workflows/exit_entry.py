@@ -11,6 +11,7 @@ from sqlalchemy import and_, select
 
 from access.qr import QrRejected
 from adapters.countries import ALPHA3
+from adapters.exit_entry import TRAVELLER_LINK
 from adapters.exit_entry import writes as ee_writes
 from adapters.exit_entry.mapping import day, slash_date
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ
@@ -84,7 +85,7 @@ async def _traveller(work: PermitWork, journal: Journal, holder: Holder) -> str:
         journal,
         holder.person_id,
         Agency.EXIT_ENTRY,
-        "CRJ_RY",
+        TRAVELLER_LINK,
         traveller,
         traveller,
         "passport and nationality",
@@ -225,7 +226,7 @@ async def extend_residence(work: PermitWork, journal: Journal, arguments: dict[s
             "An extension is applied for at least 30 days before the permit expires.",
             ["input", "residencePermitNumber"],
         )
-    person_id = (await work.store.person_ids_by_owner([("CRJ_RY", row.RYBH.strip())]))[0]
+    person_id = (await work.store.person_ids_by_owner([(TRAVELLER_LINK, row.RYBH.strip())]))[0]
     permit = await _current_permit(work, person_id) if person_id else None
     if permit is None or permit.status is not WorkPermitStatus.VALID:
         raise UserFailure(

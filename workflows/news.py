@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from access.disclosure import cell_key
+from adapters.card_service import ELECTRONIC_CARD_LINK
 from adapters.countries import ALPHA3
 from adapters.identifiers import DISTRICT_CODE
-from adapters.work_permit import PermitCriteria
+from adapters.work_permit import APPLICANT_LINK, PermitCriteria
 from domain.errors import UserErrorCode
 from domain.records import NotificationKind, TalentCategory
 from identity.store import NEWS, NOTIFICATION, KeyFilter, lock_notification_order
@@ -81,12 +82,12 @@ async def _recipients(work: PermitWork, audience: dict[str, str]) -> list[tuple[
     now: permit criteria on the current period, in the work-permit system's SQL; the rest in
     the hub store's, through the identity links."""
     signed = await work.sources.cards.signed_electronic_card_ids()
-    filters = [KeyFilter("SBK_DZK", signed, by_record=True)]
+    filters = [KeyFilter(ELECTRONIC_CARD_LINK, signed, by_record=True)]
     criteria = PermitCriteria(
         category=TalentCategory(audience["category"]) if "category" in audience else None,
         work_district=audience.get("workDistrict"),
     )
     if criteria:
         applicants = await work.sources.work_permits.applicant_keys_matching(criteria, work.today)
-        filters.append(KeyFilter("WP_SQR", applicants))
+        filters.append(KeyFilter(APPLICANT_LINK, applicants))
     return await work.store.persons_matching(nationality=audience.get("nationality"), key_filters=filters)

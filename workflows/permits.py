@@ -13,11 +13,13 @@ from sqlalchemy import and_, select
 
 from access.qr import PermitKeys
 from adapters import Sources
+from adapters.card_service import ELECTRONIC_CARD_LINK
 from adapters.card_service import writes as card_writes
 from adapters.countries import ALPHA3
 from adapters.exit_entry.mapping import slash_date
 from adapters.exit_entry.tables import CRJ_RJ
 from adapters.identifiers import DISTRICT_CODE, is_valid_credit_code
+from adapters.work_permit import APPLICANT_LINK
 from adapters.work_permit import mapping as wp_mapping
 from adapters.work_permit import writes as wp_writes
 from domain.errors import ClientError, SourceDataInvalid, UserErrorCode
@@ -77,7 +79,7 @@ class PermitWork:
         return found
 
     async def person_of(self, permit: WorkPermit) -> int | None:
-        return (await self.store.person_ids_by_owner([("WP_SQR", permit.owner)]))[0]
+        return (await self.store.person_ids_by_owner([(APPLICANT_LINK, permit.owner)]))[0]
 
     async def employer_name(self, credit_code: str) -> str:
         employer = (await self.sources.work_permits.employers_by_credit_code([credit_code]))[0]
@@ -119,7 +121,7 @@ class PermitWork:
             raise UserFailure(
                 UserErrorCode.VERIFICATION_FAILED, "The e-card does not carry this permit.", field
             )
-        if (await self.store.person_ids_by_owner([("SBK_DZK", card.owner)]))[0] != person_id:
+        if (await self.store.person_ids_by_owner([(ELECTRONIC_CARD_LINK, card.owner)]))[0] != person_id:
             raise UserFailure(UserErrorCode.VERIFICATION_FAILED, "The e-card is another person's.", field)
 
     # ------------------------------------------------------------ the hub's own records
@@ -162,7 +164,9 @@ class PermitWork:
                 await journal.insert(conn, HUB_STORE, PASSPORT, passport, passport_key)
             else:
                 person_id = int(found)
-        await link_record(journal, person_id, Agency.WORK_PERMIT_SYSTEM, "WP_SQR", key, key, "applicant")
+        await link_record(
+            journal, person_id, Agency.WORK_PERMIT_SYSTEM, APPLICANT_LINK, key, key, "applicant"
+        )
         await add_identifier(journal, IdentifierKind.WORK_PERMIT_NUMBER, opened.permit_number, person_id)
         passport = passport_identifier(application.passport_number, application.nationality)
         await add_identifier(journal, IdentifierKind.PASSPORT, passport, person_id)
