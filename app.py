@@ -5,7 +5,7 @@ fresh Context and Loaders per request, and the routes."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,7 @@ from operations import (
     Readiness,
     Telemetry,
     drain,
+    know_agencies,
     metrics_endpoint,
     observe_engine,
     record_errors,
@@ -60,6 +61,7 @@ from resolvers.context import Context
 from resolvers.hub import HubState
 from resolvers.loaders import Loaders
 from schema import build_schema
+from schema.agencies import DEFAULT_PARTS, GraphPart
 from schema.errors import shape_all
 from schema.text_rules import NUL_MESSAGE
 from settings import Settings
@@ -154,8 +156,8 @@ class HubGraphQL(GraphQL[Context, None]):
 
 async def open_hub(settings: Settings, policy: Policy) -> HubState:
     # Each source bounded, retried and cut off by its breaker; faults injected only in drills and tests.
-    sources = Sources.open(settings.source_urls, settings.source_budgets, settings.clock)
-    install_faults(sources, fault_plan_from_environment())
+    sources = Sources.open(settings.source_urls, settings.source_budgets, settings.clock, settings.agencies)
+    install_faults(sources, fault_plan_from_environment(agencies=[spec.id for spec in settings.agencies]))
     store = HubStore.open(settings.store_url)
     audit = AuditLog.open(
         settings.audit_url,
@@ -163,7 +165,7 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
         open_witness(settings.witness_location()),  # every checkpoint also goes there
     )
     for source in sources.all():
-        instrument(source.engine, source.agency.value)
+        instrument(source.engine, str(source.agency))
     instrument(store.engine, HUB_STORE)
     await store.create_tables()
     await audit.create_tables()
@@ -196,9 +198,10 @@ async def close_hub(hub: HubState) -> None:
 
 def observe_hub(hub: HubState, telemetry: Telemetry) -> None:
     """Metrics for every statement on every database; spans too when tracing is configured."""
+    know_agencies(source.agency for source in hub.sources.all())
     for source in hub.sources.all():
-        observe_engine(source.engine, source.agency.value)
-        telemetry.instrument(source.engine, source.agency.value)
+        observe_engine(source.engine, str(source.agency))
+        telemetry.instrument(source.engine, str(source.agency))
     observe_engine(hub.store.engine, HUB_STORE)
     telemetry.instrument(hub.store.engine, HUB_STORE)
     observe_engine(hub.audit.engine, "AUDIT")
@@ -208,13 +211,20 @@ async def healthz(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings | None = None, span_exporter: SpanExporter | None = None) -> Starlette:
-    """The app; `span_exporter` (tests) receives its spans besides any OTEL_* exporter."""
+def create_app(
+    settings: Settings | None = None,
+    span_exporter: SpanExporter | None = None,
+    parts: Sequence[GraphPart] = DEFAULT_PARTS,
+) -> Starlette:
+    """The app of the settings' agencies, whose parts of the graph are `parts`;
+    `span_exporter` (tests) receives its spans besides any OTEL_* exporter."""
     settings = settings or Settings.from_environment()
+    if [part.agency.id for part in parts] != [spec.id for spec in settings.agencies]:
+        raise ValueError("the graph's parts must be those of the settings' agencies, in their order")
     keep_private(
         settings.data_dir, settings.private_files()
     )  # owner-only data directory and files, before anything is written
-    schema = build_schema(settings.limits)
+    schema = build_schema(settings.limits, parts)
     schema.extensions = (*schema.extensions, OperationRecorder)  # the operation type, for metrics and logs
     telemetry = Telemetry.configure(exporter=span_exporter)  # OTEL_* variables; off when none is set
     # Loaded before serving: a policy that does not fit the schema stops the start.

@@ -48,7 +48,7 @@ async def _seed(settings: Settings, persons: int, seed: int, as_of: date, replac
     from identity.store import HubStore
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    sources = Sources.open(settings.source_urls)
+    sources = Sources.open(settings.source_urls, agencies=settings.agencies)
     try:
         if replace:
             for source in sources.all():
@@ -64,6 +64,7 @@ async def _seed(settings: Settings, persons: int, seed: int, as_of: date, replac
             seed,
             as_of,
             progress_printer(),
+            settings.agencies,
         )
         print(f"seeded {summary.total_rows} rows in {time.monotonic() - started:.1f} s", file=sys.stderr)
     finally:
@@ -76,7 +77,7 @@ async def _link(settings: Settings) -> None:
     from identity.linking import link_estate
     from identity.store import HubStore
 
-    sources = Sources.open(settings.source_urls)
+    sources = Sources.open(settings.source_urls, agencies=settings.agencies)
     store = HubStore.open(settings.store_url)
     try:
         await store.create_tables()
@@ -91,14 +92,11 @@ async def _link(settings: Settings) -> None:
 
 
 async def _estate_exists(settings: Settings) -> bool:
-    from sqlalchemy import inspect
-
     from adapters import Sources
 
-    sources = Sources.open(settings.source_urls)
+    sources = Sources.open(settings.source_urls, agencies=settings.agencies)
     try:
-        async with sources.work_permits.engine.connect() as conn:
-            return await conn.run_sync(lambda sync: inspect(sync).has_table("WP_SQR"))
+        return any([await source.has_tables() for source in sources.all()])
     finally:
         await sources.close()
 
@@ -109,7 +107,7 @@ async def _sample_person(settings: Settings) -> SamplePerson | None:
     store = HubStore.open(settings.store_url)
     try:
         await store.create_tables()
-        return await store.sample_person()
+        return await store.sample_person(len(settings.agencies))
     finally:
         await store.close()
 
@@ -218,7 +216,7 @@ async def _notify(settings: Settings) -> str:
     from identity.store import HubStore
     from notifications.expiry import write_expiry_notices
 
-    sources = Sources.open(settings.source_urls)
+    sources = Sources.open(settings.source_urls, agencies=settings.agencies)
     store = HubStore.open(settings.store_url)
     try:
         await store.create_tables()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -10,48 +11,25 @@ from pathlib import Path
 from sqlalchemy import make_url
 
 from adapters.base import SourceBudget
+from adapters.registry import DEFAULT_AGENCIES
+from adapters.spec import AgencySpec
 from audit.witness import WITNESS_FILE
 from clock import SYSTEM_CLOCK, Clock
 from domain.limits import Limits
-from domain.records import SHANGHAI, Agency
+from domain.records import SHANGHAI, AgencyId
 from keys.data_dir import sqlite_files
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
-# One variable per agency; each defaults to its own SQLite file in the data directory.
-SOURCE_URL_VARIABLES: dict[Agency, str] = {
-    Agency.WORK_PERMIT_SYSTEM: "HUB_WORK_PERMIT_URL",
-    Agency.SOCIAL_INSURANCE: "HUB_SOCIAL_INSURANCE_URL",
-    Agency.CARD_SERVICE: "HUB_CARD_SERVICE_URL",
-    Agency.EXIT_ENTRY: "HUB_EXIT_ENTRY_URL",
-    Agency.BEIJING_PASS: "HUB_BEIJING_PASS_URL",
-}
-SOURCE_FILE_NAMES: dict[Agency, str] = {
-    Agency.WORK_PERMIT_SYSTEM: "work_permit.sqlite",
-    Agency.SOCIAL_INSURANCE: "social_insurance.sqlite",
-    Agency.CARD_SERVICE: "card_service.sqlite",
-    Agency.EXIT_ENTRY: "exit_entry.sqlite",
-    Agency.BEIJING_PASS: "beijing_pass.sqlite",
-}
+
+def default_budgets(agencies: Sequence[AgencySpec] = DEFAULT_AGENCIES) -> dict[AgencyId, SourceBudget]:
+    return {spec.id: SourceBudget() for spec in agencies}
 
 
-# Each source's time budget (seconds per call, retries included): one default for all, and
-# one variable per agency to override it.
-SOURCE_TIMEOUT_VARIABLES: dict[Agency, str] = {
-    Agency.WORK_PERMIT_SYSTEM: "HUB_TIMEOUT_WORK_PERMIT_SECONDS",
-    Agency.SOCIAL_INSURANCE: "HUB_TIMEOUT_SOCIAL_INSURANCE_SECONDS",
-    Agency.CARD_SERVICE: "HUB_TIMEOUT_CARD_SERVICE_SECONDS",
-    Agency.EXIT_ENTRY: "HUB_TIMEOUT_EXIT_ENTRY_SECONDS",
-    Agency.BEIJING_PASS: "HUB_TIMEOUT_BEIJING_PASS_SECONDS",
-}
-
-
-def default_budgets() -> dict[Agency, SourceBudget]:
-    return {agency: SourceBudget() for agency in Agency}
-
-
-def budgets_from_environment(env: dict[str, str]) -> dict[Agency, SourceBudget]:
-    """HUB_SOURCE_TIMEOUT (2 s) or HUB_TIMEOUT_<AGENCY>_SECONDS, HUB_SOURCE_ATTEMPTS (3),
+def budgets_from_environment(
+    env: dict[str, str], agencies: Sequence[AgencySpec] = DEFAULT_AGENCIES
+) -> dict[AgencyId, SourceBudget]:
+    """HUB_SOURCE_TIMEOUT (2 s) or each agency's HUB_TIMEOUT_<NAME>_SECONDS, HUB_SOURCE_ATTEMPTS (3),
     HUB_BREAKER_FAILURES (5), HUB_BREAKER_PAUSE (10 s); anything unreadable stops the start."""
     default = SourceBudget()
 
@@ -72,8 +50,8 @@ def budgets_from_environment(env: dict[str, str]) -> dict[Agency, SourceBudget]:
     failures = int(number("HUB_BREAKER_FAILURES", default.breaker_failures, 1))
     pause = number("HUB_BREAKER_PAUSE", default.breaker_pause, 0.001)
     return {
-        agency: SourceBudget(number(variable, timeout, 0.001), attempts, failures, pause)
-        for agency, variable in SOURCE_TIMEOUT_VARIABLES.items()
+        spec.id: SourceBudget(number(spec.timeout_variable, timeout, 0.001), attempts, failures, pause)
+        for spec in agencies
     }
 
 
@@ -85,12 +63,12 @@ def sqlite_url(path: Path) -> str:
 class Settings:
     """Where the databases, keys and policy are, what the hub's clock says, and its limits.
 
-    >>> Settings.for_directory(Path("var")).source_urls[Agency.EXIT_ENTRY]
+    >>> Settings.for_directory(Path("var")).source_urls["EXIT_ENTRY"]
     'sqlite+aiosqlite:///var/exit_entry.sqlite'
     """
 
     data_dir: Path
-    source_urls: dict[Agency, str]
+    source_urls: dict[AgencyId, str]
     store_url: str
     audit_url: str
     fixed_today: date | None = None
@@ -102,7 +80,9 @@ class Settings:
     # Only a benchmark turns the audit off, to measure what it costs; nothing else may.
     audit: bool = True
     # Per source: time budget, retries and circuit breaker (adapters/base.py, SourceGuard).
-    source_budgets: dict[Agency, SourceBudget] = field(default_factory=default_budgets)
+    source_budgets: dict[AgencyId, SourceBudget] = field(default_factory=default_budgets)
+    # The agencies the hub joins (adapters/registry.py): each one's source is at source_urls[id].
+    agencies: tuple[AgencySpec, ...] = DEFAULT_AGENCIES
     # Operations: the grace for in-flight requests and workflow runs on SIGTERM (seconds), each
     # readiness probe's bound (seconds), and the log level of the JSON logs.
     shutdown_grace: float = 10.0
@@ -116,34 +96,43 @@ class Settings:
     clock: Clock = SYSTEM_CLOCK
 
     @classmethod
-    def for_directory(cls, data_dir: Path, fixed_today: date | None = None) -> Settings:
+    def for_directory(
+        cls,
+        data_dir: Path,
+        fixed_today: date | None = None,
+        agencies: Sequence[AgencySpec] = DEFAULT_AGENCIES,
+    ) -> Settings:
         return cls(
             data_dir=data_dir,
-            source_urls={agency: sqlite_url(data_dir / name) for agency, name in SOURCE_FILE_NAMES.items()},
+            source_urls={spec.id: sqlite_url(data_dir / spec.file_name) for spec in agencies},
+            source_budgets=default_budgets(agencies),
+            agencies=tuple(agencies),
             store_url=sqlite_url(data_dir / "hub_store.sqlite"),
             audit_url=sqlite_url(data_dir / "audit.sqlite"),
             fixed_today=fixed_today,
         )
 
     @classmethod
-    def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_environment(
+        cls, environ: dict[str, str] | None = None, agencies: Sequence[AgencySpec] = DEFAULT_AGENCIES
+    ) -> Settings:
         env = dict(os.environ if environ is None else environ)
         data_dir = Path(env.get("HUB_DATA_DIR", "var"))
-        defaults = cls.for_directory(data_dir)
+        defaults = cls.for_directory(data_dir, agencies=agencies)
         today = env.get("HUB_TODAY")
         limits = Limits()
         return cls(
             data_dir=data_dir,
             source_urls={
-                agency: env.get(variable) or defaults.source_urls[agency]
-                for agency, variable in SOURCE_URL_VARIABLES.items()
+                spec.id: env.get(spec.url_variable) or defaults.source_urls[spec.id] for spec in agencies
             },
+            agencies=tuple(agencies),
             store_url=env.get("HUB_STORE_URL") or defaults.store_url,
             audit_url=env.get("HUB_AUDIT_URL") or defaults.audit_url,
             audit_witness=_witness(env, env.get("HUB_AUDIT_URL") or defaults.audit_url),
             fixed_today=date.fromisoformat(today) if today else None,
             policy_path=Path(env["HUB_POLICY"]) if env.get("HUB_POLICY") else defaults.policy_path,
-            source_budgets=budgets_from_environment(env),
+            source_budgets=budgets_from_environment(env, agencies),
             limits=Limits(
                 max_document_bytes=_count(env, "HUB_MAX_DOCUMENT_BYTES", limits.max_document_bytes),
                 max_depth=_count(env, "HUB_MAX_DEPTH", limits.max_depth),

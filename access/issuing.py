@@ -15,9 +15,10 @@ from jwt.algorithms import OKPAlgorithm
 
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
 from access.tokens import TOKEN_KEY, TokenAuthority
+from domain.evidence import IdentifierKind
 from domain.records import CallerRole
 from identity.linking import passport_identifier
-from identity.store import HubStore, IdentifierKind
+from identity.store import HubStore
 from keys.files import load_or_create_key
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")

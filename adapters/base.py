@@ -30,13 +30,15 @@ from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import HalfOpenedState, OpenedState
 from sqlalchemy import ColumnElement, MetaData, Table, case, event, func, literal, select, tuple_
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from clock import SYSTEM_CLOCK, Clock
 from domain.errors import SourceDataInvalid, SourceUnavailable
-from domain.records import Agency, DataProblem, Page
+from domain.evidence import Evidence
+from domain.records import AgencyId, DataProblem, Page
 
 try:  # SQLAlchemy 2.1 names it await_; 2.0 await_only
     from sqlalchemy.util import await_
@@ -188,7 +190,7 @@ class SourceGuard:
     workflow's run is undone and retried as a whole, by its caller.
     """
 
-    def __init__(self, agency: Agency, budget: SourceBudget, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, agency: AgencyId, budget: SourceBudget, clock: Clock = SYSTEM_CLOCK) -> None:
         self.agency = agency
         self.budget = budget
         self.clock = clock  # the budget and the pause run on it (tests pass one they move)
@@ -208,7 +210,7 @@ class SourceGuard:
 
     async def _get_breaker(self) -> Any:
         if self._breaker is None:
-            self._breaker = await self._breakers.get_breaker(self.agency.value)
+            self._breaker = await self._breakers.get_breaker(str(self.agency))
         return self._breaker
 
     def _pause_over(self) -> bool:
@@ -323,7 +325,7 @@ class SqlSource:
     Every public coroutine method a subclass defines is a batch read and is wrapped to run
     under `self.guard` (none: unbounded, as for batch jobs such as `hub link`)."""
 
-    agency: Agency
+    agency: AgencyId
     metadata: MetaData
 
     def __init__(self, engine: AsyncEngine, guard: SourceGuard | None = None) -> None:
@@ -351,6 +353,11 @@ class SqlSource:
         async with self.guard.bounded(), self.engine.connect() as conn:
             yield conn
 
+    async def evidence(self) -> Evidence:
+        """What the agency's person records say about whose they are (domain/evidence.py);
+        an agency without person records yields none."""
+        return Evidence()
+
     def status(self) -> dict[str, Any]:
         if self.guard is None:
             return {"breaker": "closed", "failures": 0, "timeoutSeconds": None}
@@ -359,6 +366,12 @@ class SqlSource:
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
             await conn.run_sync(self.metadata.create_all)
+
+    async def has_tables(self) -> bool:
+        """Whether every table of the agency's schema exists (an estate was written)."""
+        names = list(self.metadata.tables)
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(lambda sync: all(sa_inspect(sync).has_table(n) for n in names))
 
     async def drop_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -374,11 +387,11 @@ class SqlSource:
         try:
             mapped = mapper(row)
         except UnmappableValue as error:
-            problems_by_agency[self.agency.value] += 1
+            problems_by_agency[str(self.agency)] += 1
             return SourceDataInvalid(self.problem(key, error))
         checked = getattr(mapped, "problems", None)
         if checked:
-            problems_by_agency[self.agency.value] += len(checked)
+            problems_by_agency[str(self.agency)] += len(checked)
         return mapped
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from domain.records import Agency, DataProblem
+from domain.records import AgencyId, DataProblem
 
 
 class ErrorCode(StrEnum):
@@ -105,7 +105,7 @@ class AdapterError(Exception):
 
     code: ErrorCode = ErrorCode.SOURCE_UNAVAILABLE
 
-    def __init__(self, agency: Agency, message: str) -> None:
+    def __init__(self, agency: AgencyId, message: str) -> None:
         super().__init__(message)
         self.agency = agency
 
@@ -126,6 +126,6 @@ class SourceUnavailable(AdapterError):
 
     code = ErrorCode.SOURCE_UNAVAILABLE
 
-    def __init__(self, agency: Agency, reason: str) -> None:
-        super().__init__(agency, f"The {agency.value} source could not answer ({reason}).")
+    def __init__(self, agency: AgencyId, reason: str) -> None:
+        super().__init__(agency, f"The {agency} source could not answer ({reason}).")
         self.reason = reason

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Generic, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo
 
 T = TypeVar("T")
@@ -23,7 +23,14 @@ T = TypeVar("T")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
+# An agency's id as the registry of agencies names it (adapters/registry.py): the graph's
+# `Agency` value, and the label of its source in traces, metrics and readiness.
+AgencyId: TypeAlias = str
+
+
 class Agency(StrEnum):
+    """The ids of the five agencies of the notice (a plug-in agency brings its own id)."""
+
     WORK_PERMIT_SYSTEM = "WORK_PERMIT_SYSTEM"
     SOCIAL_INSURANCE = "SOCIAL_INSURANCE"
     CARD_SERVICE = "CARD_SERVICE"
@@ -188,13 +195,13 @@ class StatisticsDimension(StrEnum):
 class DataProblem:
     """A legacy value that could not be mapped, or that maps but fails its check."""
 
-    agency: Agency
+    agency: AgencyId
     record_key: str
     field: str
     rule: str
 
     def describe(self) -> str:
-        return f"{self.agency.value} record {self.record_key}: {self.field} {self.rule}"
+        return f"{self.agency} record {self.record_key}: {self.field} {self.rule}"
 
 
 # ---------------------------------------------------------------- work-permit system
@@ -204,7 +211,7 @@ class DataProblem:
 class Employer:
     credit_code: str
     name: str
-    agency: Agency
+    agency: AgencyId
     key: str
     problems: tuple[DataProblem, ...] = ()
 
@@ -222,7 +229,7 @@ class Applicant:
     passports: tuple[PassportPeriod, ...]
     permit_numbers: tuple[str, ...]
     notification_letters: tuple[str, ...]
-    agency: Agency = Agency.WORK_PERMIT_SYSTEM
+    agency: AgencyId = Agency.WORK_PERMIT_SYSTEM
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +256,7 @@ class WorkPermit:
     procedure: PermitProcedure
     notification_letter_number: str | None
     notification_letter_date: date | None
-    agency: Agency = Agency.WORK_PERMIT_SYSTEM
+    agency: AgencyId = Agency.WORK_PERMIT_SYSTEM
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
     problems: tuple[DataProblem, ...] = ()
 
@@ -263,7 +270,7 @@ class PermitEvent:
     decided_on: date | None
     outcome: PermitEventOutcome
     remark: str | None
-    agency: Agency = Agency.WORK_PERMIT_SYSTEM
+    agency: AgencyId = Agency.WORK_PERMIT_SYSTEM
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
@@ -280,7 +287,7 @@ class InsuredPerson:
     birth_date: date
     nationality: str
     passport_number: str
-    agency: Agency = Agency.SOCIAL_INSURANCE
+    agency: AgencyId = Agency.SOCIAL_INSURANCE
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
     problems: tuple[DataProblem, ...] = ()
 
@@ -294,7 +301,7 @@ class InsuranceParticipation:
     started_on: date
     ended_on: date | None
     employer: Employer | None
-    agency: Agency = Agency.SOCIAL_INSURANCE
+    agency: AgencyId = Agency.SOCIAL_INSURANCE
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
@@ -312,7 +319,7 @@ class SocialSecurityCard:
     holder_name: str
     work_permit_number: str | None
     work_permit_loaded_at: datetime | None
-    agency: Agency = Agency.CARD_SERVICE
+    agency: AgencyId = Agency.CARD_SERVICE
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
     @property
@@ -330,7 +337,7 @@ class ElectronicCard:
     verification_reference: str | None
     card_number: str | None
     work_permit_number: str | None
-    agency: Agency = Agency.CARD_SERVICE
+    agency: AgencyId = Agency.CARD_SERVICE
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
     @property
@@ -353,7 +360,7 @@ class Traveller:
     birth_date: date
     nationality: str
     passport_number: str
-    agency: Agency = Agency.EXIT_ENTRY
+    agency: AgencyId = Agency.EXIT_ENTRY
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +372,7 @@ class Visa:
     issued_on: date
     valid_to: date | None
     notification_letter_number: str | None
-    agency: Agency = Agency.EXIT_ENTRY
+    agency: AgencyId = Agency.EXIT_ENTRY
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
@@ -376,7 +383,7 @@ class Entry:
     entered_on: date
     port: str | None
     visa_number: str | None
-    agency: Agency = Agency.EXIT_ENTRY
+    agency: AgencyId = Agency.EXIT_ENTRY
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
@@ -391,7 +398,7 @@ class ResidencePermit:
     issuing_office: str | None
     status: ResidencePermitStatus
     verified_by: VerificationChannel | None
-    agency: Agency = Agency.EXIT_ENTRY
+    agency: AgencyId = Agency.EXIT_ENTRY
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 
@@ -407,7 +414,7 @@ class BenefitPayment:
     amount: Decimal
     paid_on: date | None
     status: BenefitPaymentStatus
-    agency: Agency = Agency.BEIJING_PASS
+    agency: AgencyId = Agency.BEIJING_PASS
     person_id: int | None = None  # the hub's person it belongs to, as the loader that read it knew
 
 

@@ -22,13 +22,13 @@ from starlette.routing import Route
 
 from access.caller import Caller
 from access.qr import PermitKeys, permit_keys
+from adapters.work_permit.spec import CURRENT_WORK_PERMIT
 from audit.chain import AuditEntry
 from audit.log import AuditUnavailable
 from domain.errors import AdapterError, ErrorCode, SourceDataInvalid
 from domain.records import SHANGHAI, CallerRole, WorkPermit, WorkPermitStatus
 from edge.gateway import Gate, Refused
 from identity.store import PersonCore
-from resolvers import relationships as rel
 from resolvers.hub import HubState
 from resolvers.loaders import Loaders
 from resolvers.verification import full_name
@@ -144,12 +144,12 @@ async def _holding(request: Request, caller: Caller) -> Holding:
     if person is None:
         raise Refused(404, ErrorCode.NOT_FOUND, "The token's person is not known to the hub.")
     try:
-        permit = await loaders.person_relation(rel.CURRENT_WORK_PERMIT).load(person.id)
+        permit = await loaders.person_relation(CURRENT_WORK_PERMIT).load(person.id)
     except SourceDataInvalid as invalid:
         raise Refused(502, ErrorCode.SOURCE_DATA_INVALID, str(invalid)) from None
     except AdapterError as error:
         raise Refused(
-            503, ErrorCode.SOURCE_UNAVAILABLE, f"The {error.agency.value} source could not answer."
+            503, ErrorCode.SOURCE_UNAVAILABLE, f"The {error.agency} source could not answer."
         ) from None
     return Holding(person, permit, today)
 

@@ -33,6 +33,6 @@ No two persons share a folded name and a birth date, and no passport number repe
 look-alikes are the only weak evidence in the estate.
 """
 
-from estate.generator import EstateSummary, generate_estate
+from estate.generator import EstateSummary, Worker, generate_estate
 
-__all__ = ["EstateSummary", "generate_estate"]
+__all__ = ["EstateSummary", "Worker", "generate_estate"]

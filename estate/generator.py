@@ -1,7 +1,10 @@
-"""`generate_estate`: the five legacy databases filled with one consistent synthetic population.
+"""`generate_estate`: the legacy databases filled with one consistent synthetic population.
 
 Each person is generated in one pass (permit story, passports, then what every other agency
-holds about them), rows are collected per table and flushed every few thousand persons.
+holds about them), rows are collected per table and flushed every few thousand persons. The
+notice's five agencies are one story (an enrollment writes insurance and card rows together),
+generated here; a plug-in agency's spec brings its `EstatePart`, which sees every generated
+person.
 Every draw comes from `random.Random` instances seeded by `seed` and a purpose, so the same
 `persons`, `seed` and `as_of` give the same rows in the same order.
 """
@@ -9,19 +12,21 @@ Every draw comes from `random.Random` instances seeded by `seed` and a purpose, 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.records import Agency
+from adapters.registry import DEFAULT_AGENCIES
+from adapters.spec import AgencySpec, EstatePart
+from domain.records import AgencyId
 from estate.exit_entry import ExitEntry
-from estate.formats import mistyped
+from estate.formats import Rows, mistyped
 from estate.insurance import Insurance, benefit_rows, employer_rows
-from estate.people import Population
-from estate.permits import ACTIVATED, PermitOffice, make_employers, write_work_permit
-from estate.writer import TABLE_NAMES, EstateWriter, empty_rows
+from estate.people import Person, Population
+from estate.permits import ACTIVATED, Period, PermitOffice, make_employers, write_work_permit
+from estate.writer import EstateWriter
 
 Progress = Callable[[str, int, int], None]
 PERSONS_PER_FLUSH = 5_000
@@ -29,6 +34,16 @@ RENEWED_SHARE = 0.10  # drawn; recent applicants cannot have renewed, so about 8
 LEFT_ALONE_SHARE = 0.03
 LOOK_ALIKE_SHARE = 0.005
 NEWCOMER_E_CARD_SHARE = 0.4  # of notice-issued permit holders: registered right after entry
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A generated person as an estate part sees them: who they are (name, sex, birth date,
+    nationality, passports oldest first; dates as ordinals) and their permit story."""
+
+    person: Person
+    permit_number: str
+    periods: list[Period]
 
 
 @dataclass(frozen=True)
@@ -48,12 +63,15 @@ class EstateSummary:
 class Estate:
     """The synchronous generator; `rows` fills as persons are added."""
 
-    def __init__(self, persons: int, seed: int, as_of: date) -> None:
+    def __init__(
+        self, persons: int, seed: int, as_of: date, rows: Rows, parts: Mapping[str, EstatePart]
+    ) -> None:
         def rng(purpose: str) -> random.Random:
             return random.Random(f"estate:{seed}:{purpose}")
 
         self.t = t = as_of.toordinal()
-        self.rows = empty_rows()
+        self.rows = rows
+        self.parts = [(part, rng(f"part:{name}")) for name, part in parts.items()]
         employers, weights = make_employers(rng("employers"), max(20, persons // 50))
         employer_rows(self.rows, employers)
         benefit_rows(self.rows)
@@ -92,6 +110,8 @@ class Estate:
         if latest.status == "20" and latest.letter_date is not None:
             self.notice_holders.append((xkzh, latest.letter_date))
         self.exit_entry.worker(person, periods)
+        for part, part_rng in self.parts:
+            part.add_person(part_rng, t, Worker(person, xkzh, periods), self.rows)
         if index in self.weak_exit_entry:  # misread in one of the last four digits ...
             self.exit_entry.look_alike(person, mistyped(person.passport, cases.randrange(4)))
         if index in self.weak_insurance:  # ... or in one of the four before: never the same number
@@ -115,19 +135,22 @@ class Estate:
 
 
 async def generate_estate(
-    engines: Mapping[Agency, AsyncEngine],
+    engines: Mapping[AgencyId, AsyncEngine],
     persons: int,
     seed: int,
     as_of: date,
     progress: Progress | None = None,
+    agencies: Sequence[AgencySpec] = DEFAULT_AGENCIES,
 ) -> EstateSummary:
-    """Create the tables if missing and fill all five databases; refuses a non-empty estate."""
+    """Create the tables if missing and fill every agency's database (a plug-in agency's
+    through its spec's `estate`); refuses a non-empty estate."""
     if persons < 0:
         raise ValueError("persons must not be negative")
-    writer = EstateWriter(engines)
+    writer = EstateWriter(engines, agencies)
     try:
         await writer.open()
-        estate = Estate(persons, seed, as_of)
+        parts = {spec.name: spec.estate for spec in agencies if spec.estate is not None}
+        estate = Estate(persons, seed, as_of, writer.empty_rows(), parts)
         for start in range(0, persons, PERSONS_PER_FLUSH):
             stop = min(start + PERSONS_PER_FLUSH, persons)
             for index in range(start, stop):
@@ -139,4 +162,4 @@ async def generate_estate(
         await writer.flush(estate.rows)  # the newcomers' e-cards, and the catalogues
     finally:
         await writer.close()
-    return EstateSummary(persons, seed, as_of, {name: writer.counts[name] for name in TABLE_NAMES})
+    return EstateSummary(persons, seed, as_of, {name: writer.counts[name] for name in writer.table_names})

@@ -4,53 +4,45 @@ byte-identical for the same arguments)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Connection, MetaData, Table, inspect, literal, select
+from sqlalchemy import Connection, MetaData, inspect, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from adapters.base import insert_rows
-from adapters.beijing_pass import tables as beijing_pass
-from adapters.card_service import tables as card_service
-from adapters.exit_entry import tables as exit_entry
-from adapters.social_insurance import tables as social_insurance
-from adapters.work_permit import tables as work_permit
-from domain.records import Agency
+from adapters.registry import DEFAULT_AGENCIES
+from adapters.spec import AgencySpec
+from domain.records import AgencyId
 from estate.formats import Rows
 
-METADATA: dict[Agency, MetaData] = {
-    Agency.WORK_PERMIT_SYSTEM: work_permit.metadata,
-    Agency.SOCIAL_INSURANCE: social_insurance.metadata,
-    Agency.CARD_SERVICE: card_service.metadata,
-    Agency.EXIT_ENTRY: exit_entry.metadata,
-    Agency.BEIJING_PASS: beijing_pass.metadata,
-}
-# Insert order within an agency: the order the tables are declared in.
-TABLES: dict[Agency, tuple[Table, ...]] = {a: tuple(m.tables.values()) for a, m in METADATA.items()}
-TABLE_NAMES: tuple[str, ...] = tuple(t.name for tables in TABLES.values() for t in tables)
 _INSERT_CHUNK = 20_000
-
-
-def empty_rows() -> Rows:
-    return {name: [] for name in TABLE_NAMES}
 
 
 class EstateWriter:
     """Holds one connection per agency for the whole run; each flush is one transaction per agency."""
 
-    def __init__(self, engines: Mapping[Agency, AsyncEngine]) -> None:
-        missing = [a.value for a in Agency if a not in engines]
+    def __init__(
+        self, engines: Mapping[AgencyId, AsyncEngine], agencies: Sequence[AgencySpec] = DEFAULT_AGENCIES
+    ) -> None:
+        missing = [spec.id for spec in agencies if spec.id not in engines]
         if missing:
             raise ValueError(f"no database engine given for {', '.join(missing)}")
         self._engines = engines
-        self._connections: dict[Agency, AsyncConnection] = {}
-        self._synchronous: dict[Agency, int] = {}
-        self.counts: dict[str, int] = dict.fromkeys(TABLE_NAMES, 0)
+        self._metadata: dict[AgencyId, MetaData] = {spec.id: spec.source.metadata for spec in agencies}
+        # Insert order within an agency: the order the tables are declared in.
+        self._tables = {agency: tuple(m.tables.values()) for agency, m in self._metadata.items()}
+        self.table_names = tuple(t.name for tables in self._tables.values() for t in tables)
+        self._connections: dict[AgencyId, AsyncConnection] = {}
+        self._synchronous: dict[AgencyId, int] = {}
+        self.counts: dict[str, int] = dict.fromkeys(self.table_names, 0)
+
+    def empty_rows(self) -> Rows:
+        return {name: [] for name in self.table_names}
 
     async def open(self) -> None:
         """Create missing tables; refuse unless every table is empty."""
-        for agency in Agency:
+        for agency, metadata in self._metadata.items():
             conn = await self._engines[agency].connect()
             self._connections[agency] = conn
             if conn.dialect.name == "sqlite":  # a seed is rebuilt, not recovered: skip the fsyncs
@@ -58,14 +50,14 @@ class EstateWriter:
                     (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
                 )
                 await conn.exec_driver_sql("PRAGMA synchronous=OFF")
-            await conn.run_sync(_create_tables, METADATA[agency])
+            await conn.run_sync(_create_tables, metadata)
             await conn.commit()
         for agency, conn in self._connections.items():
-            for table in TABLES[agency]:
+            for table in self._tables[agency]:
                 if (await conn.execute(select(literal(1)).select_from(table).limit(1))).first() is not None:
                     await conn.rollback()
                     raise ValueError(
-                        f"the {agency.value} database already holds rows in {table.name}: refusing to seed "
+                        f"the {agency} database already holds rows in {table.name}: refusing to seed "
                         "over an existing estate; wipe the databases first"
                     )
             await conn.rollback()
@@ -73,7 +65,7 @@ class EstateWriter:
     async def flush(self, rows: Rows) -> None:
         """Insert and forget the rows collected so far."""
         for agency, conn in self._connections.items():
-            pending = [(t, rows[t.name]) for t in TABLES[agency] if rows[t.name]]
+            pending = [(t, rows[t.name]) for t in self._tables[agency] if rows[t.name]]
             if not pending:
                 continue
             async with conn.begin():

@@ -37,7 +37,7 @@ import random
 import time
 import tomllib
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -48,9 +48,11 @@ from sqlalchemy.engine import Engine
 
 from adapters import Sources
 from adapters.base import await_
-from domain.records import Agency
+from adapters.registry import DEFAULT_AGENCIES
+from domain.records import AgencyId
 
 log = logging.getLogger("hub.faults")
+REGISTERED = tuple(spec.id for spec in DEFAULT_AGENCIES)
 
 Kind = Literal["down", "hang", "slow", "corrupt"]
 KINDS: tuple[str, ...] = ("down", "hang", "slow", "corrupt")
@@ -92,10 +94,16 @@ class Fault:
 class FaultPlan:
     """Which agency misbehaves how, and what reached each agency's connection."""
 
-    def __init__(self, faults: Mapping[Agency, Fault] | None = None, file: Path | None = None) -> None:
-        self._set: dict[Agency, Fault] = dict(faults or {})
+    def __init__(
+        self,
+        faults: Mapping[AgencyId, Fault] | None = None,
+        file: Path | None = None,
+        agencies: Collection[AgencyId] = REGISTERED,
+    ) -> None:
+        self._set: dict[AgencyId, Fault] = dict(faults or {})
         self._file = file
-        self._file_faults: dict[Agency, Fault] = {}
+        self._agencies = agencies
+        self._file_faults: dict[AgencyId, Fault] = {}
         self._file_stamp: int | None = None
         self._file_checked = 0.0
         self.statements: Counter[str] = Counter()  # statements that reached the connection
@@ -103,9 +111,9 @@ class FaultPlan:
         if file is not None:
             self._file_stamp = _stamp(file)
             if self._file_stamp is not None:  # a file not there yet is read when it appears
-                self._file_faults = read_fault_file(file)  # a broken one stops the start
+                self._file_faults = read_fault_file(file, agencies)  # a broken one stops the start
 
-    def set(self, agency: Agency, fault: Fault | None) -> None:
+    def set(self, agency: AgencyId, fault: Fault | None) -> None:
         """Switch a fault on (or off, with None) for an agency, at once."""
         if fault is None:
             self._set.pop(agency, None)
@@ -116,11 +124,11 @@ class FaultPlan:
         """Switch every fault set in-process off (a fault file's stay as the file says)."""
         self._set.clear()
 
-    def active(self) -> dict[Agency, Fault]:
+    def active(self) -> dict[AgencyId, Fault]:
         self._reread()
         return {**self._file_faults, **self._set}
 
-    def fault(self, agency: Agency) -> Fault | None:
+    def fault(self, agency: AgencyId) -> Fault | None:
         """The fault that hits this statement of the agency's, if any (spending one of `times`)."""
         self._reread()
         fault = self._set.get(agency) or self._file_faults.get(agency)
@@ -133,7 +141,7 @@ class FaultPlan:
                 target.pop(agency, None)
             else:
                 target[agency] = replace(fault, times=left)
-        self.injected[agency.value] += 1
+        self.injected[str(agency)] += 1
         return fault
 
     def _reread(self) -> None:
@@ -148,7 +156,7 @@ class FaultPlan:
             return
         self._file_stamp = stamp
         try:
-            self._file_faults = read_fault_file(self._file) if stamp is not None else {}
+            self._file_faults = read_fault_file(self._file, self._agencies) if stamp is not None else {}
         except FaultConfigError as error:
             log.warning("fault file not applied: %s", error)  # the previous faults stay
             return
@@ -162,19 +170,18 @@ def _stamp(path: Path) -> int | None:
         return None
 
 
-def describe(faults: Mapping[Agency, Fault]) -> str:
-    return "; ".join(f"{agency.value}={fault.kind}" for agency, fault in sorted(faults.items()))
+def describe(faults: Mapping[AgencyId, Fault]) -> str:
+    return "; ".join(f"{agency}={fault.kind}" for agency, fault in sorted(faults.items()))
 
 
 # ---------------------------------------------------------------- configuration
 
 
-def _agency(name: str) -> Agency:
-    try:
-        return Agency(name.strip().upper())
-    except ValueError:
-        known = ", ".join(a.value for a in Agency)
-        raise FaultConfigError(f"{name!r} is not an agency ({known})") from None
+def _agency(name: str, agencies: Collection[AgencyId]) -> AgencyId:
+    agency = name.strip().upper()
+    if agency not in agencies:
+        raise FaultConfigError(f"{name!r} is not an agency ({', '.join(agencies)})")
+    return agency
 
 
 def _number(text: Any, what: str) -> float:
@@ -187,43 +194,43 @@ def _number(text: Any, what: str) -> float:
     return value
 
 
-def fault_from_mapping(agency: Agency, spec: Mapping[str, Any]) -> Fault:
+def fault_from_mapping(agency: AgencyId, spec: Mapping[str, Any]) -> Fault:
     kind = str(spec.get("kind", "")).strip().lower()
     if kind not in KINDS:
-        raise FaultConfigError(f"{agency.value}: kind {kind!r} is not one of {', '.join(KINDS)}")
-    rate = _number(spec.get("rate", 1.0), f"{agency.value}.rate")
+        raise FaultConfigError(f"{agency}: kind {kind!r} is not one of {', '.join(KINDS)}")
+    rate = _number(spec.get("rate", 1.0), f"{agency}.rate")
     if rate > 1:
-        raise FaultConfigError(f"{agency.value}.rate: {rate} is more than 1")
+        raise FaultConfigError(f"{agency}.rate: {rate} is more than 1")
     times = spec.get("times")
     if times is not None and (not isinstance(times, int) or times < 1):
-        raise FaultConfigError(f"{agency.value}.times: {times!r} is not a positive whole number")
-    seconds = _number(spec.get("seconds", 0.0), f"{agency.value}.seconds")
+        raise FaultConfigError(f"{agency}.times: {times!r} is not a positive whole number")
+    seconds = _number(spec.get("seconds", 0.0), f"{agency}.seconds")
     if kind == "hang" and not seconds:
         seconds = HANG_SECONDS
     if kind == "slow" and not seconds:
-        raise FaultConfigError(f"{agency.value}: a slow fault needs seconds")
+        raise FaultConfigError(f"{agency}: a slow fault needs seconds")
     column = spec.get("column")
     if kind == "corrupt" and not column:
-        raise FaultConfigError(f"{agency.value}: a corrupt fault needs a column")
+        raise FaultConfigError(f"{agency}: a corrupt fault needs a column")
     return Fault(kind, seconds, column, spec.get("value"), rate, times)  # type: ignore[arg-type]
 
 
-def parse_faults(text: str) -> dict[Agency, Fault]:
+def parse_faults(text: str, agencies: Collection[AgencyId] = REGISTERED) -> dict[AgencyId, Fault]:
     """`AGENCY=kind[:argument][@rate]; ...`, or the same as a JSON object."""
     text = text.strip()
     if not text:
         return {}
     if text.startswith("{"):
         try:
-            return _from_document(json.loads(text))
+            return _from_document(json.loads(text), agencies)
         except json.JSONDecodeError as error:
             raise FaultConfigError(f"HUB_FAULTS is not JSON: {error}") from None
-    faults: dict[Agency, Fault] = {}
+    faults: dict[AgencyId, Fault] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, equals, rest = part.partition("=")
         if not equals:
             raise FaultConfigError(f"{part!r} is not AGENCY=kind")
-        agency = _agency(name)
+        agency = _agency(name, agencies)
         rest, _at, rate = rest.partition("@")
         kind, _colon, argument = rest.strip().partition(":")
         spec: dict[str, Any] = {"kind": kind, "rate": rate or 1.0}
@@ -236,19 +243,19 @@ def parse_faults(text: str) -> dict[Agency, Fault]:
     return faults
 
 
-def _from_document(document: Any) -> dict[Agency, Fault]:
+def _from_document(document: Any, agencies: Collection[AgencyId]) -> dict[AgencyId, Fault]:
     if not isinstance(document, dict):
         raise FaultConfigError("a fault configuration is a table of agencies")
     faults = {}
     for name, spec in document.items():
-        agency = _agency(name)
+        agency = _agency(name, agencies)
         if not isinstance(spec, dict):
-            raise FaultConfigError(f"{agency.value}: a fault is a table with a kind")
+            raise FaultConfigError(f"{agency}: a fault is a table with a kind")
         faults[agency] = fault_from_mapping(agency, spec)
     return faults
 
 
-def read_fault_file(path: Path) -> dict[Agency, Fault]:
+def read_fault_file(path: Path, agencies: Collection[AgencyId] = REGISTERED) -> dict[AgencyId, Fault]:
     try:
         text = path.read_text()
     except OSError as error:
@@ -257,15 +264,18 @@ def read_fault_file(path: Path) -> dict[Agency, Fault]:
         document = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text or "{}")
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         raise FaultConfigError(f"{path}: {error}") from None
-    return _from_document(document)
+    return _from_document(document, agencies)
 
 
-def plan_from_environment(environ: Mapping[str, str] | None = None) -> FaultPlan:
-    """HUB_FAULTS and HUB_FAULTS_FILE; none set: a plan with no fault, switchable at runtime."""
+def plan_from_environment(
+    environ: Mapping[str, str] | None = None, agencies: Collection[AgencyId] = REGISTERED
+) -> FaultPlan:
+    """HUB_FAULTS and HUB_FAULTS_FILE, naming the given agencies; none set: a plan with no
+    fault, switchable at runtime."""
     env = os.environ if environ is None else environ
-    inline = parse_faults(env.get("HUB_FAULTS", ""))
+    inline = parse_faults(env.get("HUB_FAULTS", ""), agencies)
     file = env.get("HUB_FAULTS_FILE", "").strip()
-    plan = FaultPlan(inline, Path(file) if file else None)
+    plan = FaultPlan(inline, Path(file) if file else None, agencies)
     active = plan.active()
     if active:
         log.warning("fault injection is on: %s (drills and tests only)", describe(active))
@@ -290,7 +300,7 @@ def faults_of(sources: Sources) -> FaultPlan:
     return _PLANS[sources.work_permits.engine.sync_engine]
 
 
-def _install(engine: Engine, agency: Agency, plan: FaultPlan) -> None:
+def _install(engine: Engine, agency: AgencyId, plan: FaultPlan) -> None:
     if engine in _PLANS:
         _PLANS[engine] = plan
         return
@@ -301,7 +311,7 @@ def _install(engine: Engine, agency: Agency, plan: FaultPlan) -> None:
 
     def fail(dialect: Any) -> Exception:
         error: Exception = dialect.loaded_dbapi.OperationalError(
-            f"fault injected: the {agency.value} database is down"
+            f"fault injected: the {agency} database is down"
         )
         return error
 
@@ -318,7 +328,7 @@ def _install(engine: Engine, agency: Agency, plan: FaultPlan) -> None:
     @event.listens_for(engine, "before_cursor_execute")
     def _before(conn: Any, _cursor: Any, _stmt: Any, _params: Any, context: Any, _many: Any) -> None:
         plan = current()
-        plan.statements[agency.value] += 1
+        plan.statements[str(agency)] += 1
         fault = plan.fault(agency)
         if context is not None:
             context._hub_fault = fault

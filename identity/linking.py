@@ -1,4 +1,5 @@
-"""Linking: reads every agency's person records and decides which belong to which person.
+"""Linking: reads every registered agency's evidence and decides which record belongs to
+which person (the agencies' adapters say what their records offer: domain/evidence.py).
 
 Strong evidence (CONFIRMED, merged): a passport number *and* nationality from the applicant's
 passport history with the same birth date; a social security number, permit number,
@@ -6,27 +7,24 @@ Notification Letter or card number already confirmed for the person. Weak eviden
 shown but never merged): the same normalised name words and birth date alone, or a matching
 passport whose birth date disagrees. A record with neither is left alone.
 
-Every person is anchored on a work-permit applicant (`WP_SQR`); a person's id is assigned once,
-in applicant order, and kept on every later run.
+Every person is anchored on a work-permit applicant; a person's id is assigned once, in
+applicant order, and kept on every later run.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from adapters import Sources
-from adapters.beijing_pass import PAID_CARD_LINK
-from adapters.card_service import CARD_LINK
-from adapters.exit_entry import TRAVELLER_LINK
-from adapters.social_insurance import INSURED_LINK
 from adapters.work_permit import APPLICANT_LINK, CurrentPermitSummary
 from domain.errors import SourceDataInvalid
-from domain.records import Agency, Applicant, InsuredPerson, LinkConfidence, Traveller
+from domain.evidence import Candidate, Identifier, IdentifierKind
+from domain.records import Agency, AgencyId, Applicant, LinkConfidence
 from identity.names import name_words, normalise_passport, split_upper_name
-from identity.store import HubStore, IdentifierKind, PersonCoreRow, StoreSnapshot
+from identity.store import HubStore, PersonCoreRow, StoreSnapshot
 
 Progress = Callable[[str, int, int], None]
 
@@ -51,7 +49,7 @@ class LinkReport:
 @dataclass
 class _Link:
     person_id: int
-    agency: Agency
+    agency: AgencyId
     record_type: str
     record_key: str
     owner_key: str
@@ -59,64 +57,84 @@ class _Link:
     evidence: str
 
 
-class _Evidence:
-    """Indexes over the applicants, by which other agencies' records are matched."""
+class _Matcher:
+    """What other agencies' records are matched by: the applicants' passports, names and
+    Notification Letters, and every identifier a record confirmed so far."""
 
     def __init__(self, applicants: list[Applicant], person_of: dict[str, int]) -> None:
         self.person_of = person_of
         self.by_passport: dict[tuple[str, str], Applicant] = {}
         self.by_name: dict[tuple[tuple[str, ...], date], list[Applicant]] = defaultdict(list)
-        self.by_permit: dict[str, Applicant] = {}
-        self.by_letter: dict[str, Applicant] = {}
+        self.known: dict[Identifier, int] = {}
+        self.birth_of: dict[int, date] = {}
         for applicant in applicants:
+            pid = person_of[applicant.key]
+            self.birth_of[pid] = applicant.birth_date
             for passport in applicant.passports:
                 self.by_passport[(normalise_passport(passport.number), passport.nationality)] = applicant
             self.by_name[(name_words(applicant.name_upper), applicant.birth_date)].append(applicant)
             for number in applicant.permit_numbers:
-                self.by_permit[number] = applicant
+                self.known[(IdentifierKind.WORK_PERMIT_NUMBER, number)] = pid
             for letter in applicant.notification_letters:
-                self.by_letter[letter] = applicant
+                self.known[(IdentifierKind.NOTIFICATION_LETTER, letter)] = pid
 
-    def match(
-        self, passport: str, nationality: str, name: str, birth_date: date, letters: Iterable[str] = ()
-    ) -> tuple[int, LinkConfidence, str] | None:
-        applicant = self.by_passport.get((normalise_passport(passport), nationality))
-        if applicant is not None:
-            if applicant.birth_date == birth_date:
-                return self.person_of[applicant.key], LinkConfidence.CONFIRMED, "passport and nationality"
-            return self.person_of[applicant.key], LinkConfidence.WEAK, "passport, but another birth date"
-        for letter in letters:
-            applicant = self.by_letter.get(letter)
-            if applicant is not None and applicant.birth_date == birth_date:
-                return self.person_of[applicant.key], LinkConfidence.CONFIRMED, "notification letter"
-        candidates = self.by_name.get((name_words(name), birth_date), [])
-        if len(candidates) == 1:
-            return self.person_of[candidates[0].key], LinkConfidence.WEAK, "name and birth date only"
+    def match(self, candidate: Candidate) -> tuple[int, LinkConfidence, str] | None:
+        if candidate.passport is not None:
+            number, nationality = candidate.passport
+            applicant = self.by_passport.get((normalise_passport(number), nationality))
+            if applicant is not None:
+                pid = self.person_of[applicant.key]
+                if applicant.birth_date == candidate.birth_date:
+                    return pid, LinkConfidence.CONFIRMED, "passport and nationality"
+                return pid, LinkConfidence.WEAK, "passport, but another birth date"
+        for key in candidate.keys:
+            pid = self.known.get(key)
+            if pid is not None and candidate.birth_date in (None, self.birth_of[pid]):
+                return pid, LinkConfidence.CONFIRMED, KEY_EVIDENCE[key[0]]
+        if candidate.name is not None and candidate.birth_date is not None:
+            alike = self.by_name.get((name_words(candidate.name), candidate.birth_date), [])
+            if len(alike) == 1:
+                return self.person_of[alike[0].key], LinkConfidence.WEAK, "name and birth date only"
         return None
 
 
+# How a link made by an identifier is explained.
+KEY_EVIDENCE = {
+    IdentifierKind.SOCIAL_SECURITY_NUMBER: "social security number",
+    IdentifierKind.WORK_PERMIT_NUMBER: "permit number",
+    IdentifierKind.NOTIFICATION_LETTER: "notification letter",
+    IdentifierKind.CARD_NUMBER: "card number",
+    IdentifierKind.PASSPORT: "passport and nationality",
+    IdentifierKind.RESIDENCE_PERMIT_NUMBER: "residence permit number",
+}
+# Matched on, never kept in the identifier index.
+MATCH_ONLY = frozenset({IdentifierKind.NOTIFICATION_LETTER})
+
+
 async def link_estate(sources: Sources, store: HubStore, progress: Progress | None = None) -> LinkReport:
-    """Read all five sources, rebuild links, identifiers and the person index; keep person ids."""
+    """Read every registered agency, rebuild links, identifiers and the person index; keep
+    person ids. Persons are anchored on the work-permit applicants; every other agency's
+    evidence is weighed in the registry's order (an identifier one confirms may name the
+    person to the next: a social security number to the cards, a card number to benefits)."""
     report = LinkReport()
     say = progress or (lambda _phase, _done, _total: None)
+    others = [source for source in sources.all() if source is not sources.work_permits]
 
-    say("reading sources", 0, 5)
+    say("reading sources", 0, len(others) + 1)
     applicants, bad = await sources.work_permits.all_applicants()
     report.unmappable += bad
-    insured, bad = await sources.insurance.all_insured()
-    report.unmappable += bad
-    cards = await sources.cards.all_card_keys()
-    travellers, bad = await sources.exit_entry.all_travellers()
-    report.unmappable += bad
-    traveller_documents = {d.traveller_key: d for d in await sources.exit_entry.all_traveller_documents()}
-    cards_paid_on = await sources.beijing_pass.card_numbers_with_payments()
+    evidence = []
+    for source in others:
+        found = await source.evidence()
+        report.unmappable += found.unreadable
+        evidence.append((source.agency, found))
     summaries = await sources.work_permits.current_permit_summaries()
     insured_keys = set(await sources.insurance.insured_keys())
-    say("reading sources", 5, 5)
+    say("reading sources", len(others) + 1, len(others) + 1)
 
     snapshot = await store.snapshot()
     person_of = _assign_person_ids(applicants, snapshot, report)
-    evidence = _Evidence(applicants, person_of)
+    matcher = _Matcher(applicants, person_of)
     links: list[_Link] = [
         _Link(
             person_of[a.key],
@@ -129,7 +147,7 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
         )
         for a in applicants
     ]
-    identifiers: dict[tuple[str, str], int] = {}
+    identifiers: dict[Identifier, int] = {}
     for applicant in applicants:
         pid = person_of[applicant.key]
         for number in applicant.permit_numbers:
@@ -139,78 +157,40 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
                 (IdentifierKind.PASSPORT, passport_identifier(passport.number, passport.nationality))
             ] = pid
 
-    say("linking insurance", 0, len(insured))
-    person_of_ssn = _link_insured(insured, evidence, links, identifiers)
-    say("linking cards", 0, len(cards))
-    person_of_card: dict[str, int] = {}
-    for card in cards:
-        pid = person_of_ssn.get(card.social_security_number)
-        evidence_text = "social security number"
-        if pid is None and card.work_permit_number in evidence.by_permit:
-            pid = person_of[evidence.by_permit[card.work_permit_number].key]
-            evidence_text = "permit number"
-        if pid is None:
-            continue
-        links.append(
-            _Link(
-                pid,
-                Agency.CARD_SERVICE,
-                card.record_type,
-                card.key,
-                card.owner,
-                LinkConfidence.CONFIRMED,
-                evidence_text,
-            )
-        )
-        if card.record_type == CARD_LINK:
-            person_of_card[card.key] = pid
-            identifiers[(IdentifierKind.CARD_NUMBER, card.key)] = pid
-    say("linking exit-entry", 0, len(travellers))
-    names: dict[int, Traveller] = {}
-    for traveller in travellers:
-        documents = traveller_documents.get(traveller.key)
-        found = evidence.match(
-            traveller.passport_number,
-            traveller.nationality,
-            f"{traveller.surname} {traveller.given_names or ''}",
-            traveller.birth_date,
-            documents.notification_letters if documents else (),
-        )
-        if found is None:
-            continue
-        pid, confidence, why = found
-        links.append(
-            _Link(pid, Agency.EXIT_ENTRY, TRAVELLER_LINK, traveller.key, traveller.key, confidence, why)
-        )
-        if confidence is LinkConfidence.CONFIRMED:
-            names.setdefault(pid, traveller)
-            identifiers[
-                (
-                    IdentifierKind.PASSPORT,
-                    passport_identifier(traveller.passport_number, traveller.nationality),
-                )
-            ] = pid
-            for number in documents.residence_permits if documents else ():
-                identifiers[(IdentifierKind.RESIDENCE_PERMIT_NUMBER, number)] = pid
-    for card_number in cards_paid_on:
-        pid = person_of_card.get(card_number)
-        if pid is not None:
+    names: dict[int, tuple[str, str | None]] = {}
+    for agency, found in evidence:
+        say(f"linking {agency}", 0, len(found.candidates))
+        for candidate in found.candidates:
+            match = matcher.match(candidate)
+            if match is None:
+                continue
+            pid, confidence, why = match
             links.append(
                 _Link(
                     pid,
-                    Agency.BEIJING_PASS,
-                    PAID_CARD_LINK,
-                    card_number,
-                    card_number,
-                    LinkConfidence.CONFIRMED,
-                    "card number",
+                    agency,
+                    candidate.record_type,
+                    candidate.record_key,
+                    candidate.owner_key,
+                    confidence,
+                    why,
                 )
             )
+            if confidence is not LinkConfidence.CONFIRMED:
+                continue
+            given = list(candidate.provides)
+            if candidate.passport is not None:
+                given.append((IdentifierKind.PASSPORT, passport_identifier(*candidate.passport)))
+            for identifier in given:
+                identifiers[identifier] = pid
+                matcher.known[identifier] = pid
+            if candidate.names is not None:
+                names.setdefault(pid, candidate.names)
 
     report.persons = len(applicants)
     report.linked = sum(1 for link in links if link.confidence is LinkConfidence.CONFIRMED)
     report.flagged = sum(1 for link in links if link.confidence is LinkConfidence.WEAK)
-    total_records = len(applicants) + len(insured) + len(cards) + len(travellers) + len(cards_paid_on)
+    total_records = len(applicants) + sum(len(found.candidates) for _, found in evidence)
     report.left_alone = total_records - report.linked - report.flagged
 
     say("writing the hub store", 0, 1)
@@ -224,7 +204,7 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
         links=[
             (
                 ln.person_id,
-                ln.agency.value,
+                str(ln.agency),
                 ln.record_type,
                 ln.record_key,
                 ln.owner_key,
@@ -233,7 +213,9 @@ async def link_estate(sources: Sources, store: HubStore, progress: Progress | No
             )
             for ln in links
         ],
-        identifiers=[(kind, value, pid) for (kind, value), pid in identifiers.items()],
+        identifiers=[
+            (kind, value, pid) for (kind, value), pid in identifiers.items() if kind not in MATCH_ONLY
+        ],
         index=_index_rows(applicants, person_of, summaries, insured_keys, links),
         report=(report.linked, report.flagged, report.left_alone, len(report.unmappable)),
         finished_at=datetime.now(UTC),
@@ -261,31 +243,10 @@ def _assign_person_ids(
     return person_of
 
 
-def _link_insured(
-    insured: list[InsuredPerson],
-    evidence: _Evidence,
-    links: list[_Link],
-    identifiers: dict[tuple[str, str], int],
-) -> dict[str, int]:
-    person_of_ssn: dict[str, int] = {}
-    for person in insured:
-        found = evidence.match(person.passport_number, person.nationality, person.name, person.birth_date)
-        if found is None:
-            continue
-        pid, confidence, why = found
-        links.append(
-            _Link(pid, Agency.SOCIAL_INSURANCE, INSURED_LINK, person.key, person.key, confidence, why)
-        )
-        if confidence is LinkConfidence.CONFIRMED and person.social_security_number:
-            person_of_ssn[person.social_security_number] = pid
-            identifiers[(IdentifierKind.SOCIAL_SECURITY_NUMBER, person.social_security_number)] = pid
-    return person_of_ssn
-
-
-def _core(applicant: Applicant, person_id: int, traveller: Traveller | None) -> PersonCoreRow:
-    """Names from exit-entry when known (the one source that tells surname from given names)."""
-    if traveller is not None:
-        surname, given = traveller.surname, traveller.given_names
+def _core(applicant: Applicant, person_id: int, names: tuple[str, str | None] | None) -> PersonCoreRow:
+    """Names from an agency that tells surname from given names (exit-entry) when known."""
+    if names is not None:
+        surname, given = names
     else:
         surname, given = split_upper_name(applicant.name_upper)
     return PersonCoreRow(
@@ -310,7 +271,7 @@ def _index_rows(
     insured_persons = {
         ln.person_id
         for ln in links
-        if ln.agency is Agency.SOCIAL_INSURANCE
+        if ln.agency == Agency.SOCIAL_INSURANCE
         and ln.confidence is LinkConfidence.CONFIRMED
         and ln.record_key in insured_keys
     }

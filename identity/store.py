@@ -6,7 +6,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -37,7 +36,8 @@ from sqlmodel import SQLModel
 from adapters.base import Group, insert_rows, insert_tuples, open_engine
 from adapters.beijing_pass.mapping import key_parts, payment_key
 from adapters.card_service import CARD_LINK
-from domain.records import Agency, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
+from domain.evidence import IdentifierKind
+from domain.records import AgencyId, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
 from identity.tables import (
     BenefitDecision,
     HubPerson,
@@ -80,14 +80,6 @@ LINK_COLUMNS = ("person_id", "agency", "record_type", "record_key", "owner_key",
 NO_VALUE = "NONE"  # a statistics key for persons without a value in that dimension
 
 
-class IdentifierKind(StrEnum):
-    WORK_PERMIT_NUMBER = "WORK_PERMIT_NUMBER"
-    SOCIAL_SECURITY_NUMBER = "SOCIAL_SECURITY_NUMBER"
-    CARD_NUMBER = "CARD_NUMBER"
-    PASSPORT = "PASSPORT"
-    RESIDENCE_PERMIT_NUMBER = "RESIDENCE_PERMIT_NUMBER"
-
-
 @dataclass(frozen=True, slots=True)
 class PersonCore:
     """A person as the hub's store knows them: the identity core."""
@@ -124,7 +116,7 @@ class Passport:
 
 @dataclass(frozen=True, slots=True)
 class PersonLink:
-    agency: Agency
+    agency: AgencyId
     record_type: str
     record_key: str
     owner_key: str
@@ -137,10 +129,10 @@ class PersonLinks:
 
     links: tuple[PersonLink, ...]
 
-    def owners(self, agency: Agency) -> Group:
+    def owners(self, agency: AgencyId) -> Group:
         seen: dict[str, None] = {}
         for link in self.links:
-            if link.agency is agency and link.confidence is LinkConfidence.CONFIRMED:
+            if link.agency == agency and link.confidence is LinkConfidence.CONFIRMED:
                 seen[link.owner_key] = None
         return tuple(seen)
 
@@ -353,13 +345,13 @@ class HubStore:
                 )
             )
 
-    async def sample_person(self) -> SamplePerson | None:
-        """The first person every agency knows, to try the demo with."""
+    async def sample_person(self, agencies: int) -> SamplePerson | None:
+        """The first person all `agencies` (the number registered) know, to try the demo with."""
         known_to_all = (
             select(LINK.c.person_id)
             .where(LINK.c.confidence == LinkConfidence.CONFIRMED.value)
             .group_by(LINK.c.person_id)
-            .having(func.count(LINK.c.agency.distinct()) == len(Agency))
+            .having(func.count(LINK.c.agency.distinct()) == agencies)
             .order_by(LINK.c.person_id)
             .limit(1)
             .scalar_subquery()
@@ -408,9 +400,7 @@ class HubStore:
         grouped: dict[int, list[PersonLink]] = {i: [] for i in ids}
         for r in rows:
             grouped[r.person_id].append(
-                PersonLink(
-                    Agency(r.agency), r.record_type, r.record_key, r.owner_key, LinkConfidence(r.confidence)
-                )
+                PersonLink(r.agency, r.record_type, r.record_key, r.owner_key, LinkConfidence(r.confidence))
             )
         return [PersonLinks(tuple(grouped[i])) for i in ids]
 

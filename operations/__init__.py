@@ -14,7 +14,7 @@ shutdown.py   drain: in-flight workflow runs and the audit queue, before the dat
 from __future__ import annotations
 
 from operations.logs import configure_logging
-from operations.metrics import metrics_endpoint, observe_engine
+from operations.metrics import know_agencies, metrics_endpoint, observe_engine
 from operations.readiness import Readiness
 from operations.requests import ObserveRequests, OperationRecorder, record_errors
 from operations.shutdown import drain
@@ -27,6 +27,7 @@ __all__ = [
     "Telemetry",
     "configure_logging",
     "drain",
+    "know_agencies",
     "metrics_endpoint",
     "observe_engine",
     "record_errors",

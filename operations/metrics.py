@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -32,15 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain.records import Agency
-
 disable_created_metrics()  # no `_created` series beside every counter and histogram
 REGISTRY = CollectorRegistry(auto_describe=True)
 process_collector.ProcessCollector(registry=REGISTRY)
 platform_collector.PlatformCollector(registry=REGISTRY)
 gc_collector.GCCollector(registry=REGISTRY)
 
-AGENCIES = frozenset(agency.value for agency in Agency)
+# The agencies a label may name (those the app was built with): anything else is "" (a
+# label's values must stay few).
+AGENCIES: set[str] = set()
 BREAKER_STATES = ["closed", "half_open", "open", "unknown"]
 _CODE = re.compile(r"^[A-Z][A-Z_]{1,40}$")
 
@@ -167,6 +167,10 @@ REGISTRY.register(GUARDS)
 def code_label(code: object) -> str:
     text = str(code or "")
     return text if _CODE.match(text) else "OTHER"
+
+
+def know_agencies(agencies: Iterable[str]) -> None:
+    AGENCIES.update(agencies)
 
 
 def agency_label(agency: object) -> str:

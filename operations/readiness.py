@@ -32,7 +32,7 @@ def sources_status(sources: Sources) -> dict[str, dict[str, Any]]:
     reader = getattr(sources, "sources_status", None)
     reported = reader() if callable(reader) else {}
     return {
-        source.agency.value: {"breaker": CLOSED, **(reported.get(source.agency.value) or {})}
+        str(source.agency): {"breaker": CLOSED, **(reported.get(str(source.agency)) or {})}
         for source in sources.all()
     }
 
@@ -68,10 +68,10 @@ async def check(hub: Any, seconds: float) -> tuple[int, dict[str, Any]]:
     )
     guards = sources_status(hub.sources)
     by_agency = {
-        source.agency.value: {
+        str(source.agency): {
             **answer,
-            "breaker": guards[source.agency.value]["breaker"],
-            "consecutiveFailures": guards[source.agency.value].get("failures", 0),
+            "breaker": guards[str(source.agency)]["breaker"],
+            "consecutiveFailures": guards[str(source.agency)].get("failures", 0),
         }
         for source, answer in zip(sources, answers, strict=True)
     }

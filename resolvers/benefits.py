@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.records import BenefitPayment, BenefitPaymentStatus
-from resolvers import relationships as rel
+from adapters.beijing_pass.spec import BENEFIT_PAYMENTS, PAYMENT_BY_KEY
+from domain.records import BenefitPayment, BenefitPaymentStatus, Page
+from identity.store import PersonCore
 from resolvers.context import Info
+from resolvers.fetch import person_page
 from resolvers.mutations import Answer, run_workflow
 from workflows import benefits
 
@@ -48,7 +50,7 @@ async def reject_benefit_payment(info: Info, arguments: dict[str, Any], key: str
 
 
 async def _payment(info: Info, key: str) -> BenefitPayment | None:
-    found = await info.context.loaders.reread(rel.PAYMENT_BY_KEY, key)
+    found = await info.context.loaders.reread(PAYMENT_BY_KEY, key)
     return found if isinstance(found, BenefitPayment) else None
 
 
@@ -59,3 +61,9 @@ async def payment_reason(info: Info, payment: BenefitPayment) -> str | None:
         return None
     decision = await info.context.loaders.benefit_decision_by_payment.load(payment.key)
     return decision.reason if decision is not None else None
+
+
+async def person_benefit_payments(
+    info: Info, person: PersonCore, first: int | None, after: str | None
+) -> tuple[Page[Any], str]:
+    return await person_page(info, BENEFIT_PAYMENTS, person.id, first, after)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.relationships import PagedPersonRelationship, PersonRelationship
 from domain.errors import SourceDataInvalid
 from domain.records import Page
 from opaque.cursors import page_size
 from resolvers.context import Info
-from resolvers.relationships import PagedPersonRelationship, PersonRelationship
 
 
 def deliver(info: Info, value: Any) -> Any:
@@ -23,12 +23,12 @@ def deliver(info: Info, value: Any) -> Any:
     return value
 
 
-async def person_related(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
+async def person_related(info: Info, relationship: PersonRelationship[Any], person_id: int) -> Any:
     """The records a person has in one agency, through the person's identity links."""
     return deliver(info, await info.context.loaders.person_relation(relationship).load(person_id))
 
 
-async def person_current(info: Info, relationship: PersonRelationship, person_id: int) -> Any:
+async def person_current(info: Info, relationship: PersonRelationship[Any], person_id: int) -> Any:
     """The person's current record: decided by the read itself, or the first of the
     relationship's order."""
     records = await info.context.loaders.person_relation(relationship).load(person_id)
@@ -42,7 +42,7 @@ async def person_current(info: Info, relationship: PersonRelationship, person_id
 
 async def person_page(
     info: Info,
-    relationship: PagedPersonRelationship,
+    relationship: PagedPersonRelationship[Any],
     person_id: int,
     first: int | None,
     after: str | None,

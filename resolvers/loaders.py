@@ -18,12 +18,12 @@ from strawberry.dataloader import DataLoader
 
 from adapters import Sources
 from adapters.base import RecordList
+from adapters.relationships import KeyedRead, PagedPersonRelationship, PersonRelationship
 from adapters.work_permit import APPLICANT_LINK
 from audit.log import AccessRecord, AuditLog
 from domain.errors import NotAvailable
 from domain.records import Page
 from identity.store import HubStore, Passport, PersonCore, PersonLinks
-from resolvers.relationships import KeyedRead, PagedPersonRelationship, PersonRelationship
 
 PageKey = tuple[int, int, tuple[Any, ...] | None]  # (person id, first, after)
 
@@ -38,18 +38,19 @@ class Loaders:
         self.today = today
         self._by_name: dict[str, DataLoader[Any, Any]] = {}
 
-    def person_relation(self, relationship: PersonRelationship) -> DataLoader[int, Any]:
+    def person_relation(self, relationship: PersonRelationship[Any]) -> DataLoader[int, Any]:
         """A person's records in one agency, by person id: the current one, or all of them."""
         loader = self._by_name.get(relationship.name)
         if loader is None:
             empty: Callable[[], Any] = RecordList if relationship.many else lambda: None
 
             async def read(person_ids: Sequence[int]) -> list[Any]:
-                groups = [links.owners(relationship.agency) for links in await self._links(person_ids)]
+                groups = [links.owners(relationship.source.agency) for links in await self._links(person_ids)]
                 answers: list[Any] = [empty() for _ in person_ids]
                 asked = [i for i, group in enumerate(groups) if group]
                 if asked:
-                    found = await relationship.read(self.sources, self.today)([groups[i] for i in asked])
+                    source = self.sources.of(relationship.source)
+                    found = await relationship.read(source, self.today)([groups[i] for i in asked])
                     for i, value in zip(asked, found, strict=True):
                         answers[i] = owned_by(person_ids[i], value)
                 return answers
@@ -58,18 +59,19 @@ class Loaders:
             self._by_name[relationship.name] = loader
         return loader
 
-    def paged_relation(self, relationship: PagedPersonRelationship) -> DataLoader[PageKey, Any]:
+    def paged_relation(self, relationship: PagedPersonRelationship[Any]) -> DataLoader[PageKey, Any]:
         """A keyset page of a person's records in one agency, by (person id, first, after)."""
         loader = self._by_name.get(relationship.name)
         if loader is None:
 
             async def read(person_ids: list[int], first: int, after: Any) -> Sequence[Any]:
-                groups = [links.owners(relationship.agency) for links in await self._links(person_ids)]
+                groups = [links.owners(relationship.source.agency) for links in await self._links(person_ids)]
                 answers: list[Any] = [Page([], [], False) for _ in person_ids]
                 asked = [i for i, group in enumerate(groups) if group]
                 if asked:
+                    source = self.sources.of(relationship.source)
                     found = await relationship.read(
-                        self.sources, [groups[i] for i in asked], first, after, self.today
+                        source, [groups[i] for i in asked], first, after, self.today
                     )
                     for i, page in zip(asked, found, strict=True):
                         answers[i] = owned_by(person_ids[i], page)
@@ -79,27 +81,27 @@ class Loaders:
             self._by_name[relationship.name] = loader
         return loader
 
-    def keyed(self, read: KeyedRead) -> DataLoader[Any, Any]:
+    def keyed(self, read: KeyedRead[Any]) -> DataLoader[Any, Any]:
         """Records by their own keys, each noting its person (through `read.linked_as`)."""
         loader = self._by_name.get(read.name)
         if loader is None:
 
             async def load(keys: Sequence[Any]) -> list[Any]:
-                found = list(await read.read(self.sources, self.today)(keys))
+                found = list(await read.read(self.sources.of(read.source), self.today)(keys))
                 return await self.owned(read.linked_as, found) if read.linked_as else found
 
             loader = DataLoader(load_fn=load)
             self._by_name[read.name] = loader
         return loader
 
-    async def reread(self, read: KeyedRead, key: Any) -> Any:
+    async def reread(self, read: KeyedRead[Any], key: Any) -> Any:
         """A record a workflow has just written: read anew, never from this request's cache
         (an earlier field of the same document may have read it before)."""
         loader = self.keyed(read)
         _forget(loader, key)
         return await loader.load(key)
 
-    async def reread_related(self, relationship: PersonRelationship, person_id: int) -> Any:
+    async def reread_related(self, relationship: PersonRelationship[Any], person_id: int) -> Any:
         """A person's records after a workflow wrote them (and perhaps the person's links)."""
         _forget(self.links_by_person, person_id)
         loader = self.person_relation(relationship)

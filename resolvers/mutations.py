@@ -8,10 +8,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from access import activation
+from adapters.card_service.spec import ELECTRONIC_CARD_BY_ID, SOCIAL_SECURITY_CARDS
+from adapters.exit_entry.spec import ENTRY_BY_KEY, RESIDENCE_PERMIT_BY_NUMBER, VISA_BY_NUMBER
+from adapters.relationships import KeyedRead
+from adapters.work_permit.spec import PERMIT_BY_ID
 from audit.chain import AuditEntry
 from domain.errors import ClientError, SourceDataInvalid, SourceUnavailable, UserErrorCode
 from domain.records import CallerRole, WorkPermit
-from resolvers import relationships as rel
 from resolvers.context import Info
 from workflows import cards, exit_entry, permits
 from workflows.engine import Journal, UserFailure
@@ -66,7 +69,7 @@ async def run_permit_workflow(
     context = info.context
 
     async def permit(result: dict[str, Any]) -> WorkPermit | None:
-        return _valid(await context.loaders.reread(rel.PERMIT_BY_ID, str(result["permit"])))
+        return _valid(await context.loaders.reread(PERMIT_BY_ID, str(result["permit"])))
 
     answer = await run_workflow(info, kind, idempotency_key, arguments, body, permit)
     return PermitAnswer(answer.record, answer.user_errors)
@@ -159,7 +162,7 @@ async def issue_z_visa(info: Info, arguments: dict[str, Any], key: str | None) -
         key,
         arguments,
         lambda w, j: exit_entry.issue_z_visa(w, j, arguments),
-        lambda result: _reread(info, rel.VISA_BY_NUMBER, result["visa"]),
+        lambda result: _reread(info, VISA_BY_NUMBER, result["visa"]),
     )
 
 
@@ -170,7 +173,7 @@ async def record_entry(info: Info, arguments: dict[str, Any], key: str | None) -
         key,
         arguments,
         lambda w, j: exit_entry.record_entry(w, j, arguments),
-        lambda result: _reread(info, rel.ENTRY_BY_KEY, tuple(result["entry"])),
+        lambda result: _reread(info, ENTRY_BY_KEY, tuple(result["entry"])),
     )
 
 
@@ -181,7 +184,7 @@ async def apply_for_residence_permit(info: Info, arguments: dict[str, Any], key:
         key,
         arguments,
         lambda w, j: exit_entry.apply_for_residence(w, j, arguments),
-        lambda result: _reread(info, rel.RESIDENCE_PERMIT_BY_NUMBER, result["residencePermit"]),
+        lambda result: _reread(info, RESIDENCE_PERMIT_BY_NUMBER, result["residencePermit"]),
     )
 
 
@@ -192,11 +195,11 @@ async def extend_residence_permit(info: Info, arguments: dict[str, Any], key: st
         key,
         arguments,
         lambda w, j: exit_entry.extend_residence(w, j, arguments),
-        lambda result: _reread(info, rel.RESIDENCE_PERMIT_BY_NUMBER, result["residencePermit"]),
+        lambda result: _reread(info, RESIDENCE_PERMIT_BY_NUMBER, result["residencePermit"]),
     )
 
 
-async def _reread(info: Info, read: rel.KeyedRead, key: Any) -> Any:
+async def _reread(info: Info, read: KeyedRead[Any], key: Any) -> Any:
     return _valid(await info.context.loaders.reread(read, key))
 
 
@@ -224,7 +227,7 @@ async def enroll_in_insurance(info: Info, arguments: dict[str, Any], key: str | 
         person = (await context.store.persons_by_id([result["person"]]))[0]
         card = None
         if result.get("card"):
-            found = await context.loaders.reread_related(rel.SOCIAL_SECURITY_CARDS, result["person"])
+            found = await context.loaders.reread_related(SOCIAL_SECURITY_CARDS, result["person"])
             card = next((c for c in found if c.number == result["card"]), None)
         return person, card
 
@@ -240,7 +243,7 @@ async def activate_social_security_card(info: Info, card_number: str, key: str |
         holder = (await context.store.person_ids_by_identifier([("CARD_NUMBER", result["card"])]))[0]
         if holder is None:
             return None
-        found = await context.loaders.reread_related(rel.SOCIAL_SECURITY_CARDS, holder)
+        found = await context.loaders.reread_related(SOCIAL_SECURITY_CARDS, holder)
         return next((c for c in found if c.number == result["card"]), None)
 
     return await run_workflow(
@@ -262,7 +265,7 @@ async def register_electronic_card(info: Info, arguments: dict[str, Any], key: s
     codes = hub.sealer
 
     async def answer(result: dict[str, Any]) -> tuple[Any, str | None]:
-        card = await _reread(info, rel.ELECTRONIC_CARD_BY_ID, result["electronicCard"])
+        card = await _reread(info, ELECTRONIC_CARD_BY_ID, result["electronicCard"])
         opened = codes.open(ACTIVATION_PURPOSE, result["activationCode"])
         return card, opened.decode() if opened else None
 
@@ -280,7 +283,7 @@ async def revoke_electronic_card(info: Info, card_id: str, reason: str, key: str
     context = info.context
 
     async def answer(result: dict[str, Any]) -> Any:
-        return await _reread(info, rel.ELECTRONIC_CARD_BY_ID, result["electronicCard"])
+        return await _reread(info, ELECTRONIC_CARD_BY_ID, result["electronicCard"])
 
     return await run_workflow(
         info,
@@ -307,7 +310,7 @@ async def reissue_activation_code(info: Info, arguments: dict[str, Any], key: st
 
     async def answer(result: dict[str, Any]) -> tuple[Any, str | None]:
         await _audit_handover(info, result["person"], ("ElectronicCard.activationCode",))
-        card = await _reread(info, rel.ELECTRONIC_CARD_BY_ID, result["electronicCard"])
+        card = await _reread(info, ELECTRONIC_CARD_BY_ID, result["electronicCard"])
         opened = codes.open(ACTIVATION_PURPOSE, result["activationCode"])
         return card, opened.decode() if opened else None
 

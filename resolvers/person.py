@@ -1,4 +1,5 @@
-"""Resolvers of a person's fields: each follows one declared relationship."""
+"""Resolvers of the hub's own fields of a person (who they are, notifications, the access log);
+each agency's fields of a person are resolved in that agency's module."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from typing import Any
 from domain.records import CallerRole, Page
 from identity.store import Passport, PersonCore, PersonLinks
 from opaque.cursors import page_size
-from resolvers import relationships as rel
 from resolvers.context import Info
-from resolvers.fetch import deliver, person_current, person_page, person_related
+from resolvers.fetch import deliver
 
 
 async def passports(info: Info, person: PersonCore) -> list[Passport]:
@@ -18,55 +18,6 @@ async def passports(info: Info, person: PersonCore) -> list[Passport]:
 
 async def links(info: Info, person: PersonCore) -> PersonLinks:
     return await info.context.loaders.links_by_person.load(person.id)
-
-
-async def work_permit(info: Info, person: PersonCore) -> Any:
-    return await person_current(info, rel.CURRENT_WORK_PERMIT, person.id)
-
-
-async def work_permits(info: Info, person: PersonCore) -> Any:
-    return await person_related(info, rel.WORK_PERMITS, person.id)
-
-
-async def social_security_number(info: Info, person: PersonCore) -> str | None:
-    insured = await person_related(info, rel.INSURED_PERSON, person.id)
-    return insured.social_security_number if insured is not None else None
-
-
-async def social_security_card(info: Info, person: PersonCore) -> Any:
-    return await person_current(info, rel.SOCIAL_SECURITY_CARDS, person.id)
-
-
-async def electronic_card(info: Info, person: PersonCore) -> Any:
-    return await person_current(info, rel.ELECTRONIC_CARDS, person.id)
-
-
-async def insurance_participations(info: Info, person: PersonCore) -> Any:
-    return await person_related(info, rel.INSURANCE_PARTICIPATIONS, person.id)
-
-
-async def visas(info: Info, person: PersonCore) -> Any:
-    return await person_related(info, rel.VISAS, person.id)
-
-
-async def residence_permit(info: Info, person: PersonCore) -> Any:
-    return await person_current(info, rel.RESIDENCE_PERMITS, person.id)
-
-
-async def residence_permits(info: Info, person: PersonCore) -> Any:
-    return await person_related(info, rel.RESIDENCE_PERMITS, person.id)
-
-
-async def entries(
-    info: Info, person: PersonCore, first: int | None, after: str | None
-) -> tuple[Page[Any], str]:
-    return await person_page(info, rel.ENTRIES, person.id, first, after)
-
-
-async def benefit_payments(
-    info: Info, person: PersonCore, first: int | None, after: str | None
-) -> tuple[Page[Any], str]:
-    return await person_page(info, rel.BENEFIT_PAYMENTS, person.id, first, after)
 
 
 NOTIFICATIONS = "notifications"

@@ -9,15 +9,18 @@ from typing import Any
 
 from access.disclosure import rounded
 from access.policy import Grant
+from adapters.beijing_pass.spec import PAYMENT_BY_KEY
+from adapters.card_service.spec import ELECTRONIC_CARD_BY_ID
 from adapters.identifiers import DISTRICT_CODE
 from adapters.social_insurance import INSURED_LINK
 from adapters.work_permit import APPLICANT_LINK, PermitCriteria
+from adapters.work_permit.spec import PERMIT_BY_ID
 from domain.errors import ClientError, SourceDataInvalid
+from domain.evidence import IdentifierKind
 from domain.records import CallerRole, Page, StatisticsDimension, TalentCategory, WorkPermitStatus
 from identity.linking import passport_identifier
-from identity.store import IdentifierKind, KeyFilter, PersonCore
+from identity.store import KeyFilter, PersonCore
 from opaque.cursors import page_size
-from resolvers import relationships as rel
 from resolvers.context import Info
 from resolvers.fetch import deliver
 from resolvers.permit import employer_by_credit_code
@@ -60,15 +63,15 @@ async def node_by_key(info: Info, type_name: str, key: str) -> Any:
         case "Person":
             return await loaders.person_by_id.load(int(key)) if key.isdigit() else None
         case "WorkPermit":
-            return deliver(info, await loaders.keyed(rel.PERMIT_BY_ID).load(key))
+            return deliver(info, await loaders.keyed(PERMIT_BY_ID).load(key))
         case "ElectronicCard":
-            return await loaders.keyed(rel.ELECTRONIC_CARD_BY_ID).load(key)
+            return await loaders.keyed(ELECTRONIC_CARD_BY_ID).load(key)
         case "Employer":
             return await employer_by_credit_code(info, key)
         case "Notification":
             return await loaders.notification_by_id.load(int(key)) if key.isdigit() else None
         case "BenefitPayment":
-            return _readable(await loaders.keyed(rel.PAYMENT_BY_KEY).load(key))
+            return _readable(await loaders.keyed(PAYMENT_BY_KEY).load(key))
     return None
 
 

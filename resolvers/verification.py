@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from access.qr import PermitKeys, QrRejected
+from adapters.card_service.spec import ELECTRONIC_CARD_BY_ID
+from adapters.work_permit.spec import PERMIT_BY_NUMBER
 from domain.errors import ClientError
 from domain.records import (
     ElectronicCardStatus,
@@ -15,7 +17,6 @@ from domain.records import (
     WorkPermit,
     WorkPermitStatus,
 )
-from resolvers import relationships as rel
 from resolvers.context import Info
 
 
@@ -38,16 +39,16 @@ async def verify(
         return await _by_qr_code(info, qr_code)
     loaders = info.context.loaders
     if work_permit_number is not None:
-        permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(work_permit_number.strip())
+        permit = await loaders.keyed(PERMIT_BY_NUMBER).load(work_permit_number.strip())
         return await _outcome(info, permit, VerificationChannel.SYSTEM)
     if electronic_card_id is None:
         raise ClientError("input", "needs exactly one of workPermitNumber, qrCode, electronicCardId")
     card_key = _electronic_card_key(info, electronic_card_id)
-    card = await loaders.keyed(rel.ELECTRONIC_CARD_BY_ID).load(card_key)
+    card = await loaders.keyed(ELECTRONIC_CARD_BY_ID).load(card_key)
     channel = VerificationChannel.ELECTRONIC_CARD
     if card is None or card.work_permit_number is None:
         return Verification(False, PermitVerificationFailure.NOT_FOUND, channel)
-    permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(card.work_permit_number)
+    permit = await loaders.keyed(PERMIT_BY_NUMBER).load(card.work_permit_number)
     if card.status is ElectronicCardStatus.REVOKED:
         return Verification(False, PermitVerificationFailure.NOT_VALID, channel, card.work_permit_number)
     if permit is not None:
@@ -64,7 +65,7 @@ async def _by_qr_code(info: Info, qr_code: str) -> Verification:
     except QrRejected as rejected:
         return Verification(False, rejected.failure, channel)
     loaders = info.context.loaders
-    permit = await loaders.keyed(rel.PERMIT_BY_NUMBER).load(claims.permit_number)
+    permit = await loaders.keyed(PERMIT_BY_NUMBER).load(claims.permit_number)
     if permit is not None:
         holder = permit.person_id
         if holder is None or info.context.ids.encode("Person", holder) != claims.person:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
@@ -11,13 +12,11 @@ from strawberry.types import ExecutionContext
 
 from domain.limits import Limits
 from schema.access import AccessControl
-from schema.benefits import BenefitPayment
-from schema.card import ElectronicCard
+from schema.agencies import DEFAULT_PARTS, GraphPart, compose, part_types
 from schema.errors import ShapeErrors, SourceTraceReport
 from schema.limits import limit_extensions
 from schema.mutation import Mutation
 from schema.notifications import Notification
-from schema.permit import Employer, WorkPermit
 from schema.person import Person
 from schema.query import Query
 from schema.subscription import Subscription
@@ -31,12 +30,13 @@ class HubSchema(strawberry.Schema):
         return None
 
 
-def build_schema(limits: Limits | None = None) -> HubSchema:
-    return HubSchema(
+def build_schema(limits: Limits | None = None, parts: Sequence[GraphPart] = DEFAULT_PARTS) -> HubSchema:
+    """The schema of the registered agencies' parts (schema/agencies.py)."""
+    schema = HubSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[Person, WorkPermit, Employer, ElectronicCard, Notification, BenefitPayment],
+        types=[Person, Notification, *part_types(parts)],
         extensions=[
             ShapeErrors,
             *limit_extensions(limits or Limits()),
@@ -45,6 +45,8 @@ def build_schema(limits: Limits | None = None) -> HubSchema:
             SourceTraceReport,
         ],
     )
+    compose(schema, parts)
+    return schema
 
 
 def export_sdl() -> str:

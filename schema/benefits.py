@@ -8,9 +8,10 @@ from decimal import Decimal
 import strawberry
 
 from domain.records import BenefitPayment as BenefitPaymentRecord
+from identity.store import PersonCore
 from resolvers import benefits
 from resolvers.context import Info
-from schema.common import BenefitPaymentStatus, Node, PageInfo
+from schema.common import BenefitPaymentStatus, Node, PageInfo, connection_parts
 
 
 @strawberry.type(description="A benefit or subsidy paid on the person's card.")
@@ -51,3 +52,19 @@ class BenefitPaymentEdge:
 class BenefitPaymentConnection:
     edges: list[BenefitPaymentEdge] = strawberry.field(description="The payments of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page ends.")
+
+
+@strawberry.type(name="PersonBenefitFields", description="BEIJING PASS's fields of a person.")
+class PersonBenefits:
+    @strawberry.field(description="Benefits paid on the person's cards, newest first.")
+    async def benefit_payments(
+        root: PersonCore,  # noqa: N805
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> BenefitPaymentConnection | None:
+        page, kind = await benefits.person_benefit_payments(info, root, first, after)
+        pairs, page_info = connection_parts(info, page, kind)
+        return BenefitPaymentConnection(
+            edges=[BenefitPaymentEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info
+        )

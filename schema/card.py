@@ -7,6 +7,8 @@ from datetime import date, datetime
 import strawberry
 
 from domain.records import ElectronicCard as ElectronicCardRecord
+from identity.store import PersonCore
+from resolvers import card
 from resolvers.context import Info
 from schema.common import (
     CardStatus,
@@ -57,3 +59,14 @@ class ElectronicCard(Node):
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:
         return isinstance(obj, ElectronicCardRecord)
+
+
+@strawberry.type(name="PersonCardFields", description="The card service's fields of a person.")
+class PersonCards:
+    @strawberry.field(description="The current physical card: in use, else pending, lost, cancelled.")
+    async def social_security_card(root: PersonCore, info: Info) -> SocialSecurityCard | None:  # noqa: N805
+        return await card.social_security_card(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="The current electronic card: signed, else unsigned, revoked.")
+    async def electronic_card(root: PersonCore, info: Info) -> ElectronicCard | None:  # noqa: N805
+        return await card.electronic_card(info, root)  # type: ignore[no-any-return]

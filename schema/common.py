@@ -19,7 +19,8 @@ def _describe_values(enum: Any, descriptions: dict[str, str]) -> None:
 
 
 # The adapters' enums, exposed as the graph's enums (one definition, no copies).
-Agency = strawberry.enum(records.Agency, description="The five agencies whose systems the hub joins.")
+# Its values are the registered agencies' (schema/agencies.py, compose).
+Agency = strawberry.enum(records.Agency, description="The agencies whose systems the hub joins.")
 Sex = strawberry.enum(records.Sex, description="Sex as the agencies record it (GB/T 2261.1).")
 TalentCategory = strawberry.enum(
     records.TalentCategory, description="The permit's talent category: A high-end, B professional, C other."

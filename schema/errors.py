@@ -26,7 +26,7 @@ MASKED_MESSAGE = "Unexpected error; it has been logged."
 def problem_extensions(problem: DataProblem) -> dict[str, Any]:
     return {
         "code": ErrorCode.SOURCE_DATA_INVALID,
-        "agency": problem.agency.value,
+        "agency": str(problem.agency),
         "recordKey": problem.record_key,
         "field": problem.field,
     }
@@ -59,8 +59,8 @@ def shaped(error: GraphQLError) -> GraphQLError:
     if isinstance(original, AdapterError):
         # A SourceUnavailable's message says why (budget, breaker, connection) and nothing more.
         unavailable = isinstance(original, SourceUnavailable)
-        message = str(original) if unavailable else f"The {original.agency.value} source could not answer."
-        return _with(error, message, {"code": ErrorCode.SOURCE_UNAVAILABLE, "agency": original.agency.value})
+        message = str(original) if unavailable else f"The {original.agency} source could not answer."
+        return _with(error, message, {"code": ErrorCode.SOURCE_UNAVAILABLE, "agency": str(original.agency)})
     log.error("unexpected %s at %s", type(original).__name__, error.path, exc_info=original)
     return _with(error, MASKED_MESSAGE, {"code": ErrorCode.INTERNAL_SERVER_ERROR})
 

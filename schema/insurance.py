@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from identity.store import PersonCore
+from resolvers import insurance
+from resolvers.context import Info
 from schema.common import InsuranceStatus, InsuranceType
 
 if TYPE_CHECKING:
@@ -22,3 +25,16 @@ class InsuranceParticipation:
     employer: Annotated[Employer, strawberry.lazy("schema.permit")] | None = strawberry.field(
         description="The employer paying in."
     )
+
+
+@strawberry.type(
+    name="PersonInsuranceFields", description="The social insurance agency's fields of a person."
+)
+class PersonInsurance:
+    @strawberry.field(description="The social security number given at insurance enrollment.")
+    async def social_security_number(root: PersonCore, info: Info) -> str | None:  # noqa: N805
+        return await insurance.social_security_number(info, root)
+
+    @strawberry.field(description="Valid insurance participations, newest first.")
+    async def insurance_participations(root: PersonCore, info: Info) -> list[InsuranceParticipation] | None:  # noqa: N805
+        return await insurance.insurance_participations(info, root)  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ import strawberry
 
 from domain.records import Employer as EmployerRecord
 from domain.records import WorkPermit as WorkPermitRecord
+from identity.store import PersonCore
 from resolvers import permit
 from resolvers.context import Info
 from schema.common import (
@@ -137,3 +138,16 @@ class PermitVerification:
     employer_name: str | None = strawberry.field(description="The employer named on the permit.")
     valid_to: date | None = strawberry.field(description="The permit's last valid day.")
     channel: VerificationChannel = strawberry.field(description="How the permit was verified.")
+
+
+@strawberry.type(name="PersonWorkPermitFields", description="The work-permit system's fields of a person.")
+class PersonWorkPermits:
+    @strawberry.field(
+        description="The current permit period: the latest not cancelled or rejected, else the latest."
+    )
+    async def work_permit(root: PersonCore, info: Info) -> WorkPermit | None:  # noqa: N805
+        return await permit.person_work_permit(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Every permit period, newest first.")
+    async def work_permits(root: PersonCore, info: Info) -> list[WorkPermit] | None:  # noqa: N805
+        return await permit.person_work_permits(info, root)  # type: ignore[no-any-return]

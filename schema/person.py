@@ -10,13 +10,8 @@ from identity.store import PersonCore
 from resolvers import person
 from resolvers.context import Info
 from resolvers.verification import full_name
-from schema.benefits import BenefitPaymentConnection, BenefitPaymentEdge
-from schema.card import ElectronicCard, SocialSecurityCard
 from schema.common import Agency, CallerRole, LinkConfidence, Node, PageInfo, Sex, connection_parts
-from schema.insurance import InsuranceParticipation
 from schema.notifications import NotificationConnection, NotificationEdge
-from schema.permit import WorkPermit
-from schema.residence import EntryConnection, EntryEdge, ResidencePermit, Visa
 
 
 @strawberry.type(description="A person's name: surname and given names told apart where a source does.")
@@ -87,70 +82,6 @@ class Person(Node):
     @strawberry.field(description="The agency records linked to this person.")
     async def identity_links(root: PersonCore, info: Info) -> list[IdentityLink] | None:  # noqa: N805
         return (await person.links(info, root)).links  # type: ignore[return-value]
-
-    @strawberry.field(
-        description="The current permit period: the latest not cancelled or rejected, else the latest."
-    )
-    async def work_permit(root: PersonCore, info: Info) -> WorkPermit | None:  # noqa: N805
-        return await person.work_permit(info, root)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="Every permit period, newest first.")
-    async def work_permits(root: PersonCore, info: Info) -> list[WorkPermit] | None:  # noqa: N805
-        return await person.work_permits(info, root)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="The social security number given at insurance enrollment.")
-    async def social_security_number(root: PersonCore, info: Info) -> str | None:  # noqa: N805
-        return await person.social_security_number(info, root)
-
-    @strawberry.field(description="The current physical card: in use, else pending, lost, cancelled.")
-    async def social_security_card(root: PersonCore, info: Info) -> SocialSecurityCard | None:  # noqa: N805
-        return await person.social_security_card(info, root)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="The current electronic card: signed, else unsigned, revoked.")
-    async def electronic_card(root: PersonCore, info: Info) -> ElectronicCard | None:  # noqa: N805
-        return await person.electronic_card(info, root)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="Valid insurance participations, newest first.")
-    async def insurance_participations(root: PersonCore, info: Info) -> list[InsuranceParticipation] | None:  # noqa: N805
-        return await person.insurance_participations(info, root)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="Visas issued, newest first.")
-    async def visas(root: PersonCore, info: Info) -> list[Visa] | None:  # noqa: N805
-        return await person.visas(info, root)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="Entries into China, newest first.")
-    async def entries(
-        root: PersonCore,  # noqa: N805
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> EntryConnection | None:
-        page, kind = await person.entries(info, root, first, after)
-        pairs, page_info = connection_parts(info, page, kind)
-        return EntryConnection(edges=[EntryEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info)
-
-    @strawberry.field(
-        description="The current residence permit: in force with the latest end, else the latest."
-    )
-    async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:  # noqa: N805
-        return await person.residence_permit(info, root)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="Every residence permit, the current one first.")
-    async def residence_permits(root: PersonCore, info: Info) -> list[ResidencePermit] | None:  # noqa: N805
-        return await person.residence_permits(info, root)  # type: ignore[no-any-return]
-
-    @strawberry.field(description="Benefits paid on the person's cards, newest first.")
-    async def benefit_payments(
-        root: PersonCore,  # noqa: N805
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-    ) -> BenefitPaymentConnection | None:
-        page, kind = await person.benefit_payments(info, root, first, after)
-        pairs, page_info = connection_parts(info, page, kind)
-        return BenefitPaymentConnection(
-            edges=[BenefitPaymentEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info
-        )
 
     @strawberry.field(description="Notifications for the person, newest first.")
     async def notifications(

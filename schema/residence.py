@@ -6,7 +6,16 @@ from datetime import date
 
 import strawberry
 
-from schema.common import PageInfo, ResidencePermitStatus, ResidencePurpose, VerificationChannel
+from identity.store import PersonCore
+from resolvers import residence
+from resolvers.context import Info
+from schema.common import (
+    PageInfo,
+    ResidencePermitStatus,
+    ResidencePurpose,
+    VerificationChannel,
+    connection_parts,
+)
 
 
 @strawberry.type(description="A visa issued to the person.")
@@ -50,3 +59,33 @@ class EntryEdge:
 class EntryConnection:
     edges: list[EntryEdge] = strawberry.field(description="The entries of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page ends.")
+
+
+@strawberry.type(
+    name="PersonExitEntryFields", description="The exit-entry administration's fields of a person."
+)
+class PersonExitEntry:
+    @strawberry.field(description="Visas issued, newest first.")
+    async def visas(root: PersonCore, info: Info) -> list[Visa] | None:  # noqa: N805
+        return await residence.visas(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Entries into China, newest first.")
+    async def entries(
+        root: PersonCore,  # noqa: N805
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> EntryConnection | None:
+        page, kind = await residence.entries(info, root, first, after)
+        pairs, page_info = connection_parts(info, page, kind)
+        return EntryConnection(edges=[EntryEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info)
+
+    @strawberry.field(
+        description="The current residence permit: in force with the latest end, else the latest."
+    )
+    async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:  # noqa: N805
+        return await residence.residence_permit(info, root)  # type: ignore[no-any-return]
+
+    @strawberry.field(description="Every residence permit, the current one first.")
+    async def residence_permits(root: PersonCore, info: Info) -> list[ResidencePermit] | None:  # noqa: N805
+        return await residence.residence_permits(info, root)  # type: ignore[no-any-return]

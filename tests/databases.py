@@ -10,7 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from domain.records import Agency
+from adapters.registry import DEFAULT_AGENCIES
 from settings import Settings
 from tests.clock import SAFETY_NET
 
@@ -46,7 +46,7 @@ async def postgres_unavailable() -> str | None:
 async def postgres_settings(data_dir: Path, today: object) -> tuple[Settings, PostgresDatabases]:
     """One fresh database per agency, one for the hub store and one for the audit log."""
     tag = uuid.uuid4().hex[:8]
-    names = {agency: f"hubtest_{tag}_{agency.value.lower()}" for agency in Agency}
+    names = {spec.id: f"hubtest_{tag}_{spec.id.lower()}" for spec in DEFAULT_AGENCIES}
     store_name, audit_name = f"hubtest_{tag}_store", f"hubtest_{tag}_audit"
     conn = await asyncpg.connect(POSTGRES_ADMIN_DSN)
     try:

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from domain.records import Agency, CallerRole
+from adapters.registry import DEFAULT_AGENCIES
+from domain.records import CallerRole
 from tests.conftest import Estate, graphql, person_id_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +47,7 @@ async def known_to_all(client: httpx.AsyncClient) -> dict[str, Any]:
         e["node"]
         for e in listing["data"]["persons"]["edges"]
         if e["node"]["workPermit"]
-        and len({ln["agency"] for ln in e["node"]["identityLinks"]}) == len(Agency)
+        and len({ln["agency"] for ln in e["node"]["identityLinks"]}) == len(DEFAULT_AGENCIES)
         and e["node"]["socialSecurityCard"]["status"] == "IN_USE"
     )
 

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from access.policy import load_policy
+from adapters.registry import DEFAULT_AGENCIES
 from domain.records import Agency, CallerRole
 from faults import Fault
 from schema import build_schema
@@ -612,7 +613,7 @@ async def test_a_grant_with_a_source_down_writes_nothing(
     estate: Settings, cards: Cards, agency: Agency
 ) -> None:
     card = cards.in_use[9][0]
-    days = 30 + list(Agency).index(agency)
+    days = 30 + [spec.id for spec in DEFAULT_AGENCIES].index(agency)
     keyed = grant_of(card, "BT0001", days=days, idempotencyKey=f"grant-while-{agency.value}-down")
     headers = caller_headers(estate, *BEIJING_PASS)
     async with running(estate, everything=False) as hub:

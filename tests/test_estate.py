@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters import identifiers
 from adapters.countries import CHINESE_BY_ALPHA3, NUMERIC_BY_ALPHA3
+from adapters.registry import DEFAULT_AGENCIES
 from estate import EstateSummary, generate_estate
-from estate.writer import TABLES
-from settings import SOURCE_FILE_NAMES, Settings
+from settings import Settings
 
 AS_OF = date(2025, 3, 1)
 PERSONS = 300
@@ -40,10 +40,10 @@ async def _seed(directory: Path, seed: int, persons: int = PERSONS) -> EstateSum
 async def _read(directory: Path) -> Tables:
     urls = Settings.for_directory(directory).source_urls
     contents: Tables = {}
-    for agency, tables in TABLES.items():
-        engine = create_async_engine(urls[agency])
+    for spec in DEFAULT_AGENCIES:
+        engine = create_async_engine(urls[spec.id])
         async with engine.connect() as conn:
-            for table in tables:
+            for table in spec.source.metadata.tables.values():
                 contents[table.name] = [dict(r._mapping) for r in await conn.execute(select(table))]
         await engine.dispose()
     return contents
@@ -90,7 +90,7 @@ async def test_same_arguments_give_identical_estates(
     again, other_directory = two_directories
     assert await _seed(again, 11) == summary
     assert await _read(again) == first
-    for file in SOURCE_FILE_NAMES.values():
+    for file in (spec.file_name for spec in DEFAULT_AGENCIES):
         assert (again / file).read_bytes() == (directory / file).read_bytes(), file
     await _seed(other_directory, 12)
     other = await _read(other_directory)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters import Sources
 from adapters.base import SourceBudget, SourceGuard, open_engine, problems_by_agency
+from adapters.registry import DEFAULT_AGENCIES
 from adapters.work_permit import WorkPermitSystem
 from app import create_app
 from clock import SYSTEM_CLOCK, Clock
@@ -56,7 +57,7 @@ FIELDS: dict[Agency, tuple[str, ...]] = {
     Agency.EXIT_ENTRY: ("visas", "residencePermit"),
     Agency.BEIJING_PASS: ("benefitPayments",),
 }
-AGENCIES = list(Agency)
+AGENCIES = [spec.id for spec in DEFAULT_AGENCIES]
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -94,7 +95,7 @@ async def running(
     app = create_app(
         replace(
             settings,
-            source_budgets={agency: (budgets or {}).get(agency, BUDGET) for agency in Agency},
+            source_budgets={spec.id: (budgets or {}).get(spec.id, BUDGET) for spec in DEFAULT_AGENCIES},
             clock=clock or manual,
         )
     )

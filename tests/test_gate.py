@@ -30,12 +30,13 @@ from websockets.typing import Subprotocol
 import app
 import resolvers.query
 from access.tokens import ISSUER, TOKEN_KEY, TokenAuthority
+from adapters.registry import DEFAULT_AGENCIES
 from audit.log import AUDIT_KEY
 from domain.records import Agency, CallerRole
 from identity.store import HubStore
 from keys.files import KEY_DIRECTORY, load_or_create_key
 from schema.errors import MASKED_MESSAGE as MASKED
-from settings import SOURCE_URL_VARIABLES, Settings, sqlite_url
+from settings import Settings, sqlite_url
 from tests.clock import SAFETY_NET
 from tests.conftest import AS_OF, Estate, caller_headers, global_ids, graphql, person_id_of, serve
 from tests.servers import uvicorn_serving
@@ -425,7 +426,7 @@ def _hub_env(settings: Settings) -> dict[str, str]:
         "HUB_TODAY": settings.fixed_today.isoformat(),
         "HUB_STORE_URL": settings.store_url,
         "HUB_AUDIT_URL": settings.audit_url,
-        **{variable: settings.source_urls[agency] for agency, variable in SOURCE_URL_VARIABLES.items()},
+        **{spec.url_variable: settings.source_urls[spec.id] for spec in settings.agencies},
     }
 
 
@@ -464,7 +465,7 @@ async def _permit_holder(client: httpx.AsyncClient) -> dict[str, Any]:
         for e in listing["data"]["persons"]["edges"]
         if e["node"]["workPermit"]
         and e["node"]["workPermit"]["employer"]
-        and len({link["agency"] for link in e["node"]["identityLinks"]}) == len(Agency)
+        and len({link["agency"] for link in e["node"]["identityLinks"]}) == len(DEFAULT_AGENCIES)
     )
 
 

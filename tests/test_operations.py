@@ -37,6 +37,7 @@ from websockets.typing import Subprotocol
 
 from access.caller import Caller
 from adapters.base import open_engine
+from adapters.registry import DEFAULT_AGENCIES
 from app import create_app
 from audit.chain import AuditEntry
 from audit.log import AUDIT_KEY, AuditLog
@@ -55,7 +56,7 @@ from workflows.engine import WorkflowRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 HUB = [sys.executable, "-c", "import sys; from cli import main; sys.exit(main())"]
-AGENCIES = {agency.value for agency in Agency}
+AGENCIES = {spec.id for spec in DEFAULT_AGENCIES}
 UNREACHABLE = "sqlite+aiosqlite:////nonexistent-directory/for-readiness-tests/down.sqlite"
 EXIT_DESK = (CallerRole.EXIT_ENTRY, "entry-control")
 

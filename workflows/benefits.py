@@ -19,8 +19,9 @@ from adapters.beijing_pass.mapping import key_parts, yuan
 from adapters.card_service.tables import SBK_DZK, SBK_KXX
 from adapters.identifiers import CARD_NUMBER, ELECTRONIC_CARD_ID
 from domain.errors import ClientError, UserErrorCode
+from domain.evidence import IdentifierKind
 from domain.records import Agency, NotificationKind
-from identity.store import BENEFIT_DECISION, IdentifierKind
+from identity.store import BENEFIT_DECISION
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.hub_records import announce, link_record
 from workflows.permits import PermitWork

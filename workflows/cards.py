@@ -21,6 +21,7 @@ from adapters.social_insurance import writes as si_writes
 from adapters.social_insurance.tables import AC01
 from adapters.work_permit.tables import WP_SQR
 from domain.errors import UserErrorCode
+from domain.evidence import IdentifierKind
 from domain.records import (
     SHANGHAI,
     Agency,
@@ -34,7 +35,7 @@ from domain.records import (
     WorkPermitStatus,
 )
 from identity.names import fold_diacritics, name_words
-from identity.store import INDEX, IdentifierKind
+from identity.store import INDEX
 from identity.tables import ElectronicCardRevocation
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.exit_entry import years_after

@@ -16,10 +16,10 @@ from adapters.exit_entry import writes as ee_writes
 from adapters.exit_entry.mapping import day, slash_date
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ
 from domain.errors import SourceDataInvalid, UserErrorCode
+from domain.evidence import IdentifierKind
 from domain.records import Agency, NotificationKind, WorkPermit, WorkPermitStatus
 from identity.linking import passport_identifier
 from identity.names import normalise_passport
-from identity.store import IdentifierKind
 from workflows.engine import Journal, UserFailure
 from workflows.hub_records import add_identifier, announce, link_record
 from workflows.permits import PermitWork

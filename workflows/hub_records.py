@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import and_, select
 
-from domain.records import Agency, LinkConfidence, NotificationKind
-from identity.store import IDENTIFIER, LINK, HubStore, IdentifierKind
+from domain.evidence import IdentifierKind
+from domain.records import AgencyId, LinkConfidence, NotificationKind
+from identity.store import IDENTIFIER, LINK, HubStore
 from notifications.emit import notify
 from workflows.engine import HUB_STORE, Journal
 
@@ -14,7 +15,7 @@ from workflows.engine import HUB_STORE, Journal
 async def link_record(
     journal: Journal,
     person_id: int,
-    agency: Agency,
+    agency: AgencyId,
     record_type: str,
     record_key: str,
     owner_key: str,
@@ -36,7 +37,7 @@ async def link_record(
                 LINK,
                 {
                     "person_id": person_id,
-                    "agency": agency.value,
+                    "agency": str(agency),
                     "record_type": record_type,
                     "record_key": record_key,
                     "owner_key": owner_key,

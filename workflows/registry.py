@@ -13,14 +13,14 @@ from workflows.engine import HUB_STORE, WorkflowRunner
 
 
 def workflow_runner(sources: Sources, store: HubStore) -> WorkflowRunner:
-    engines = {source.agency.value: source.engine for source in sources.all()}
+    engines = {str(source.agency): source.engine for source in sources.all()}
     tables = {
-        (source.agency.value, table.name): table
+        (str(source.agency), table.name): table
         for source in sources.all()
         for table in source.metadata.tables.values()
     }
     tables |= {(HUB_STORE, table.name): table for table in SQLModel.metadata.tables.values()}
-    guards = {source.agency.value: source.guard for source in sources.all() if source.guard is not None}
+    guards = {str(source.agency): source.guard for source in sources.all() if source.guard is not None}
     return WorkflowRunner(store, engines, tables, crash_drill(), guards)
 
 

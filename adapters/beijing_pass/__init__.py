@@ -11,6 +11,7 @@ from adapters.base import Group, SqlSource, answer_by_key, fetch_all, paged_per_
 from adapters.beijing_pass import mapping
 from adapters.beijing_pass.tables import BJT_DY, BJT_FF, metadata
 from domain.errors import SourceDataInvalid
+from domain.evidence import Candidate, Evidence, IdentifierKind
 from domain.records import Agency, BenefitPayment, Page
 
 # The record an identity link to a card paid on names (its owner key: KH).
@@ -70,7 +71,14 @@ class BeijingPass(SqlSource):
             pairs.append((key, self.map_one(key, row, mapping.payment)))
         return answer_by_key(keys, pairs)
 
-    async def card_numbers_with_payments(self) -> list[str]:
+    async def evidence(self) -> Evidence:
+        """Payments by the card number they were paid on."""
         async with self.connect() as conn:
             rows = await fetch_all(conn, select(BJT_FF.c.KH).distinct().order_by(BJT_FF.c.KH))
-        return [r.KH.strip() for r in rows]
+        numbers = [r.KH.strip() for r in rows]
+        return Evidence(
+            tuple(
+                Candidate(PAID_CARD_LINK, number, number, keys=((IdentifierKind.CARD_NUMBER, number),))
+                for number in numbers
+            )
+        )

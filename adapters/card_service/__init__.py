@@ -11,6 +11,7 @@ from adapters.base import Group, RecordList, SqlSource, answer_by_key, by_group,
 from adapters.card_service import mapping
 from adapters.card_service.tables import SBK_DZK, SBK_KXX, electronic_cards_filed_under, metadata
 from domain.errors import SourceDataInvalid
+from domain.evidence import Candidate, Evidence, IdentifierKind
 from domain.records import Agency, ElectronicCard, SocialSecurityCard
 
 # The records identity links to a card and an e-card name (owner key: SHBZHM, or an e-card's
@@ -86,7 +87,32 @@ class CardService(SqlSource):
             ids, ((r.DZKID, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows)
         )
 
-    async def all_card_keys(self) -> list[CardKeys]:
+    async def evidence(self) -> Evidence:
+        """Cards and e-cards by the social security number they are filed under, else the
+        permit number an e-card carries; a card's number then names its holder to BEIJING PASS."""
+        return Evidence(
+            tuple(
+                Candidate(
+                    card.record_type,
+                    card.key,
+                    card.owner,
+                    keys=tuple(
+                        (kind, value)
+                        for kind, value in (
+                            (IdentifierKind.SOCIAL_SECURITY_NUMBER, card.social_security_number),
+                            (IdentifierKind.WORK_PERMIT_NUMBER, card.work_permit_number),
+                        )
+                        if value
+                    ),
+                    provides=((IdentifierKind.CARD_NUMBER, card.key),)
+                    if card.record_type == CARD_LINK
+                    else (),
+                )
+                for card in await self._card_keys()
+            )
+        )
+
+    async def _card_keys(self) -> list[CardKeys]:
         """Every card and e-card with the numbers that link it to a person."""
         async with self.connect() as conn:
             cards = await fetch_all(conn, select(SBK_KXX.c.KH, SBK_KXX.c.SHBZHM).order_by(SBK_KXX.c.KH))

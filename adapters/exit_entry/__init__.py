@@ -24,6 +24,7 @@ from adapters.base import (
 from adapters.exit_entry import mapping
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ, CRJ_RY, metadata
 from domain.errors import SourceDataInvalid
+from domain.evidence import Candidate, Evidence, IdentifierKind
 from domain.records import Agency, Entry, Page, ResidencePermit, Traveller, Visa
 
 # The record an identity link to a traveller names (its owner key: RYBH).
@@ -93,12 +94,37 @@ class ExitEntry(SqlSource):
             ),
         )
 
-    async def all_travellers(self) -> tuple[list[Traveller], list[SourceDataInvalid]]:
+    async def evidence(self) -> Evidence:
+        """Each traveller by passport, the Notification Letters on their visas, name and birth
+        date; once confirmed, their passport and residence permits name them, and their name
+        tells the surname from the given names."""
         async with self.connect() as conn:
             rows = await fetch_all(conn, select(CRJ_RY).order_by(CRJ_RY.c.RYBH))
-        return split_mapped(self.map_one(r.RYBH, r, mapping.traveller) for r in rows)
+        travellers, unreadable = split_mapped(self.map_one(r.RYBH, r, mapping.traveller) for r in rows)
+        documents = {d.traveller_key: d for d in await self._traveller_documents()}
+        none = TravellerDocuments("", (), ())
 
-    async def all_traveller_documents(self) -> list[TravellerDocuments]:
+        def candidate(traveller: Traveller) -> Candidate:
+            found = documents.get(traveller.key, none)
+            return Candidate(
+                TRAVELLER_LINK,
+                traveller.key,
+                traveller.key,
+                passport=(traveller.passport_number, traveller.nationality),
+                name=f"{traveller.surname} {traveller.given_names or ''}",
+                birth_date=traveller.birth_date,
+                keys=tuple(
+                    (IdentifierKind.NOTIFICATION_LETTER, letter) for letter in found.notification_letters
+                ),
+                provides=tuple(
+                    (IdentifierKind.RESIDENCE_PERMIT_NUMBER, number) for number in found.residence_permits
+                ),
+                names=(traveller.surname, traveller.given_names),
+            )
+
+        return Evidence(tuple(candidate(t) for t in travellers), tuple(unreadable))
+
+    async def _traveller_documents(self) -> list[TravellerDocuments]:
         async with self.connect() as conn:
             visas = await fetch_all(conn, select(CRJ_QZ.c.RYBH, CRJ_QZ.c.TZSBH).order_by(CRJ_QZ.c.QZH))
             permits = await fetch_all(

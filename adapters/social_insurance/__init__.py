@@ -21,6 +21,7 @@ from adapters.base import (
 from adapters.social_insurance import mapping
 from adapters.social_insurance.tables import AB01, AC01, AC02, metadata
 from domain.errors import SourceDataInvalid
+from domain.evidence import Candidate, Evidence, IdentifierKind
 from domain.records import Agency, Employer, InsuranceParticipation, InsuredPerson
 
 # The record an identity link to an insured person names (its owner key: AAC001).
@@ -94,7 +95,28 @@ class SocialInsurance(SqlSource):
             rows = await fetch_all(conn, statement)
         return [str(r.AAC001) for r in rows]
 
-    async def all_insured(self) -> tuple[list[InsuredPerson], list[SourceDataInvalid]]:
+    async def evidence(self) -> Evidence:
+        """Each insured person by passport, name and birth date; once confirmed, their social
+        security number names them to the card service."""
         async with self.connect() as conn:
             rows = await fetch_all(conn, select(AC01).order_by(AC01.c.AAC001))
-        return split_mapped(self.map_one(r.AAC001, r, mapping.insured_person) for r in rows)
+        insured, unreadable = split_mapped(self.map_one(r.AAC001, r, mapping.insured_person) for r in rows)
+        return Evidence(
+            tuple(
+                Candidate(
+                    INSURED_LINK,
+                    person.key,
+                    person.key,
+                    passport=(person.passport_number, person.nationality),
+                    name=person.name,
+                    birth_date=person.birth_date,
+                    provides=(
+                        ((IdentifierKind.SOCIAL_SECURITY_NUMBER, person.social_security_number),)
+                        if person.social_security_number
+                        else ()
+                    ),
+                )
+                for person in insured
+            ),
+            tuple(unreadable),
+        )
