@@ -5,7 +5,7 @@ only where no PostgreSQL server answers)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -28,6 +28,7 @@ from keys.files import load_or_create_key
 from opaque.ids import GlobalIds
 from opaque.sealing import sealer
 from schema import build_schema
+from schema.agencies import DEFAULT_PARTS, GraphPart
 from settings import Settings
 from tests.clock import SAFETY_NET
 from tests.databases import postgres_settings, postgres_unavailable
@@ -154,10 +155,11 @@ async def hub(estate: Estate) -> AsyncIterator[HubState]:
 
 @asynccontextmanager
 async def serve(
-    settings: Settings, headers: dict[str, str] | None = None
+    settings: Settings, headers: dict[str, str] | None = None, parts: Sequence[GraphPart] = DEFAULT_PARTS
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The hub's ASGI app, with its lifespan, behind an HTTP client."""
-    app = create_app(settings)
+    """The hub's ASGI app (of the settings' agencies, whose graph parts are `parts`), with its
+    lifespan, behind an HTTP client."""
+    app = create_app(settings, parts=parts)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub", headers=headers) as http:
