@@ -311,6 +311,26 @@ async def test_every_grant_rule_answers_its_code_and_field_and_writes_nothing(
     assert len(await all_payments(estate)) == len(before) + 1
 
 
+async def test_a_card_whose_row_cannot_be_read_answers_source_unavailable_and_writes_nothing(
+    hub: httpx.AsyncClient, estate: Settings, cards: Cards
+) -> None:
+    """The workflow reads the card through the card service's adapter: a status code it
+    cannot map is a user error naming the field, not a failure of the server."""
+    cs = estate.source_urls[Agency.CARD_SERVICE]
+    card, _holder = cards.in_use[-1]
+    before = await all_payments(estate)
+    await execute(cs, f"""UPDATE "SBK_KXX" SET "KZT" = 'X' WHERE "KH" = '{card}'""")
+    try:
+        answer = await mutate(hub, "grantBenefit", grant_of(card, "BT0002", days=1))
+    finally:
+        await execute(cs, f"""UPDATE "SBK_KXX" SET "KZT" = '1' WHERE "KH" = '{card}'""")
+    assert answer["benefitPayment"] is None
+    assert [(e["code"], e["field"]) for e in answer["userErrors"]] == [
+        ("SOURCE_UNAVAILABLE", ["input", "card", "cardNumber"])
+    ]
+    assert await all_payments(estate) == before
+
+
 async def test_a_repeated_key_answers_the_first_grant_and_other_input_conflicts(
     hub: httpx.AsyncClient, estate: Settings, cards: Cards
 ) -> None:

@@ -16,21 +16,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from adapters.beijing_pass import PAID_CARD_LINK
 from adapters.beijing_pass import writes as bp_writes
 from adapters.beijing_pass.mapping import key_parts, yuan
-from adapters.card_service.tables import SBK_DZK, SBK_KXX
 from adapters.identifiers import CARD_NUMBER, ELECTRONIC_CARD_ID
 from domain.errors import ClientError, UserErrorCode
 from domain.evidence import IdentifierKind
-from domain.records import Agency, NotificationKind
+from domain.records import Agency, CardStatus, ElectronicCardStatus, NotificationKind
 from identity.store import BENEFIT_DECISION
-from workflows.engine import HUB_STORE, Journal, UserFailure
+from workflows.engine import HUB_STORE, Journal, UserFailure, readable
 from workflows.hub_records import announce, link_record
 from workflows.permits import PermitWork
 
 BP = Agency.BEIJING_PASS.value
 MAX_REASON = 500
-IN_USE, CANCELLED = "1", "3"
-CARD_STATES = {"0": "is pending production", "2": "is reported lost", "3": "is cancelled"}
-E_CARD_STATES = {"0": "is not signed", "2": "is revoked"}
+CARD_STATES = {
+    CardStatus.PENDING_PRODUCTION: "is pending production",
+    CardStatus.REPORTED_LOST: "is reported lost",
+    CardStatus.CANCELLED: "is cancelled",
+}
+E_CARD_STATES = {ElectronicCardStatus.UNSIGNED: "is not signed", ElectronicCardStatus.REVOKED: "is revoked"}
 
 
 async def grant(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -144,10 +146,10 @@ async def _payable_card(work: PermitWork, card: dict[str, Any]) -> tuple[str, in
         number = value.strip().upper()
         if not CARD_NUMBER.match(number):
             raise UserFailure(UserErrorCode.INVALID_INPUT, "A card number is a letter and 8 digits.", field)
-        status = await _card_status(work, number)
+        status = await _card_status(work, number, field)
         if status is None:
             raise UserFailure(UserErrorCode.NOT_FOUND, "No social security card has this number.", field)
-        if status != IN_USE:
+        if status is not CardStatus.IN_USE:
             raise UserFailure(
                 UserErrorCode.NOT_ELIGIBLE,
                 f"Benefits are paid on a card in use; this one {CARD_STATES[status]}.",
@@ -155,18 +157,16 @@ async def _payable_card(work: PermitWork, card: dict[str, Any]) -> tuple[str, in
             )
     else:
         card_id = _electronic_card_key(work, value, field)
-        async with work.sources.cards.reading() as conn:
-            ecard = (
-                await conn.execute(select(SBK_DZK.c.QFZT, SBK_DZK.c.KH).where(SBK_DZK.c.DZKID == card_id))
-            ).first()
+        found = (await work.sources.cards.electronic_cards_by_id([card_id]))[0]
+        ecard = readable(found, "e-card", field)
         if ecard is None:
             raise UserFailure(UserErrorCode.NOT_FOUND, "No e-card has this id.", field)
-        if ecard.QFZT != "1":
-            state = E_CARD_STATES.get(ecard.QFZT, "is not signed")
+        if ecard.status is not ElectronicCardStatus.SIGNED:
+            state = E_CARD_STATES[ecard.status]
             raise UserFailure(
                 UserErrorCode.NOT_ELIGIBLE, f"Benefits are paid on a signed e-card; this one {state}.", field
             )
-        number = (ecard.KH or "").strip()
+        number = ecard.card_number or ""
         if not number:
             raise UserFailure(
                 UserErrorCode.NOT_ELIGIBLE,
@@ -174,7 +174,7 @@ async def _payable_card(work: PermitWork, card: dict[str, Any]) -> tuple[str, in
                 " once a physical card is in use.",
                 field,
             )
-        if await _card_status(work, number) == CANCELLED:
+        if await _card_status(work, number, field) is CardStatus.CANCELLED:
             raise UserFailure(UserErrorCode.NOT_ELIGIBLE, "The card this e-card carries is cancelled.", field)
     person_id = (await work.store.person_ids_by_identifier([(IdentifierKind.CARD_NUMBER.value, number)]))[0]
     if person_id is None:
@@ -182,9 +182,9 @@ async def _payable_card(work: PermitWork, card: dict[str, Any]) -> tuple[str, in
     return number, person_id
 
 
-async def _card_status(work: PermitWork, number: str) -> str | None:
-    async with work.sources.cards.reading() as conn:
-        return (await conn.execute(select(SBK_KXX.c.KZT).where(SBK_KXX.c.KH == number))).scalar_one_or_none()
+async def _card_status(work: PermitWork, number: str, field: list[str]) -> CardStatus | None:
+    card = readable((await work.sources.cards.cards_by_number([number]))[0], "card", field)
+    return card.status if card is not None else None
 
 
 def _electronic_card_key(work: PermitWork, value: str, field: list[str]) -> str:

@@ -8,18 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from access.activation import ACTIVATION_CODE, codes_of, new_code
 from access.attestation import AttestationRejected, Verifiers
 from adapters.card_service import CARD_LINK, ELECTRONIC_CARD_LINK
 from adapters.card_service import writes as card_writes
-from adapters.card_service.tables import SBK_KXX
 from adapters.identifiers import DISTRICT_CODE
 from adapters.social_insurance import INSURED_LINK
 from adapters.social_insurance import writes as si_writes
-from adapters.social_insurance.tables import AC01
-from adapters.work_permit.tables import WP_SQR
 from domain.errors import UserErrorCode
 from domain.evidence import IdentifierKind
 from domain.records import (
@@ -37,7 +32,7 @@ from domain.records import (
 from identity.names import fold_diacritics, name_words
 from identity.store import INDEX
 from identity.tables import ElectronicCardRevocation
-from workflows.engine import HUB_STORE, Journal, UserFailure
+from workflows.engine import HUB_STORE, Journal, UserFailure, readable
 from workflows.exit_entry import years_after
 from workflows.hub_records import add_identifier, announce, link_record, refile_record
 from workflows.permits import PermitWork
@@ -152,17 +147,17 @@ async def enroll(
 
 async def activate_card(work: PermitWork, journal: Journal, card_number: str) -> dict[str, Any]:
     number = card_number.strip().upper()
-    async with work.sources.cards.reading() as conn:
-        card = (await conn.execute(select(SBK_KXX).where(SBK_KXX.c.KH == number))).first()
+    field = ["input", "cardNumber"]
+    card = readable((await work.sources.cards.cards_by_number([number]))[0], "card", field)
     if card is None:
-        raise UserFailure(UserErrorCode.NOT_FOUND, "No card has this number.", ["input", "cardNumber"])
-    if card.KZT != "0":
+        raise UserFailure(UserErrorCode.NOT_FOUND, "No card has this number.", field)
+    if card.status is not CardStatus.PENDING_PRODUCTION:
         raise UserFailure(
             UserErrorCode.NOT_ELIGIBLE,
             "Only a card pending production is activated.",
             ["input", "cardNumber"],
         )
-    holder = card.SHBZHM.strip()
+    holder = card.owner
     person_id = (await work.store.person_ids_by_owner([(CARD_LINK, holder)]))[0]
     async with journal.writing(Agency.CARD_SERVICE.value) as conn:
         await card_writes.activate_card(
@@ -177,7 +172,7 @@ async def activate_card(work: PermitWork, journal: Journal, card_number: str) ->
             else None
         )
         if isinstance(permit, WorkPermit) and permit.status is WorkPermitStatus.VALID:
-            await work.carry_onto_cards(journal, person_id, permit.number, "30", permit.valid_to)
+            await work.carry_onto_cards(journal, person_id, permit.number, permit.status, permit.valid_to)
     message = f"Your social security card {number} is in use."
     await announce(journal, work.store, person_id, NotificationKind.CARD_ISSUED, message)
     return {"card": number}
@@ -399,20 +394,10 @@ async def _recorded_names(work: PermitWork, links: Any) -> set[tuple[str, ...]]:
     names: set[tuple[str, ...]] = set()
     applicants = links.owners(Agency.WORK_PERMIT_SYSTEM)
     if applicants:
-        async with work.sources.work_permits.reading() as conn:
-            rows = (
-                await conn.execute(
-                    select(WP_SQR.c.XM).where(WP_SQR.c.SQRID.in_([int(a) for a in applicants]))
-                )
-            ).all()
-        names |= {name_words(r.XM) for r in rows}
+        names |= {name_words(n) for n in await work.sources.work_permits.names_by_applicant(applicants)}
     insured = links.owners(Agency.SOCIAL_INSURANCE)
     if insured:
-        async with work.sources.insurance.reading() as conn:
-            rows = (
-                await conn.execute(select(AC01.c.AAC003).where(AC01.c.AAC001.in_([int(a) for a in insured])))
-            ).all()
-        names |= {name_words(r.AAC003) for r in rows}
+        names |= {name_words(n) for n in await work.sources.insurance.names_by_insured(insured)}
     return names
 
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Table, and_, delete, insert, select, update
@@ -34,6 +34,7 @@ from workflows.tables import WorkflowJournal, WorkflowRun
 RUN = WorkflowRun.__table__  # type: ignore[attr-defined]
 JOURNAL = WorkflowJournal.__table__  # type: ignore[attr-defined]
 HUB_STORE = "HUB_STORE"
+R = TypeVar("R")
 
 
 class UserFailure(Exception):
@@ -44,6 +45,14 @@ class UserFailure(Exception):
         self.code = code
         self.message = message
         self.field = field
+
+
+def readable(found: R | SourceDataInvalid | None, what: str, field: list[str]) -> R | None:
+    """A record a workflow checks, as its agency's adapter read it; one whose row cannot be
+    mapped fails the run, naming the field it was looked up by."""
+    if isinstance(found, SourceDataInvalid):
+        raise UserFailure(UserErrorCode.SOURCE_UNAVAILABLE, f"The {what} cannot be read.", field)
+    return found
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,23 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select
-
 from access.qr import QrRejected
 from adapters.countries import ALPHA3
 from adapters.exit_entry import TRAVELLER_LINK
 from adapters.exit_entry import writes as ee_writes
-from adapters.exit_entry.mapping import day, slash_date
-from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ
 from domain.errors import SourceDataInvalid, UserErrorCode
 from domain.evidence import IdentifierKind
-from domain.records import Agency, NotificationKind, WorkPermit, WorkPermitStatus
+from domain.records import (
+    Agency,
+    NotificationKind,
+    ResidencePermitStatus,
+    VerificationChannel,
+    WorkPermit,
+    WorkPermitStatus,
+)
 from identity.linking import passport_identifier
 from identity.names import normalise_passport
-from workflows.engine import Journal, UserFailure
+from workflows.engine import Journal, UserFailure, readable
 from workflows.hub_records import add_identifier, announce, link_record
 from workflows.permits import PermitWork
 
@@ -29,7 +32,12 @@ MIN_RESIDENCE = timedelta(days=90)
 MAX_RESIDENCE_YEARS = 5
 ENTRY_WINDOW = timedelta(days=30)
 EXTEND_AHEAD = timedelta(days=30)
-CHANNEL_CODES = {"notificationLetterNumber": "XT", "electronicCardId": "DZK", "qrCode": "EWM"}
+# How the holder's permit was checked, by the evidence the desk presented.
+CHANNELS = {
+    "notificationLetterNumber": VerificationChannel.SYSTEM,
+    "electronicCardId": VerificationChannel.ELECTRONIC_CARD,
+    "qrCode": VerificationChannel.QR_CODE,
+}
 
 
 @dataclass(frozen=True)
@@ -135,20 +143,19 @@ async def issue_z_visa(work: PermitWork, journal: Journal, arguments: dict[str, 
 async def record_entry(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -> dict[str, Any]:
     holder = await _holder(work, arguments["passport"])
     visa_number = arguments["visaNumber"].strip().upper()
-    async with work.sources.exit_entry.reading() as conn:
-        visa = (await conn.execute(select(CRJ_QZ).where(CRJ_QZ.c.QZH == visa_number))).first()
+    field = ["input", "visaNumber"]
+    visa = readable((await work.sources.exit_entry.visas_by_number([visa_number]))[0], "visa", field)
     if visa is None:
-        raise UserFailure(UserErrorCode.NOT_FOUND, "No visa has this number.", ["input", "visaNumber"])
+        raise UserFailure(UserErrorCode.NOT_FOUND, "No visa has this number.", field)
     traveller = await _traveller(work, journal, holder)
-    if visa.RYBH.strip() != traveller:
+    if visa.owner != traveller:
         raise UserFailure(
             UserErrorCode.NOT_ELIGIBLE,
             "This visa was issued to another passport's holder.",
             ["input", "visaNumber"],
         )
     entered: date = arguments["enteredOn"]
-    issued, valid_to = day(visa.QFRQ, "QFRQ"), day(visa.YXQZ, "YXQZ")
-    if entered > work.today or (issued and entered < issued) or (valid_to and entered > valid_to):
+    if entered > work.today or entered < visa.issued_on or (visa.valid_to and entered > visa.valid_to):
         raise UserFailure(
             UserErrorCode.NOT_ELIGIBLE,
             "The entry must fall within the visa's validity, and not in the future.",
@@ -160,21 +167,12 @@ async def record_entry(work: PermitWork, journal: Journal, arguments: dict[str, 
             UserErrorCode.INVALID_INPUT, "A port of entry is a 3-letter code such as PEK.", ["input", "port"]
         )
     async with journal.writing(EE) as conn:
-        twice = (
-            await conn.execute(
-                select(CRJ_RJ.c.RYBH).where(
-                    and_(
-                        CRJ_RJ.c.RYBH == traveller, CRJ_RJ.c.RJRQ == slash_date(entered), CRJ_RJ.c.KA == port
-                    )
-                )
-            )
-        ).first()
-        if twice is not None:
+        if await ee_writes.entry_recorded(conn, traveller, entered, port):
             raise UserFailure(
                 UserErrorCode.CONFLICT, "This entry is recorded already.", ["input", "enteredOn"]
             )
-        await ee_writes.record_entry(journal, conn, traveller, entered, port, visa_number)
-    return {"entry": [traveller, slash_date(entered), port]}
+        key = await ee_writes.record_entry(journal, conn, traveller, entered, port, visa_number)
+    return {"entry": list(key)}
 
 
 async def apply_for_residence(
@@ -195,7 +193,7 @@ async def apply_for_residence(
         raise UserFailure(UserErrorCode.INVALID_INPUT, "Name the issuing office.", ["input", "issuingOffice"])
     async with journal.writing(EE) as conn:
         number = await ee_writes.issue_residence_permit(
-            journal, conn, traveller, work.today, valid_to, office, CHANNEL_CODES[kind]
+            journal, conn, traveller, work.today, valid_to, office, CHANNELS[kind]
         )
     await add_identifier(journal, IdentifierKind.RESIDENCE_PERMIT_NUMBER, number, holder.person_id)
     message = f"Your residence permit {number} is issued, valid until {valid_to}."
@@ -205,16 +203,13 @@ async def apply_for_residence(
 
 async def extend_residence(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -> dict[str, Any]:
     number = arguments["residencePermitNumber"].strip().upper()
-    async with work.sources.exit_entry.reading() as conn:
-        row = (await conn.execute(select(CRJ_JLXK).where(CRJ_JLXK.c.JLXKZH == number))).first()
-    if row is None:
-        raise UserFailure(
-            UserErrorCode.NOT_FOUND,
-            "No residence permit has this number.",
-            ["input", "residencePermitNumber"],
-        )
-    ends = day(row.YXQZ, "YXQZ")
-    if row.ZT != "Y" or ends is None or ends < work.today:
+    field = ["input", "residencePermitNumber"]
+    found = (await work.sources.exit_entry.residence_permits_by_number([number], work.today))[0]
+    residence = readable(found, "residence permit", field)
+    if residence is None:
+        raise UserFailure(UserErrorCode.NOT_FOUND, "No residence permit has this number.", field)
+    ends = residence.valid_to
+    if residence.status is not ResidencePermitStatus.VALID:
         raise UserFailure(
             UserErrorCode.NOT_ELIGIBLE,
             "Only a residence permit in force is extended.",
@@ -226,7 +221,7 @@ async def extend_residence(work: PermitWork, journal: Journal, arguments: dict[s
             "An extension is applied for at least 30 days before the permit expires.",
             ["input", "residencePermitNumber"],
         )
-    person_id = (await work.store.person_ids_by_owner([(TRAVELLER_LINK, row.RYBH.strip())]))[0]
+    person_id = (await work.store.person_ids_by_owner([(TRAVELLER_LINK, residence.owner)]))[0]
     permit = await _current_permit(work, person_id) if person_id else None
     if permit is None or permit.status is not WorkPermitStatus.VALID:
         raise UserFailure(
@@ -283,17 +278,7 @@ async def _check_evidence(
 
 
 async def _entered_on_z_visa(work: PermitWork, traveller: str) -> None:
-    since = slash_date(work.today - ENTRY_WINDOW)
-    async with work.sources.exit_entry.reading() as conn:
-        entry = (
-            await conn.execute(
-                select(CRJ_RJ.c.RJRQ)
-                .join(CRJ_QZ, CRJ_QZ.c.QZH == CRJ_RJ.c.QZH)
-                .where(and_(CRJ_RJ.c.RYBH == traveller, CRJ_QZ.c.QZZL == "Z", CRJ_RJ.c.RJRQ >= since))
-                .limit(1)
-            )
-        ).first()
-    if entry is None:
+    if not await work.sources.exit_entry.entered_on_visa_since(traveller, "Z", work.today - ENTRY_WINDOW):
         raise UserFailure(
             UserErrorCode.NOT_ELIGIBLE,
             "A residence permit needs an entry on a Z visa within the last 30 days.",

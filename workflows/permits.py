@@ -9,18 +9,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 
 from access.qr import PermitKeys
 from adapters import Sources
 from adapters.card_service import ELECTRONIC_CARD_LINK
 from adapters.card_service import writes as card_writes
 from adapters.countries import ALPHA3
-from adapters.exit_entry.mapping import slash_date
-from adapters.exit_entry.tables import CRJ_RJ
 from adapters.identifiers import DISTRICT_CODE, is_valid_credit_code
 from adapters.work_permit import APPLICANT_LINK
-from adapters.work_permit import mapping as wp_mapping
 from adapters.work_permit import writes as wp_writes
 from domain.errors import ClientError, SourceDataInvalid, UserErrorCode
 from domain.records import (
@@ -29,6 +26,8 @@ from domain.records import (
     ElectronicCard,
     ElectronicCardStatus,
     NotificationKind,
+    PermitEventKind,
+    Sex,
     WorkPermit,
     WorkPermitStatus,
 )
@@ -47,7 +46,6 @@ from workflows.tables import PendingPermit
 
 PENDING = PendingPermit.__table__  # type: ignore[attr-defined]
 WP = Agency.WORK_PERMIT_SYSTEM.value
-SEX_CODES = {"MALE": "M", "FEMALE": "F"}
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,7 @@ class PermitWork:
                     "id": person_id,
                     "surname": application.surname,
                     "given_names": application.given_names,
-                    "sex": {"M": "MALE", "F": "FEMALE"}[application.sex_code],
+                    "sex": application.sex.value,
                     "birth_date": application.birth_date,
                     "nationality": application.nationality,
                     "anchor_key": key,
@@ -206,7 +204,12 @@ class PermitWork:
             )
 
     async def carry_onto_cards(
-        self, journal: Journal, person_id: int | None, number: str, status_code: str, valid_to: date | None
+        self,
+        journal: Journal,
+        person_id: int | None,
+        number: str,
+        status: WorkPermitStatus,
+        valid_to: date | None,
     ) -> None:
         """DOMAIN.md workflow 6: the cards carry the permit as it now stands."""
         if person_id is None:
@@ -214,7 +217,7 @@ class PermitWork:
         holders = (await self.store.links_by_person([person_id]))[0].owners(Agency.CARD_SERVICE)
         async with journal.writing(Agency.CARD_SERVICE.value) as conn:
             await card_writes.load_permit(
-                journal, conn, holders, number, status_code, valid_to, datetime.now(SHANGHAI)
+                journal, conn, holders, number, status, valid_to, datetime.now(SHANGHAI)
             )
 
 
@@ -223,8 +226,8 @@ class PermitWork:
 
 async def apply(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -> dict[str, Any]:
     applicant = arguments["applicant"]
-    sex = SEX_CODES.get(applicant["sex"])
-    if sex is None:
+    sex = Sex(applicant["sex"])
+    if sex not in wp_writes.SEXES_RECORDED:
         raise UserFailure(
             UserErrorCode.INVALID_INPUT,
             "The work-permit system records sex as MALE or FEMALE only.",
@@ -279,7 +282,7 @@ async def apply(work: PermitWork, journal: Journal, arguments: dict[str, Any]) -
     application = wp_writes.Application(
         surname=name["surname"].strip(),
         given_names=(name.get("givenNames") or "").strip() or None,
-        sex_code=sex,
+        sex=sex,
         birth_date=applicant["birthDate"],
         nationality=nationality,
         passport_number=passport,
@@ -325,20 +328,11 @@ async def issue_notice(work: PermitWork, journal: Journal, permit_key: str) -> d
         )
     async with journal.writing(WP) as conn:
         letter = await wp_writes.next_letter_number(conn, work.today)
-        await wp_writes.update_period(
-            journal,
-            conn,
-            int(permit.key),
-            {
-                "ZT": "20",
-                "TZSBH": letter,
-                "TZRQ": wp_mapping.compact_date(work.today),
-                "YXQQ": wp_mapping.compact_date(work.today),
-                "YXQZ": wp_mapping.compact_date(requested),
-            },
-        )
+        await wp_writes.issue_notice(journal, conn, int(permit.key), letter, work.today, requested)
         await wp_writes.decide_application(journal, conn, int(permit.key), work.today, wp_writes.APPROVED)
-        await wp_writes.approved_step(journal, conn, int(permit.key), "TZ", work.today, work.today)
+        await wp_writes.approved_step(
+            journal, conn, int(permit.key), PermitEventKind.NOTICE, work.today, work.today
+        )
     async with journal.writing(HUB_STORE) as conn:
         await journal.delete(conn, HUB_STORE, PENDING, {"permit_key": int(permit.key)})
     await work.refresh_index(journal, await work.person_of(permit), permit.owner)
@@ -356,13 +350,13 @@ async def reject(work: PermitWork, journal: Journal, permit_key: str, reason: st
     if not reason.strip():
         raise UserFailure(UserErrorCode.INVALID_INPUT, "A rejection gives its reason.", ["input", "reason"])
     async with journal.writing(WP) as conn:
-        await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "60"})
+        await wp_writes.set_status(journal, conn, int(permit.key), WorkPermitStatus.REJECTED)
         await wp_writes.decide_application(journal, conn, int(permit.key), work.today, wp_writes.REJECTED)
         await wp_writes.approved_step(
             journal,
             conn,
             int(permit.key),
-            "BH",
+            PermitEventKind.REJECTION,
             work.today,
             work.today,
             remark=reason.strip(),
@@ -387,28 +381,18 @@ async def activate(work: PermitWork, journal: Journal, number: str, entered_on: 
     travellers = (
         (await work.store.links_by_person([person_id]))[0].owners(Agency.EXIT_ENTRY) if person_id else ()
     )
-    async with work.sources.exit_entry.reading() as conn:
-        entered = (
-            (
-                await conn.execute(
-                    select(CRJ_RJ.c.RYBH)
-                    .where(and_(CRJ_RJ.c.RYBH.in_(travellers), CRJ_RJ.c.RJRQ == slash_date(entered_on)))
-                    .limit(1)
-                )
-            ).first()
-            if travellers
-            else None
-        )
-    if entered is None:
+    if not travellers or not await work.sources.exit_entry.entered_on(travellers, entered_on):
         raise UserFailure(
             UserErrorCode.NOT_ELIGIBLE,
             "A permit becomes valid only after an entry: exit-entry has no entry of the holder on that day.",
             ["input", "enteredOn"],
         )
     async with journal.writing(WP) as conn:
-        await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "30"})
-        await wp_writes.approved_step(journal, conn, int(permit.key), "JH", entered_on, work.today)
-    await work.carry_onto_cards(journal, person_id, permit.number, "30", permit.valid_to)
+        await wp_writes.set_status(journal, conn, int(permit.key), WorkPermitStatus.VALID)
+        await wp_writes.approved_step(
+            journal, conn, int(permit.key), PermitEventKind.ACTIVATION, entered_on, work.today
+        )
+    await work.carry_onto_cards(journal, person_id, permit.number, WorkPermitStatus.VALID, permit.valid_to)
     await work.refresh_index(journal, person_id, permit.owner)
     message = f"Your work permit {permit.number} is valid until {permit.valid_to}; your cards carry it."
     await announce(
@@ -427,20 +411,18 @@ async def extend(work: PermitWork, journal: Journal, number: str, valid_to: date
         )
     async with journal.writing(WP) as conn:
         # A legacy physical permit moves to the integrated procedure on its first extension.
-        await wp_writes.update_period(
-            journal, conn, int(permit.key), {"YXQZ": wp_mapping.compact_date(valid_to), "STZ": "0"}
-        )
+        await wp_writes.extend_period(journal, conn, int(permit.key), valid_to)
         await wp_writes.approved_step(
             journal,
             conn,
             int(permit.key),
-            "YQ",
+            PermitEventKind.EXTENSION,
             work.today,
             work.today,
             remark=f"YXQZ: {permit.valid_to} -> {valid_to}",
         )
     person_id = await work.person_of(permit)
-    await work.carry_onto_cards(journal, person_id, permit.number, "30", valid_to)
+    await work.carry_onto_cards(journal, person_id, permit.number, WorkPermitStatus.VALID, valid_to)
     await work.refresh_index(journal, person_id, permit.owner)
     message = f"Your work permit {permit.number} is extended until {valid_to}."
     await announce(
@@ -453,8 +435,7 @@ async def change(
     work: PermitWork, journal: Journal, number: str, arguments: dict[str, Any]
 ) -> dict[str, Any]:
     permit = await _valid(work, number)
-    values: dict[str, Any] = {}
-    remarks: list[str] = []
+    employer: tuple[str, str] | None = None
     credit_code = (arguments.get("employerCreditCode") or "").strip().upper()
     if credit_code:
         if not is_valid_credit_code(credit_code):
@@ -463,13 +444,8 @@ async def change(
                 "Not a Unified Social Credit Code (GB 32100 check character).",
                 ["input", "employerCreditCode"],
             )
-        name = await work.employer_name(credit_code)
-        values |= {"TYSHXYDM": credit_code, "DWMC": name}
-        remarks.append(f"DWMC: {permit.employer.name if permit.employer else ''} -> {name}")
+        employer = (credit_code, await work.employer_name(credit_code))
     position = (arguments.get("position") or "").strip()
-    if position:
-        values["ZW"] = position
-        remarks.append(f"ZW: {permit.position or ''} -> {position}")
     district = (arguments.get("workDistrict") or "").strip()
     if district:
         if not DISTRICT_CODE.match(district):
@@ -478,29 +454,19 @@ async def change(
                 "Must be a 6-digit GB/T 2260 division code.",
                 ["input", "workDistrict"],
             )
-        values["GZDD"] = district
-        remarks.append(f"GZDD: {permit.work_district or ''} -> {district}")
-    if not values:
+    change = wp_writes.PeriodChange(employer, position or None, district or None)
+    if change == wp_writes.PeriodChange():
         raise UserFailure(
             UserErrorCode.INVALID_INPUT,
             "A change names at least one of employerCreditCode, position, workDistrict.",
             ["input"],
         )
     async with journal.writing(WP) as conn:
-        await wp_writes.update_period(journal, conn, int(permit.key), {**values, "STZ": "0"})
-        await wp_writes.approved_step(
-            journal,
-            conn,
-            int(permit.key),
-            "BG",
-            work.today,
-            work.today,
-            remark="; ".join(remarks),
-        )
+        remarks = await wp_writes.change_period(journal, conn, permit, change, work.today)
     person_id = await work.person_of(permit)
-    await work.carry_onto_cards(journal, person_id, permit.number, "30", permit.valid_to)
+    await work.carry_onto_cards(journal, person_id, permit.number, WorkPermitStatus.VALID, permit.valid_to)
     await work.refresh_index(journal, person_id, permit.owner)
-    message = f"Your work permit {permit.number} was changed: {'; '.join(remarks)}."
+    message = f"Your work permit {permit.number} was changed: {remarks}."
     await announce(
         journal, work.store, person_id, NotificationKind.PERMIT_CHANGED, message, ("WorkPermit", permit.key)
     )
@@ -520,18 +486,20 @@ async def cancel(work: PermitWork, journal: Journal, number: str, reason: str) -
             UserErrorCode.INVALID_INPUT, "A cancellation gives its reason.", ["input", "reason"]
         )
     async with journal.writing(WP) as conn:
-        await wp_writes.update_period(journal, conn, int(permit.key), {"ZT": "40"})
+        await wp_writes.set_status(journal, conn, int(permit.key), WorkPermitStatus.CANCELLED)
         await wp_writes.approved_step(
             journal,
             conn,
             int(permit.key),
-            "ZX",
+            PermitEventKind.CANCELLATION,
             work.today,
             work.today,
             remark=reason.strip(),
         )
     person_id = await work.person_of(permit)
-    await work.carry_onto_cards(journal, person_id, permit.number, "40", permit.valid_to)
+    await work.carry_onto_cards(
+        journal, person_id, permit.number, WorkPermitStatus.CANCELLED, permit.valid_to
+    )
     await work.refresh_index(journal, person_id, permit.owner)
     message = f"Your work permit {permit.number} was cancelled: {reason.strip()}."
     await announce(

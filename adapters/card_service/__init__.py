@@ -78,6 +78,13 @@ class CardService(SqlSource):
             len(groups), ((r.grp, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows)
         )
 
+    async def cards_by_number(
+        self, numbers: Sequence[str]
+    ) -> list[SocialSecurityCard | SourceDataInvalid | None]:
+        async with self.connect() as conn:
+            rows = await fetch_all(conn, select(SBK_KXX).where(SBK_KXX.c.KH.in_(list(numbers))))
+        return answer_by_key(numbers, ((r.KH, self.map_one(r.KH, r, mapping.card)) for r in rows))
+
     async def electronic_cards_by_id(
         self, ids: Sequence[str]
     ) -> list[ElectronicCard | SourceDataInvalid | None]:

@@ -24,8 +24,11 @@ from domain.records import (
     ElectronicCardStatus,
     SocialSecurityCard,
     VerificationMethod,
+    WorkPermitStatus,
 )
 
+# A card files the permit it carries (`GZXKXX.ZT`) in the work-permit system's status codes.
+LOADED_PERMIT_STATUS = {WorkPermitStatus.VALID: "30", WorkPermitStatus.CANCELLED: "40"}
 CARD_STATUS = {
     "0": CardStatus.PENDING_PRODUCTION,
     "1": CardStatus.IN_USE,

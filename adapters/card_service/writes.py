@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import RowWriter
+from adapters.card_service.mapping import LOADED_PERMIT_STATUS
 from adapters.card_service.tables import NOT_ENROLLED, SBK_DZK, SBK_KXX, electronic_cards_filed_under
-from domain.records import Agency
+from domain.records import Agency, WorkPermitStatus
 
 AGENCY = Agency.CARD_SERVICE.value
 CARRYING_CARD_STATUSES = (
@@ -25,7 +26,7 @@ async def load_permit(
     conn: AsyncConnection,
     holders: tuple[str, ...],
     permit_number: str,
-    status_code: str,
+    status: WorkPermitStatus,
     valid_to: date | None,
     loaded_at: datetime,
 ) -> int:
@@ -36,7 +37,7 @@ async def load_permit(
     blob = json.dumps(
         {
             "XKZH": permit_number,
-            "ZT": status_code,
+            "ZT": LOADED_PERMIT_STATUS[status],
             "YXQZ": valid_to.strftime("%Y%m%d") if valid_to else "",
             "JZSJ": loaded_at.isoformat(timespec="seconds"),
         },

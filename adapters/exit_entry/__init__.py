@@ -145,6 +145,33 @@ class ExitEntry(SqlSource):
             rows = await fetch_all(conn, select(CRJ_QZ).where(CRJ_QZ.c.QZH.in_(numbers)))
         return answer_by_key(numbers, ((r.QZH, self.map_one(r.QZH, r, mapping.visa)) for r in rows))
 
+    async def entered_on(self, travellers: Sequence[str], day: date) -> bool:
+        """Whether any of the travellers entered on that day."""
+        statement = (
+            select(CRJ_RJ.c.RYBH)
+            .where(and_(CRJ_RJ.c.RYBH.in_(list(travellers)), CRJ_RJ.c.RJRQ == mapping.slash_date(day)))
+            .limit(1)
+        )
+        async with self.connect() as conn:
+            return bool(await fetch_all(conn, statement))
+
+    async def entered_on_visa_since(self, traveller: str, visa_type: str, since: date) -> bool:
+        """Whether the traveller entered on a visa of that type (`Z`, `M`, ...) since the day."""
+        statement = (
+            select(CRJ_RJ.c.RJRQ)
+            .join(CRJ_QZ, CRJ_QZ.c.QZH == CRJ_RJ.c.QZH)
+            .where(
+                and_(
+                    CRJ_RJ.c.RYBH == traveller,
+                    CRJ_QZ.c.QZZL == visa_type,
+                    CRJ_RJ.c.RJRQ >= mapping.slash_date(since),
+                )
+            )
+            .limit(1)
+        )
+        async with self.connect() as conn:
+            return bool(await fetch_all(conn, statement))
+
     async def entries_by_key(
         self, keys: list[tuple[str, str, str]]
     ) -> list[Entry | SourceDataInvalid | None]:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import RowWriter
 from adapters.countries import CHINESE_BY_ALPHA3
-from adapters.exit_entry.mapping import slash_date
+from adapters.exit_entry.mapping import CHANNEL, IN_FORCE, PURPOSE, slash_date
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ, CRJ_RY
-from domain.records import Agency, Sex
+from domain.records import Agency, ResidencePurpose, Sex, VerificationChannel
 
 AGENCY = Agency.EXIT_ENTRY.value
+PURPOSE_CODE = {purpose: code for code, purpose in PURPOSE.items()}
+CHANNEL_CODE = {channel: code for code, channel in CHANNEL.items()}
 SEX_CODES = {Sex.MALE: "男", Sex.FEMALE: "女"}
 
 
@@ -87,16 +89,27 @@ async def issue_visa(
     return number
 
 
+async def entry_recorded(conn: AsyncConnection, traveller: str, entered: date, port: str) -> bool:
+    """Whether this entry is on file already (read in the writing transaction)."""
+    statement = select(CRJ_RJ.c.RYBH).where(
+        and_(CRJ_RJ.c.RYBH == traveller, CRJ_RJ.c.RJRQ == slash_date(entered), CRJ_RJ.c.KA == port)
+    )
+    return (await conn.execute(statement)).first() is not None
+
+
 async def record_entry(
     writer: RowWriter, conn: AsyncConnection, traveller: str, entered: date, port: str, visa: str
-) -> None:
+) -> tuple[str, str, str]:
+    """The entry, answered by its key (traveller, day, port) as `entries_by_key` reads it."""
+    key = (traveller, slash_date(entered), port)
     await writer.insert(
         conn,
         AGENCY,
         CRJ_RJ,
-        {"RYBH": traveller, "RJRQ": slash_date(entered), "KA": port, "QZH": visa},
+        {"RYBH": traveller, "RJRQ": key[1], "KA": port, "QZH": visa},
         ["RYBH", "RJRQ", "KA"],
     )
+    return key
 
 
 async def issue_residence_permit(
@@ -106,7 +119,7 @@ async def issue_residence_permit(
     issued: date,
     valid_to: date,
     office: str,
-    channel_code: str,
+    channel: VerificationChannel,
 ) -> str:
     number = await _next_number(conn, CRJ_JLXK.c.JLXKZH, "E", 8)
     await writer.insert(
@@ -116,12 +129,12 @@ async def issue_residence_permit(
         {
             "JLXKZH": number,
             "RYBH": traveller,
-            "JLSY": "GZ",
+            "JLSY": PURPOSE_CODE[ResidencePurpose.WORK],
             "QFRQ": slash_date(issued),
             "YXQZ": slash_date(valid_to),
             "QFJG": office,
-            "ZT": "Y",
-            "HYFS": channel_code,
+            "ZT": IN_FORCE,
+            "HYFS": CHANNEL_CODE[channel],
         },
         ["JLXKZH"],
     )

@@ -72,6 +72,12 @@ class SocialInsurance(SqlSource):
             rows = await fetch_all(conn, statement)
         return answer_by_key(credit_codes, ((r.AAB998, mapping.employer(r)) for r in rows))
 
+    async def names_by_insured(self, keys: Sequence[str]) -> list[str]:
+        """The names insured persons are filed under (diacritics folded), for a name check."""
+        statement = select(AC01.c.AAC003).where(AC01.c.AAC001.in_([int(k) for k in keys]))
+        async with self.connect() as conn:
+            return [r.AAC003 for r in await fetch_all(conn, statement)]
+
     async def insured_keys(self) -> list[str]:
         """AAC001 of everyone with at least one valid, paying participation (evaluated here, in SQL)."""
         statement = (

@@ -263,6 +263,12 @@ class WorkPermitSystem(SqlSource):
             rows = await fetch_all(conn, select(periods.c.SQRID).where(and_(*conditions)))
         return [str(r.SQRID) for r in rows]
 
+    async def names_by_applicant(self, keys: Sequence[str]) -> list[str]:
+        """The names applicants gave, as in their passports, for a name check."""
+        statement = select(WP_SQR.c.XM).where(WP_SQR.c.SQRID.in_([int(k) for k in keys]))
+        async with self.connect() as conn:
+            return [r.XM for r in await fetch_all(conn, statement)]
+
     async def current_permit_summaries(self) -> list[CurrentPermitSummary]:
         """Every applicant's current period, for the hub's person index."""
         periods = _current_periods(WP_XKZ.c.SQRID)

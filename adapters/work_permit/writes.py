@@ -11,21 +11,24 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import RowWriter
-from adapters.work_permit.mapping import compact_date
+from adapters.work_permit.mapping import EVENT_KIND, PROCEDURE, SEX_CODE, STATUS_CODE, compact_date
 from adapters.work_permit.tables import WP_HZLS, WP_SQR, WP_XKZ, WP_YWJL
-from domain.records import Agency
+from domain.records import Agency, PermitEventKind, PermitProcedure, Sex, WorkPermit, WorkPermitStatus
 
 AGENCY = Agency.WORK_PERMIT_SYSTEM.value
 # The division code of the first issuing authority for permits the hub applies for: Beijing.
 ISSUING_DIVISION = "110000"
+INTEGRATED = next(code for code, kind in PROCEDURE.items() if kind is PermitProcedure.INTEGRATED)
 PENDING, APPROVED, REJECTED = "0", "1", "2"
+EVENT_CODE = {kind: code for code, kind in EVENT_KIND.items()}
+SEXES_RECORDED = frozenset(SEX_CODE)
 
 
 @dataclass(frozen=True)
 class Application:
     surname: str
     given_names: str | None
-    sex_code: str
+    sex: Sex  # MALE or FEMALE: the only ones the system records (SEXES_RECORDED)
     birth_date: date
     nationality: str
     passport_number: str
@@ -83,7 +86,7 @@ async def open_period(
             {
                 "SQRID": applicant,
                 "XM": name.ljust(40),
-                "XB": application.sex_code,
+                "XB": SEX_CODE[application.sex],
                 "CSRQ": compact_date(application.birth_date),
                 "GJ": application.nationality,
                 "HZHM": application.passport_number,
@@ -121,7 +124,7 @@ async def open_period(
             "TYSHXYDM": application.employer_credit_code,
             "GZDD": application.work_district,
             "ZW": application.position,
-            "STZ": "0",  # no new physical card is ever issued
+            "STZ": INTEGRATED,  # no new physical card is ever issued
             "TZSBH": "",
             "TZRQ": "",
         },
@@ -162,14 +165,14 @@ async def approved_step(
     writer: RowWriter,
     conn: AsyncConnection,
     permit_key: int,
-    kind: str,
+    kind: PermitEventKind,
     applied: date,
     decided: date,
     remark: str = "",
 ) -> None:
     """The business record of a step applied for on `applied` and approved on `decided`."""
     await business_record(
-        writer, conn, permit_key, kind, applied, decided=decided, outcome=APPROVED, remark=remark
+        writer, conn, permit_key, EVENT_CODE[kind], applied, decided=decided, outcome=APPROVED, remark=remark
     )
 
 
@@ -201,3 +204,64 @@ async def update_period(
     writer: RowWriter, conn: AsyncConnection, permit_key: int, values: dict[str, Any]
 ) -> None:
     await writer.update(conn, AGENCY, WP_XKZ, {"XKID": permit_key}, values)
+
+
+async def issue_notice(
+    writer: RowWriter, conn: AsyncConnection, permit_key: int, letter: str, today: date, valid_to: date
+) -> None:
+    """The period becomes NOTICE_ISSUED under its Notification Letter, valid from today."""
+    await update_period(
+        writer,
+        conn,
+        permit_key,
+        {
+            "ZT": STATUS_CODE[WorkPermitStatus.NOTICE_ISSUED],
+            "TZSBH": letter,
+            "TZRQ": compact_date(today),
+            "YXQQ": compact_date(today),
+            "YXQZ": compact_date(valid_to),
+        },
+    )
+
+
+async def set_status(
+    writer: RowWriter, conn: AsyncConnection, permit_key: int, status: WorkPermitStatus
+) -> None:
+    await update_period(writer, conn, permit_key, {"ZT": STATUS_CODE[status]})
+
+
+async def extend_period(writer: RowWriter, conn: AsyncConnection, permit_key: int, valid_to: date) -> None:
+    """A new end date; a legacy physical permit moves to the integrated procedure with it."""
+    await update_period(writer, conn, permit_key, {"YXQZ": compact_date(valid_to), "STZ": INTEGRATED})
+
+
+@dataclass(frozen=True)
+class PeriodChange:
+    """What a change of a permit period sets; None keeps the period's own."""
+
+    employer: tuple[str, str] | None = None  # (credit code, name)
+    position: str | None = None
+    work_district: str | None = None
+
+
+async def change_period(
+    writer: RowWriter, conn: AsyncConnection, before: WorkPermit, change: PeriodChange, today: date
+) -> str:
+    """The changed details, and the approved change (`BG`) in the business records, whose
+    remark (returned) says what changed from what; a legacy physical permit moves to the
+    integrated procedure with them."""
+    values: dict[str, Any] = {"STZ": INTEGRATED}
+    remarks: list[str] = []
+    if change.employer is not None:
+        values |= {"TYSHXYDM": change.employer[0], "DWMC": change.employer[1]}
+        remarks.append(f"DWMC: {before.employer.name if before.employer else ''} -> {change.employer[1]}")
+    if change.position is not None:
+        values["ZW"] = change.position
+        remarks.append(f"ZW: {before.position or ''} -> {change.position}")
+    if change.work_district is not None:
+        values["GZDD"] = change.work_district
+        remarks.append(f"GZDD: {before.work_district or ''} -> {change.work_district}")
+    remark = "; ".join(remarks)
+    await update_period(writer, conn, int(before.key), values)
+    await approved_step(writer, conn, int(before.key), PermitEventKind.CHANGE, today, today, remark=remark)
+    return remark
