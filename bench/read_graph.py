@@ -792,10 +792,12 @@ async def sample_persons(store: AsyncEngine, ids: GlobalIds) -> tuple[list[str],
                 )
             )
         ).all()
-        ids = [r[0] for r in (await conn.execute(text("SELECT id FROM person ORDER BY id"))).all()]
+        person_ids = [r[0] for r in (await conn.execute(text("SELECT id FROM person ORDER BY id"))).all()]
     chosen = [r[0] for r in complete]
     random.Random(SEED).shuffle(chosen)
-    afters: list[int | None] = [None] + [ids[i - 1] for i in range(PAGE_SIZE, len(ids), PAGE_SIZE)]
+    afters: list[int | None] = [None] + [
+        person_ids[i - 1] for i in range(PAGE_SIZE, len(person_ids), PAGE_SIZE)
+    ]
     return [ids.encode("Person", i) for i in chosen[:PERSONS_CYCLED]], afters
 
 
