@@ -161,7 +161,7 @@ class AuditLog:
             for _, done in batch:
                 _settle(done, error)
             return
-        except Exception as error:  # noqa: BLE001 - every waiter must learn the write failed
+        except Exception as error:  # every waiter must learn the write failed
             if len(batch) == 1:
                 _settle(batch[0][1], error)
                 return
@@ -169,7 +169,7 @@ class AuditLog:
             for entries, done in batch:
                 try:
                     await self._seal(entries)
-                except Exception as alone:  # noqa: BLE001
+                except Exception as alone:
                     _settle(done, alone)
                 else:
                     _settle(done, None)

@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+import httpx
+from sqlalchemy import func, select
 
-from domain.records import CallerRole  # noqa: E402
-from identity.store import NEWS, HubStore  # noqa: E402
-from settings import Settings  # noqa: E402
-from tests.conftest import AS_OF, caller_headers, seed_estate, serve  # noqa: E402
-from tests.databases import postgres_settings  # noqa: E402
+from domain.records import CallerRole
+from identity.store import NEWS, HubStore
+from settings import Settings
+from tests.conftest import AS_OF, caller_headers, seed_estate, serve
+from tests.databases import postgres_settings
 
 PUBLISH = (
     "mutation($input: PublishNewsInput!) { publishNews(input: $input) "

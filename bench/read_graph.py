@@ -150,7 +150,7 @@ async def prepare_estate(data_dir: Path, persons: int) -> Settings:
         print(f"estate: reusing {persons} persons seeded earlier in {data_dir} (no seeding)")
         return settings
     generate_s, link_s, summary = await seed_estate(settings, persons)
-    (data_dir / MARKER).write_text(json.dumps(estate_marker(persons)))  # noqa: ASYNC240
+    (data_dir / MARKER).write_text(json.dumps(estate_marker(persons)))
     print(
         f"estate: seeded {persons} persons in {generate_s + link_s:.1f} s "
         f"(generate {generate_s:.1f} s, link {link_s:.1f} s): {summary}"

@@ -28,13 +28,13 @@ class BenefitPayment(Node):
             " payment paid on another day than planned gets a new id (the payload answers it)."
         )
     )
-    def id(root: BenefitPaymentRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    def id(root: BenefitPaymentRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("BenefitPayment", root.key))
 
     @strawberry.field(
         description="Why the payment was rejected, where it was rejected through the hub; null otherwise."
     )
-    async def reason(root: BenefitPaymentRecord, info: Info) -> str | None:  # noqa: N805
+    async def reason(root: BenefitPaymentRecord, info: Info) -> str | None:
         return await benefits.payment_reason(info, root)
 
     @classmethod
@@ -58,7 +58,7 @@ class BenefitPaymentConnection:
 class PersonBenefits:
     @strawberry.field(description="Benefits paid on the person's cards, newest first.")
     async def benefit_payments(
-        root: PersonCore,  # noqa: N805
+        root: PersonCore,
         info: Info,
         first: int | None = None,
         after: str | None = None,

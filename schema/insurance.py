@@ -32,9 +32,9 @@ class InsuranceParticipation:
 )
 class PersonInsurance:
     @strawberry.field(description="The social security number given at insurance enrollment.")
-    async def social_security_number(root: PersonCore, info: Info) -> str | None:  # noqa: N805
+    async def social_security_number(root: PersonCore, info: Info) -> str | None:
         return await insurance.social_security_number(info, root)
 
     @strawberry.field(description="Valid insurance participations, newest first.")
-    async def insurance_participations(root: PersonCore, info: Info) -> list[InsuranceParticipation] | None:  # noqa: N805
+    async def insurance_participations(root: PersonCore, info: Info) -> list[InsuranceParticipation] | None:
         return await insurance.insurance_participations(info, root)  # type: ignore[no-any-return]

@@ -132,7 +132,7 @@ class PermitMutation:
     @strawberry.mutation(description="Apply for a work permit online (status under review).")
     async def apply_for_work_permit(
         self, info: Info, input: ApplyForWorkPermitInput
-    ) -> ApplyForWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    ) -> ApplyForWorkPermitPayload:  # type: ignore[valid-type]
         applicant = input.applicant
         arguments = {
             "applicant": {
@@ -154,14 +154,14 @@ class PermitMutation:
     @strawberry.mutation(description="Issue the Notification Letter; the permit's dates are written now.")
     async def issue_notification_letter(
         self, info: Info, input: IssueNotificationLetterInput
-    ) -> IssueNotificationLetterPayload:  # type: ignore[valid-type]  # noqa: A002
+    ) -> IssueNotificationLetterPayload:  # type: ignore[valid-type]
         answer = await mutations.issue_notification_letter(info, input.work_permit_id, input.idempotency_key)
         return _answer(IssueNotificationLetterPayload, answer)
 
     @strawberry.mutation(description="Reject an application under review.")
     async def reject_work_permit_application(
         self, info: Info, input: RejectWorkPermitApplicationInput
-    ) -> RejectWorkPermitApplicationPayload:  # type: ignore[valid-type]  # noqa: A002
+    ) -> RejectWorkPermitApplicationPayload:  # type: ignore[valid-type]
         answer = await mutations.reject_work_permit_application(
             info, input.work_permit_id, input.reason, input.idempotency_key
         )
@@ -170,7 +170,7 @@ class PermitMutation:
     @strawberry.mutation(description="Make a permit valid after the holder entered; the cards carry it.")
     async def activate_work_permit(
         self, info: Info, input: ActivateWorkPermitInput
-    ) -> ActivateWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    ) -> ActivateWorkPermitPayload:  # type: ignore[valid-type]
         answer = await mutations.activate_work_permit(
             info, input.work_permit_number, input.entered_on, input.idempotency_key
         )
@@ -179,7 +179,7 @@ class PermitMutation:
     @strawberry.mutation(
         description="Extend a valid permit; a legacy physical permit moves to the integrated procedure."
     )
-    async def extend_work_permit(self, info: Info, input: ExtendWorkPermitInput) -> ExtendWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    async def extend_work_permit(self, info: Info, input: ExtendWorkPermitInput) -> ExtendWorkPermitPayload:  # type: ignore[valid-type]
         answer = await mutations.extend_work_permit(
             info, input.work_permit_number, input.valid_to, input.idempotency_key
         )
@@ -188,7 +188,7 @@ class PermitMutation:
     @strawberry.mutation(
         description="Change a valid permit; a legacy physical permit moves to the integrated procedure."
     )
-    async def change_work_permit(self, info: Info, input: ChangeWorkPermitInput) -> ChangeWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    async def change_work_permit(self, info: Info, input: ChangeWorkPermitInput) -> ChangeWorkPermitPayload:  # type: ignore[valid-type]
         changes = {
             "employerCreditCode": input.employer_credit_code,
             "position": input.position,
@@ -202,7 +202,7 @@ class PermitMutation:
     @strawberry.mutation(
         description="Cancel a permit; the reason is kept and the cards carry the cancellation."
     )
-    async def cancel_work_permit(self, info: Info, input: CancelWorkPermitInput) -> CancelWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    async def cancel_work_permit(self, info: Info, input: CancelWorkPermitInput) -> CancelWorkPermitPayload:  # type: ignore[valid-type]
         answer = await mutations.cancel_work_permit(
             info, input.work_permit_number, input.reason, input.idempotency_key
         )
@@ -293,7 +293,7 @@ class ExitEntryMutation:
     @strawberry.mutation(
         description="Issue a Z visa against a Notification Letter of the same passport's holder."
     )
-    async def issue_z_visa(self, info: Info, input: IssueZVisaInput) -> IssueZVisaPayload:  # noqa: A002
+    async def issue_z_visa(self, info: Info, input: IssueZVisaInput) -> IssueZVisaPayload:
         arguments = {
             "passport": _passport(input.passport),
             "notificationLetterNumber": input.notification_letter_number,
@@ -303,7 +303,7 @@ class ExitEntryMutation:
         return IssueZVisaPayload(visa=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
 
     @strawberry.mutation(description="Record an entry on a visa of the passport's holder.")
-    async def record_entry(self, info: Info, input: RecordEntryInput) -> RecordEntryPayload:  # noqa: A002
+    async def record_entry(self, info: Info, input: RecordEntryInput) -> RecordEntryPayload:
         arguments = {
             "passport": _passport(input.passport),
             "visaNumber": input.visa_number,
@@ -316,7 +316,7 @@ class ExitEntryMutation:
     @strawberry.mutation(description="Issue a residence permit after an entry on a Z visa within 30 days.")
     async def apply_for_residence_permit(
         self, info: Info, input: ApplyForResidencePermitInput
-    ) -> ApplyForResidencePermitPayload:  # noqa: A002
+    ) -> ApplyForResidencePermitPayload:
         evidence = {
             "notificationLetterNumber": _given(input.evidence.notification_letter_number),
             "electronicCardId": _given(input.evidence.electronic_card_id),
@@ -336,7 +336,7 @@ class ExitEntryMutation:
     )
     async def extend_residence_permit(
         self, info: Info, input: ExtendResidencePermitInput
-    ) -> ExtendResidencePermitPayload:  # noqa: A002
+    ) -> ExtendResidencePermitPayload:
         arguments = {"residencePermitNumber": input.residence_permit_number, "validTo": input.valid_to}
         answer = await mutations.extend_residence_permit(info, arguments, input.idempotency_key)
         return ExtendResidencePermitPayload(residence_permit=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
@@ -491,7 +491,7 @@ class CardMutation:
     @strawberry.mutation(description="Register an e-card after the real-name and real-person checks.")
     async def register_electronic_card(
         self, info: Info, input: RegisterElectronicCardInput
-    ) -> RegisterElectronicCardPayload:  # noqa: A002
+    ) -> RegisterElectronicCardPayload:
         arguments = {
             "name": {"surname": input.name.surname, "givenNames": input.name.given_names},
             "identifier": {
@@ -518,7 +518,7 @@ class CardMutation:
     )
     async def revoke_electronic_card(
         self, info: Info, input: RevokeElectronicCardInput
-    ) -> RevokeElectronicCardPayload:  # noqa: A002
+    ) -> RevokeElectronicCardPayload:
         answer = await mutations.revoke_electronic_card(
             info, input.electronic_card_id, input.reason, input.idempotency_key
         )
@@ -532,7 +532,7 @@ class CardMutation:
     )
     async def reissue_activation_code(
         self, info: Info, input: ReissueActivationCodeInput
-    ) -> ReissueActivationCodePayload:  # noqa: A002
+    ) -> ReissueActivationCodePayload:
         arguments = {
             "electronicCardId": input.electronic_card_id,
             "verification": {
@@ -555,7 +555,7 @@ class CardMutation:
     )
     async def activate_cardholder(
         self, info: Info, input: ActivateCardholderInput
-    ) -> ActivateCardholderPayload:  # noqa: A002
+    ) -> ActivateCardholderPayload:
         arguments = {
             "activationCode": input.activation_code,
             "name": {"surname": input.name.surname, "givenNames": input.name.given_names},
@@ -569,7 +569,7 @@ class CardMutation:
     )
     async def enroll_in_insurance(
         self, info: Info, input: EnrollInInsuranceInput
-    ) -> EnrollInInsurancePayload:  # noqa: A002
+    ) -> EnrollInInsurancePayload:
         arguments = {
             "workPermitNumber": input.work_permit_number,
             "evidence": {
@@ -586,7 +586,7 @@ class CardMutation:
     @strawberry.mutation(description="Put a pending card into use: the permit is loaded, the e-card linked.")
     async def activate_social_security_card(
         self, info: Info, input: ActivateSocialSecurityCardInput
-    ) -> ActivateSocialSecurityCardPayload:  # noqa: A002
+    ) -> ActivateSocialSecurityCardPayload:
         answer = await mutations.activate_social_security_card(info, input.card_number, input.idempotency_key)
         return ActivateSocialSecurityCardPayload(
             social_security_card=answer.record, user_errors=_errors(answer)
@@ -662,7 +662,7 @@ class RejectBenefitPaymentPayload:
 @strawberry.type
 class BenefitMutation:
     @strawberry.mutation(description="Grant a catalogue benefit to a card: a pending payment of its amount.")
-    async def grant_benefit(self, info: Info, input: GrantBenefitInput) -> GrantBenefitPayload:  # noqa: A002
+    async def grant_benefit(self, info: Info, input: GrantBenefitInput) -> GrantBenefitPayload:
         arguments = {
             "card": {
                 "cardNumber": _given(input.card.card_number),
@@ -675,7 +675,7 @@ class BenefitMutation:
         return GrantBenefitPayload(benefit_payment=answer.record, user_errors=_errors(answer))
 
     @strawberry.mutation(description="Mark a pending payment paid; the cardholder is told (BENEFIT_PAID).")
-    async def mark_benefit_paid(self, info: Info, input: MarkBenefitPaidInput) -> MarkBenefitPaidPayload:  # noqa: A002
+    async def mark_benefit_paid(self, info: Info, input: MarkBenefitPaidInput) -> MarkBenefitPaidPayload:
         arguments = {"benefitPaymentId": input.benefit_payment_id, "paidOn": input.paid_on}
         answer = await benefit_mutations.mark_benefit_paid(info, arguments, input.idempotency_key)
         return MarkBenefitPaidPayload(benefit_payment=answer.record, user_errors=_errors(answer))
@@ -685,7 +685,7 @@ class BenefitMutation:
     )
     async def reject_benefit_payment(
         self, info: Info, input: RejectBenefitPaymentInput
-    ) -> RejectBenefitPaymentPayload:  # noqa: A002
+    ) -> RejectBenefitPaymentPayload:
         arguments = {"benefitPaymentId": input.benefit_payment_id, "reason": input.reason}
         answer = await benefit_mutations.reject_benefit_payment(info, arguments, input.idempotency_key)
         return RejectBenefitPaymentPayload(benefit_payment=answer.record, user_errors=_errors(answer))
@@ -729,7 +729,7 @@ class NewsMutation:
             " stored once, delivered as a NEWS notification."
         )
     )
-    async def publish_news(self, info: Info, input: PublishNewsInput) -> PublishNewsPayload:  # noqa: A002
+    async def publish_news(self, info: Info, input: PublishNewsInput) -> PublishNewsPayload:
         audience = input.audience
         arguments = {
             "message": input.message,

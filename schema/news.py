@@ -32,15 +32,15 @@ class NewsAudience:
 )
 class News:
     @strawberry.field(description="The news, as each recipient reads it.")
-    def message(root: NewsRecord) -> str:  # noqa: N805
+    def message(root: NewsRecord) -> str:
         return root.message
 
     @strawberry.field(description="When it was published (UTC).")
-    def published_at(root: NewsRecord) -> datetime:  # noqa: N805
+    def published_at(root: NewsRecord) -> datetime:
         return root.published_at
 
     @strawberry.field(description="Whom it was published to.")
-    def audience(root: NewsRecord) -> NewsAudience:  # noqa: N805
+    def audience(root: NewsRecord) -> NewsAudience:
         given = root.audience
         category = given.get("category")
         return NewsAudience(
@@ -55,5 +55,5 @@ class News:
             " (docs/statistics.md): the exact count would tell who in a small group holds a signed e-card."
         )
     )
-    def recipient_count(root: NewsRecord) -> int:  # noqa: N805
+    def recipient_count(root: NewsRecord) -> int:
         return news.shown_recipients(root)

@@ -20,15 +20,15 @@ class Notification(Node):
     message: str = strawberry.field(description="What happened, in words.")
 
     @strawberry.field(description="The notification's opaque global id.")
-    def id(root: NotificationRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    def id(root: NotificationRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("Notification", root.key))
 
     @strawberry.field(description="What the notification is about.")
-    def kind(root: NotificationRecord) -> NotificationKind:  # noqa: N805
+    def kind(root: NotificationRecord) -> NotificationKind:
         return NotificationKind(root.kind)
 
     @strawberry.field(description="The object the event concerns (a permit, a card, ...), where it has one.")
-    async def subject(root: NotificationRecord, info: Info) -> Node | None:  # noqa: N805
+    async def subject(root: NotificationRecord, info: Info) -> Node | None:
         if root.subject_type is None or root.subject_key is None:
             return None
         return await query.node_by_key(info, root.subject_type, root.subject_key)  # type: ignore[no-any-return]

@@ -46,12 +46,12 @@ class Employer(Node):
     name: str = strawberry.field(description="The employer's name.")
 
     @strawberry.field(description="The employer's opaque global id.")
-    def id(root: EmployerRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    def id(root: EmployerRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("Employer", root.credit_code))
 
     @strawberry.field(description="Every permit period naming this employer, newest first.")
     async def work_permits(
-        root: EmployerRecord,  # noqa: N805
+        root: EmployerRecord,
         info: Info,
         first: int | None = None,
         after: str | None = None,
@@ -84,17 +84,17 @@ class WorkPermit(Node):
     )
 
     @strawberry.field(description="The permit period's opaque global id.")
-    def id(root: WorkPermitRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    def id(root: WorkPermitRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("WorkPermit", root.key))
 
     @strawberry.field(description="The employer named on the permit.")
-    def employer(root: WorkPermitRecord, info: Info) -> Employer | None:  # noqa: N805
+    def employer(root: WorkPermitRecord, info: Info) -> Employer | None:
         return permit.employer(info, root)  # type: ignore[return-value]
 
     @strawberry.field(description="The person holding the permit.")
     async def holder(
         root: WorkPermitRecord, info: Info
-    ) -> Annotated[Person, strawberry.lazy("schema.person")] | None:  # noqa: N805
+    ) -> Annotated[Person, strawberry.lazy("schema.person")] | None:
         return await permit.holder(info, root)  # type: ignore[return-value]
 
     @strawberry.field(
@@ -104,11 +104,11 @@ class WorkPermit(Node):
             " and online by verifyWorkPermit; null unless the permit is valid."
         )
     )
-    async def qr_code(root: WorkPermitRecord, info: Info) -> str | None:  # noqa: N805
+    async def qr_code(root: WorkPermitRecord, info: Info) -> str | None:
         return await permit.qr_code(info, root)
 
     @strawberry.field(description="The steps of this period, oldest first.")
-    async def history(root: WorkPermitRecord, info: Info) -> list[PermitEvent] | None:  # noqa: N805
+    async def history(root: WorkPermitRecord, info: Info) -> list[PermitEvent] | None:
         return await permit.history(info, root)  # type: ignore[no-any-return]
 
     @classmethod
@@ -145,9 +145,9 @@ class PersonWorkPermits:
     @strawberry.field(
         description="The current permit period: the latest not cancelled or rejected, else the latest."
     )
-    async def work_permit(root: PersonCore, info: Info) -> WorkPermit | None:  # noqa: N805
+    async def work_permit(root: PersonCore, info: Info) -> WorkPermit | None:
         return await permit.person_work_permit(info, root)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Every permit period, newest first.")
-    async def work_permits(root: PersonCore, info: Info) -> list[WorkPermit] | None:  # noqa: N805
+    async def work_permits(root: PersonCore, info: Info) -> list[WorkPermit] | None:
         return await permit.person_work_permits(info, root)  # type: ignore[no-any-return]

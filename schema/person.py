@@ -66,26 +66,26 @@ class Person(Node):
     nationality: str = strawberry.field(description="Nationality (ISO 3166-1 alpha-3).")
 
     @strawberry.field(description="The person's opaque global id; it never changes.")
-    def id(root: PersonCore, info: Info) -> strawberry.ID:  # noqa: N805
+    def id(root: PersonCore, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("Person", root.id))
 
     @strawberry.field(description="The name: from exit-entry where known, else from the work-permit system.")
-    def name(root: PersonCore) -> PersonName:  # noqa: N805
+    def name(root: PersonCore) -> PersonName:
         return PersonName(
             surname=root.surname, given_names=root.given_names, full=full_name(root.surname, root.given_names)
         )
 
     @strawberry.field(description="Every passport known, the current one first.")
-    async def passports(root: PersonCore, info: Info) -> list[Passport]:  # noqa: N805
+    async def passports(root: PersonCore, info: Info) -> list[Passport]:
         return await person.passports(info, root)  # type: ignore[return-value]
 
     @strawberry.field(description="The agency records linked to this person.")
-    async def identity_links(root: PersonCore, info: Info) -> list[IdentityLink] | None:  # noqa: N805
+    async def identity_links(root: PersonCore, info: Info) -> list[IdentityLink] | None:
         return (await person.links(info, root)).links  # type: ignore[return-value]
 
     @strawberry.field(description="Notifications for the person, newest first.")
     async def notifications(
-        root: PersonCore,  # noqa: N805
+        root: PersonCore,
         info: Info,
         first: int | None = None,
         after: str | None = None,
@@ -98,7 +98,7 @@ class Person(Node):
 
     @strawberry.field(description="Which roles read the person's data, when, why and which fields.")
     async def access_log(
-        root: PersonCore,  # noqa: N805
+        root: PersonCore,
         info: Info,
         first: int | None = None,
         after: str | None = None,

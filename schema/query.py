@@ -45,7 +45,7 @@ def _unset_to_none(value: object) -> object:
 @strawberry.type(description="What can be read from the hub.")
 class Query:
     @strawberry.field(description="Any object by its global id.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         return await query.node(info, id)  # type: ignore[no-any-return]
 
     @strawberry.field(description="A person, by any identifier an agency knows them by.")
@@ -56,7 +56,7 @@ class Query:
     async def persons(
         self,
         info: Info,
-        filter: PersonFilter | None = None,  # noqa: A002
+        filter: PersonFilter | None = None,
         first: int | None = None,
         after: str | None = None,
     ) -> PersonConnection:
@@ -78,7 +78,7 @@ class Query:
         return await permit.employer_by_credit_code(info, credit_code)  # type: ignore[return-value]
 
     @strawberry.field(description="Whether a work permit is valid today, checked by number or e-card.")
-    async def verify_work_permit(self, info: Info, input: PermitVerificationInput) -> PermitVerification:  # noqa: A002
+    async def verify_work_permit(self, info: Info, input: PermitVerificationInput) -> PermitVerification:
         return await verification.verify(  # type: ignore[return-value]
             info,
             _unset_to_none(input.work_permit_number),  # type: ignore[arg-type]
@@ -108,7 +108,7 @@ class Query:
         self,
         info: Info,
         group_by: list[StatisticsDimension],
-        filter: PersonFilter | None = None,  # noqa: A002
+        filter: PersonFilter | None = None,
     ) -> list[StatisticsRow]:
         criteria = (filter or PersonFilter()).to_criteria()
         return [statistics_row(c) for c in await query.workforce_statistics(info, group_by, criteria)]

@@ -66,12 +66,12 @@ class EntryConnection:
 )
 class PersonExitEntry:
     @strawberry.field(description="Visas issued, newest first.")
-    async def visas(root: PersonCore, info: Info) -> list[Visa] | None:  # noqa: N805
+    async def visas(root: PersonCore, info: Info) -> list[Visa] | None:
         return await residence.visas(info, root)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Entries into China, newest first.")
     async def entries(
-        root: PersonCore,  # noqa: N805
+        root: PersonCore,
         info: Info,
         first: int | None = None,
         after: str | None = None,
@@ -83,9 +83,9 @@ class PersonExitEntry:
     @strawberry.field(
         description="The current residence permit: in force with the latest end, else the latest."
     )
-    async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:  # noqa: N805
+    async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:
         return await residence.residence_permit(info, root)  # type: ignore[no-any-return]
 
     @strawberry.field(description="Every residence permit, the current one first.")
-    async def residence_permits(root: PersonCore, info: Info) -> list[ResidencePermit] | None:  # noqa: N805
+    async def residence_permits(root: PersonCore, info: Info) -> list[ResidencePermit] | None:
         return await residence.residence_permits(info, root)  # type: ignore[no-any-return]

@@ -590,7 +590,7 @@ def test_sigterm_lets_the_write_in_flight_finish_and_exits_0(shutdown_estate: Pa
                         timeout=SAFETY_NET,
                     )
                 )
-            except BaseException as error:  # noqa: BLE001 - the assertion below shows it
+            except BaseException as error:  # the assertion below shows it
                 answers.append(error)
 
         client = threading.Thread(target=apply)

@@ -22,7 +22,7 @@ class TaxReturn:
 @strawberry.type(name="PersonTaxFields", description="The tax bureau's fields of a person.")
 class PersonTaxReturns:
     @strawberry.field(description="The person's annual returns, newest tax year first.")
-    async def tax_returns(root: PersonCore, info: Info) -> list[TaxReturn] | None:  # noqa: N805
+    async def tax_returns(root: PersonCore, info: Info) -> list[TaxReturn] | None:
         return await resolvers.tax_returns(info, root)  # type: ignore[return-value]  # strawberry resolves TaxReturn from the record
 
 
