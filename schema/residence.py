@@ -14,7 +14,9 @@ from schema.common import (
     ResidencePermitStatus,
     ResidencePurpose,
     VerificationChannel,
+    as_graph,
     connection_parts,
+    resolver,
 )
 
 
@@ -65,11 +67,11 @@ class EntryConnection:
     name="PersonExitEntryFields", description="The exit-entry administration's fields of a person."
 )
 class PersonExitEntry:
-    @strawberry.field(description="Visas issued, newest first.")
+    @resolver(description="Visas issued, newest first.")
     async def visas(root: PersonCore, info: Info) -> list[Visa] | None:
-        return await residence.visas(info, root)  # type: ignore[no-any-return]
+        return as_graph(list[Visa], await residence.visas(info, root))
 
-    @strawberry.field(description="Entries into China, newest first.")
+    @resolver(description="Entries into China, newest first.")
     async def entries(
         root: PersonCore,
         info: Info,
@@ -80,12 +82,10 @@ class PersonExitEntry:
         pairs, page_info = connection_parts(info, page, kind)
         return EntryConnection(edges=[EntryEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info)
 
-    @strawberry.field(
-        description="The current residence permit: in force with the latest end, else the latest."
-    )
+    @resolver(description="The current residence permit: in force with the latest end, else the latest.")
     async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:
-        return await residence.residence_permit(info, root)  # type: ignore[no-any-return]
+        return as_graph(ResidencePermit, await residence.residence_permit(info, root))
 
-    @strawberry.field(description="Every residence permit, the current one first.")
+    @resolver(description="Every residence permit, the current one first.")
     async def residence_permits(root: PersonCore, info: Info) -> list[ResidencePermit] | None:
-        return await residence.residence_permits(info, root)  # type: ignore[no-any-return]
+        return as_graph(list[ResidencePermit], await residence.residence_permits(info, root))
