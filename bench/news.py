@@ -82,7 +82,10 @@ async def run(persons: int, postgres: bool) -> None:
                 await publish(
                     http, settings, headers, {"message": "To every foreigner with a signed e-card."}
                 )
-                chaoyang = {"message": "To Chaoyang.", "audience": {"workDistrict": "110105"}}
+                chaoyang: dict[str, object] = {
+                    "message": "To Chaoyang.",
+                    "audience": {"workDistrict": "110105"},
+                }
                 await publish(http, settings, headers, chaoyang)
         finally:
             if databases is not None:

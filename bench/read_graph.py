@@ -78,14 +78,16 @@ from adapters.card_service import mapping as sbk
 from adapters.exit_entry import mapping as crj
 from adapters.social_insurance import mapping as si
 from adapters.work_permit import mapping as wp
-from app import HubState, create_app
+from app import create_app
+from domain.limits import Limits
 from domain.records import Agency, CallerRole
 from estate import generate_estate
 from identity.linking import link_estate
 from identity.store import HubStore
 from keys.files import load_or_create_key
 from opaque.ids import GlobalIds
-from settings import Limits, Settings
+from resolvers.hub import HubState
+from settings import Settings
 from tracing import HUB_STORE
 
 AS_OF = date(2026, 6, 15)
@@ -792,10 +794,11 @@ async def sample_persons(store: AsyncEngine, ids: GlobalIds) -> tuple[list[str],
                 )
             )
         ).all()
-        ids = [r[0] for r in (await conn.execute(text("SELECT id FROM person ORDER BY id"))).all()]
+        person_ids = [r[0] for r in (await conn.execute(text("SELECT id FROM person ORDER BY id"))).all()]
     chosen = [r[0] for r in complete]
     random.Random(SEED).shuffle(chosen)
-    afters: list[int | None] = [None] + [ids[i - 1] for i in range(PAGE_SIZE, len(ids), PAGE_SIZE)]
+    afters: list[int | None] = [None]
+    afters += [person_ids[i - 1] for i in range(PAGE_SIZE, len(person_ids), PAGE_SIZE)]
     return [ids.encode("Person", i) for i in chosen[:PERSONS_CYCLED]], afters
 
 
