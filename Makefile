@@ -28,11 +28,12 @@ $(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
 test: $(STAMP) $(CLIENTS)
 	$(BIN)/pytest -q
 
-## Lint, the layering, the committed schema against the code, and the contract.
+## Lint, the layering, strict types, the committed schema against the code, and the contract.
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/hub export-schema | diff -u schema.graphql -
 	$(BIN)/python ../shared/tools/check_contract.py schema.graphql
 

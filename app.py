@@ -151,7 +151,8 @@ class HubGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         await admit_connection(context, self.admit_connection, self.get_context)
-        return UNSET
+        unset: UnsetType = UNSET  # strawberry types UNSET as Any
+        return unset
 
 
 async def open_hub(settings: Settings, policy: Policy) -> HubState:
@@ -257,7 +258,7 @@ def create_app(
     view.graphql_transport_ws_handler_class = subscriptions_handler(
         settings.limits.max_document_bytes, settings.clock
     )
-    routes = [
+    routes: list[Route | WebSocketRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),

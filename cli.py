@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from access.issuing import IssuingError
 from domain.records import CallerRole
@@ -28,14 +28,14 @@ WS_ENVELOPE_BYTES = 4096  # a subscribe message around its payload: type, id, qu
 
 def progress_printer(stream: TextIO = sys.stderr) -> Callable[[str, int, int], None]:
     """A progress callback: one line per phase, rewritten in place as it advances."""
-    state: dict[str, object] = {"phase": "", "last": 0.0, "open": False}
+    state: dict[str, Any] = {"phase": "", "last": 0.0, "open": False}
 
     def report(phase: str, done: int, total: int) -> None:
         now = time.monotonic()
         finished = done >= total
         if phase != state["phase"] and state["open"]:
             print(file=stream)  # close the previous phase's line
-        if phase != state["phase"] or finished or now - float(state["last"]) > 0.5:  # type: ignore[arg-type]
+        if phase != state["phase"] or finished or now - float(state["last"]) > 0.5:
             print(f"\r  {phase}: {done}/{total}", end="\n" if finished else "", file=stream, flush=True)
             state.update(phase=phase, last=now, open=not finished)
 
@@ -169,7 +169,7 @@ def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
         log_config=None,
         log_level=settings.log_level.lower(),
         access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]  # seconds
+        timeout_graceful_shutdown=settings.shutdown_grace,  # type: ignore[arg-type]  # uvicorn says int; float seconds work
         # No WebSocket frame may be larger than a request's document and its envelope: bigger
         # frames are closed with 1009 before they are read (uvicorn's default is 16 MiB).
         ws_max_size=settings.limits.max_document_bytes + WS_ENVELOPE_BYTES,

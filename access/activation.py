@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.errors import UserErrorCode
 from identity.store import HubStore
-from identity.tables import ActivationCode
+from identity.tables import ActivationCode, table_of
 
-ACTIVATION_CODE = ActivationCode.__table__  # type: ignore[attr-defined]  # SQLModel's table
+ACTIVATION_CODE = table_of(ActivationCode)
 CODE_LIFETIME = timedelta(days=7)
 MAX_FAILED_TRIES = 5
 CODE_BYTES = 15  # 120 bits: 24 base32 letters in six groups of four

@@ -156,14 +156,14 @@ def load_policy(schema: GraphQLSchema, path: Path = DEFAULT_POLICY) -> Policy:
         names = tested.setdefault((type_name, field_name), [])
         if argument not in names:
             names.append(argument)
-    arguments = {key: tuple(names) for key, names in tested.items()}
+    tested_arguments = {key: tuple(names) for key, names in tested.items()}
     anonymous = document.get("anonymous", {})
     if set(anonymous) - {"mutations"}:
         problems.append("anonymous: only `mutations` may be granted without a token")
     mutations = frozenset(_mutations(anonymous.get("mutations", []), schema, "anonymous", problems))
     if problems:
         raise PolicyError(f"{path} does not fit the schema:\n  " + "\n  ".join(problems))
-    return Policy(purposes, grants, guarded, open_types, arguments, tests, Grant(mutations=mutations))
+    return Policy(purposes, grants, guarded, open_types, tested_arguments, tests, Grant(mutations=mutations))
 
 
 def _purposes(table: dict[str, dict[str, object]], problems: list[str]) -> dict[str, Purpose]:

@@ -61,7 +61,7 @@ class SigningKey:
         self.name = name
         self.private = key
         self.public: Ed25519PublicKey = key.public_key()
-        self.jwk: dict[str, Any] = OKPAlgorithm.to_jwk(self.public, as_dict=True)  # type: ignore[assignment]
+        self.jwk: dict[str, Any] = OKPAlgorithm.to_jwk(self.public, as_dict=True)
         self.kid = f"{name}-{thumbprint(self.jwk)[:16]}"
 
     def published(self) -> dict[str, Any]:

@@ -41,12 +41,13 @@ from domain.evidence import Evidence
 from domain.records import AgencyId, DataProblem, Page
 
 try:  # SQLAlchemy 2.1 names it await_; 2.0 await_only
-    from sqlalchemy.util import await_
+    from sqlalchemy.util import await_ as await_  # re-exported (faults)
 except ImportError:  # pragma: no cover
     from sqlalchemy.util import await_only as await_
 
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 # Unreadable legacy values met, per agency (rows that could not be mapped, and values that
@@ -315,7 +316,7 @@ def _guarded(read: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any
             return await read(self, *args, **kwargs)
         return await guard.read(lambda: read(self, *args, **kwargs))
 
-    guarded.__hub_guarded__ = True  # type: ignore[attr-defined]
+    guarded.__hub_guarded__ = True  # type: ignore[attr-defined]  # marks the read as guarded
     return guarded
 
 
@@ -395,12 +396,10 @@ class SqlSource:
         return mapped
 
 
-def answer_by_key(
-    keys: Sequence[K],
-    pairs: Iterable[tuple[K, R | SourceDataInvalid]],
-) -> list[R | SourceDataInvalid | None]:
-    """One result per asked key, in the keys' order; absent keys answer None."""
-    found: dict[K, R | SourceDataInvalid] = dict(pairs)
+def answer_by_key(keys: Sequence[K], pairs: Iterable[tuple[K, V]]) -> list[V | None]:
+    """One result per asked key, in the keys' order; absent keys answer None. A value is a
+    record or SourceDataInvalid, where the mapping goes through `map_one`."""
+    found: dict[K, V] = dict(pairs)
     return [found.get(key) for key in keys]
 
 

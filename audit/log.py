@@ -15,10 +15,26 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Column, Date, Integer, MetaData, String, Table, Text, and_, func, insert, or_, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Date,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.base import open_engine
@@ -161,7 +177,7 @@ class AuditLog:
             for _, done in batch:
                 _settle(done, error)
             return
-        except Exception as error:  # noqa: BLE001 - every waiter must learn the write failed
+        except Exception as error:  # every waiter must learn the write failed
             if len(batch) == 1:
                 _settle(batch[0][1], error)
                 return
@@ -169,7 +185,7 @@ class AuditLog:
             for entries, done in batch:
                 try:
                     await self._seal(entries)
-                except Exception as alone:  # noqa: BLE001
+                except Exception as alone:
                     _settle(done, alone)
                 else:
                     _settle(done, None)
@@ -255,7 +271,7 @@ class AuditLog:
         """Each person's records, newest first, in one statement; with `visible_on`,
         restricted records appear only from their date (None: all at once, for the
         data-protection officer)."""
-        condition = AUDIT_RECORD.c.person_id.in_(list(person_ids))
+        condition: ColumnElement[bool] = AUDIT_RECORD.c.person_id.in_(list(person_ids))
         if after is not None:
             condition = and_(condition, AUDIT_RECORD.c.seq < after)
         if visible_on is not None:
@@ -270,7 +286,7 @@ class AuditLog:
         statement = select(ranked).where(ranked.c.pos <= first + 1).order_by(ranked.c.person_id, ranked.c.pos)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(statement)).all()
-        grouped: dict[int, list[object]] = {person_id: [] for person_id in person_ids}
+        grouped: dict[int, list[Row[Any]]] = {person_id: [] for person_id in person_ids}
         for row in rows:
             grouped[row.person_id].append(row)
         return [
@@ -282,7 +298,7 @@ class AuditLog:
                         CallerRole(r.role),
                         r.purpose or "",
                         orjson.loads(r.fields),
-                    )  # type: ignore[attr-defined]
+                    )
                     for r in grouped[person_id][:first]
                 ],
                 len(grouped[person_id]) > first,
@@ -320,15 +336,15 @@ def _row(seq: int, entry: AuditEntry, prev_hash: str, digest: str) -> dict[str, 
     }
 
 
-def _entry(row: object) -> AuditEntry:
+def _entry(row: Row[Any]) -> AuditEntry:
     return AuditEntry(
-        at=datetime.fromisoformat(row.at),  # type: ignore[attr-defined]
-        request_id=row.request_id,  # type: ignore[attr-defined]
-        client=row.client,  # type: ignore[attr-defined]
-        role=row.role,  # type: ignore[attr-defined]
-        purpose=row.purpose,  # type: ignore[attr-defined]
-        case_reference=row.case_reference,  # type: ignore[attr-defined]
-        person_id=row.person_id,  # type: ignore[attr-defined]
-        fields=tuple(orjson.loads(row.fields)),  # type: ignore[attr-defined]
-        restricted_until=row.restricted_until,  # type: ignore[attr-defined]
+        at=datetime.fromisoformat(row.at),
+        request_id=row.request_id,
+        client=row.client,
+        role=row.role,
+        purpose=row.purpose,
+        case_reference=row.case_reference,
+        person_id=row.person_id,
+        fields=tuple(orjson.loads(row.fields)),
+        restricted_until=row.restricted_until,
     )

@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+import httpx
+from sqlalchemy import func, select
 
-from domain.records import CallerRole  # noqa: E402
-from identity.store import NEWS, HubStore  # noqa: E402
-from settings import Settings  # noqa: E402
-from tests.conftest import AS_OF, caller_headers, seed_estate, serve  # noqa: E402
-from tests.databases import postgres_settings  # noqa: E402
+from domain.records import CallerRole
+from identity.store import NEWS, HubStore
+from settings import Settings
+from tests.conftest import AS_OF, caller_headers, seed_estate, serve
+from tests.databases import postgres_settings
 
 PUBLISH = (
     "mutation($input: PublishNewsInput!) { publishNews(input: $input) "
@@ -82,7 +82,10 @@ async def run(persons: int, postgres: bool) -> None:
                 await publish(
                     http, settings, headers, {"message": "To every foreigner with a signed e-card."}
                 )
-                chaoyang = {"message": "To Chaoyang.", "audience": {"workDistrict": "110105"}}
+                chaoyang: dict[str, object] = {
+                    "message": "To Chaoyang.",
+                    "audience": {"workDistrict": "110105"},
+                }
                 await publish(http, settings, headers, chaoyang)
         finally:
             if databases is not None:

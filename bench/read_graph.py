@@ -78,14 +78,16 @@ from adapters.card_service import mapping as sbk
 from adapters.exit_entry import mapping as crj
 from adapters.social_insurance import mapping as si
 from adapters.work_permit import mapping as wp
-from app import HubState, create_app
+from app import create_app
+from domain.limits import Limits
 from domain.records import Agency, CallerRole
 from estate import generate_estate
 from identity.linking import link_estate
 from identity.store import HubStore
 from keys.files import load_or_create_key
 from opaque.ids import GlobalIds
-from settings import Limits, Settings
+from resolvers.hub import HubState
+from settings import Settings
 from tracing import HUB_STORE
 
 AS_OF = date(2026, 6, 15)
@@ -150,7 +152,7 @@ async def prepare_estate(data_dir: Path, persons: int) -> Settings:
         print(f"estate: reusing {persons} persons seeded earlier in {data_dir} (no seeding)")
         return settings
     generate_s, link_s, summary = await seed_estate(settings, persons)
-    (data_dir / MARKER).write_text(json.dumps(estate_marker(persons)))  # noqa: ASYNC240
+    (data_dir / MARKER).write_text(json.dumps(estate_marker(persons)))
     print(
         f"estate: seeded {persons} persons in {generate_s + link_s:.1f} s "
         f"(generate {generate_s:.1f} s, link {link_s:.1f} s): {summary}"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from estate import EstateSummary, generate_estate  # noqa: E402
-from settings import Settings  # noqa: E402
+from estate import EstateSummary, generate_estate
+from settings import Settings
 
 
 async def seed(directory: Path, persons: int, seed_value: int, as_of: date) -> EstateSummary:

@@ -139,8 +139,8 @@ class Hub:
         if answer.status_code != 200:
             return None
         body: dict[str, Any] = answer.json()
-        for error in body.get("errors") or ():
-            self.figures.codes[str((error.get("extensions") or {}).get("code"))] += 1
+        for graphql_error in body.get("errors") or ():
+            self.figures.codes[str((graphql_error.get("extensions") or {}).get("code"))] += 1
         return body
 
     async def write(

@@ -102,8 +102,10 @@ class Gate:
             if sending.started:
                 raise
             # The caller's scope could not be worked out (an employer's staff): nothing is answered.
-            refused = Refused(503, ErrorCode.SOURCE_UNAVAILABLE, str(unavailable), {"retry-after": "5"})
-            await _refuse(send, refused, record)
+            unavailable_refusal = Refused(
+                503, ErrorCode.SOURCE_UNAVAILABLE, str(unavailable), {"retry-after": "5"}
+            )
+            await _refuse(send, unavailable_refusal, record)
         except Exception as error:
             if sending.started:
                 raise

@@ -19,7 +19,14 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 import orjson
-from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast, parse
+from graphql import (
+    GraphQLError,
+    GraphQLFormattedError,
+    GraphQLSyntaxError,
+    OperationType,
+    get_operation_ast,
+    parse,
+)
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
@@ -136,7 +143,7 @@ def subscriptions_handler(
                     return
             await super().handle_subscribe(message)
 
-        def too_many(self) -> dict[str, Any] | None:
+        def too_many(self) -> GraphQLFormattedError | None:
             """strawberry's own check, with a code and the limit named."""
             limit = self.max_subscriptions_per_connection
             if limit is None or len(self.operations) < limit:
@@ -152,7 +159,7 @@ def subscriptions_handler(
             # Pinned strawberry (<0.342): each result passes here on its way to the client.
             await super()._send_result_stream(operation, self._coded(result_source))
 
-        async def _coded(self, results: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async def _coded(self, results: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
             async for result in results:
                 if isinstance(result, ExecutionResult):
                     result.errors = coded_errors(result.errors, self.context)
@@ -161,7 +168,7 @@ def subscriptions_handler(
     return SubscriptionsOnly
 
 
-def refusal_of(payload: object, max_document_bytes: int) -> dict[str, Any] | None:
+def refusal_of(payload: object, max_document_bytes: int) -> GraphQLFormattedError | None:
     """Why a subscribe message is not run, as a GraphQL error; None to run it (a document that
     does not parse or names no operation is left to the protocol, which closes with 4400).
     The size limit is HTTP's body limit: the whole payload, variables included, counts."""
@@ -203,5 +210,5 @@ def _json_size(payload: dict[str, Any]) -> int:
     return len(text.encode(errors="surrogatepass"))
 
 
-def _error(message: str, code: str) -> dict[str, Any]:
+def _error(message: str, code: str) -> GraphQLFormattedError:
     return {"message": message, "extensions": {"code": code}}

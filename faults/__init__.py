@@ -40,7 +40,7 @@ from collections import Counter, deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
@@ -194,9 +194,13 @@ def _number(text: Any, what: str) -> float:
     return value
 
 
+def _is_kind(kind: str) -> TypeGuard[Kind]:
+    return kind in KINDS
+
+
 def fault_from_mapping(agency: AgencyId, spec: Mapping[str, Any]) -> Fault:
     kind = str(spec.get("kind", "")).strip().lower()
-    if kind not in KINDS:
+    if not _is_kind(kind):
         raise FaultConfigError(f"{agency}: kind {kind!r} is not one of {', '.join(KINDS)}")
     rate = _number(spec.get("rate", 1.0), f"{agency}.rate")
     if rate > 1:
@@ -212,7 +216,7 @@ def fault_from_mapping(agency: AgencyId, spec: Mapping[str, Any]) -> Fault:
     column = spec.get("column")
     if kind == "corrupt" and not column:
         raise FaultConfigError(f"{agency}: a corrupt fault needs a column")
-    return Fault(kind, seconds, column, spec.get("value"), rate, times)  # type: ignore[arg-type]
+    return Fault(kind, seconds, column, spec.get("value"), rate, times)
 
 
 def parse_faults(text: str, agencies: Collection[AgencyId] = REGISTERED) -> dict[AgencyId, Fault]:

@@ -88,9 +88,9 @@ class _Matcher:
                     return pid, LinkConfidence.CONFIRMED, "passport and nationality"
                 return pid, LinkConfidence.WEAK, "passport, but another birth date"
         for key in candidate.keys:
-            pid = self.known.get(key)
-            if pid is not None and candidate.birth_date in (None, self.birth_of[pid]):
-                return pid, LinkConfidence.CONFIRMED, KEY_EVIDENCE[key[0]]
+            known = self.known.get(key)
+            if known is not None and candidate.birth_date in (None, self.birth_of[known]):
+                return known, LinkConfidence.CONFIRMED, KEY_EVIDENCE[key[0]]
         if candidate.name is not None and candidate.birth_date is not None:
             alike = self.by_name.get((name_words(candidate.name), candidate.birth_date), [])
             if len(alike) == 1:

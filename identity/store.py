@@ -36,7 +36,7 @@ from sqlmodel import SQLModel
 from adapters.base import Group, insert_rows, insert_tuples, open_engine
 from adapters.beijing_pass.mapping import key_parts, payment_key
 from adapters.card_service import CARD_LINK
-from domain.evidence import IdentifierKind
+from domain.evidence import IdentifierKind as IdentifierKind  # re-exported (workflows)
 from domain.records import AgencyId, LinkConfidence, Page, Sex, StatisticsDimension, WorkPermitStatus
 from identity.tables import (
     BenefitDecision,
@@ -49,17 +49,18 @@ from identity.tables import (
     PersonIndexRow,
     PersonPassport,
     new_record_key,
+    table_of,
 )
 
-PERSON = HubPerson.__table__  # type: ignore[attr-defined]
-PASSPORT = PersonPassport.__table__  # type: ignore[attr-defined]
-LINK = IdentityLink.__table__  # type: ignore[attr-defined]
-IDENTIFIER = PersonIdentifier.__table__  # type: ignore[attr-defined]
-INDEX = PersonIndexRow.__table__  # type: ignore[attr-defined]
-NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
-NEWS = News.__table__  # type: ignore[attr-defined]
-BENEFIT_DECISION = BenefitDecision.__table__  # type: ignore[attr-defined]
-LINK_RUN = LinkRun.__table__  # type: ignore[attr-defined]
+PERSON = table_of(HubPerson)
+PASSPORT = table_of(PersonPassport)
+LINK = table_of(IdentityLink)
+IDENTIFIER = table_of(PersonIdentifier)
+INDEX = table_of(PersonIndexRow)
+NOTIFICATION = table_of(Notification)
+NEWS = table_of(News)
+BENEFIT_DECISION = table_of(BenefitDecision)
+LINK_RUN = table_of(LinkRun)
 # The keys of notifications written at most once (an expiry notice per permit period and end
 # date, a retried workflow's notice): a notification whose key is taken is not written again.
 NOTIFICATION_KEY = Table(
@@ -784,5 +785,5 @@ class _TemporaryKeys:
 
     async def __aexit__(self, *_exc: object) -> None:
         for table in self.tables:
-            await self.conn.run_sync(lambda sync, t=table: t.drop(sync, checkfirst=True))
+            await self.conn.run_sync(table.drop, checkfirst=True)
         await self.conn.commit()

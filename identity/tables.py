@@ -7,11 +7,18 @@ from __future__ import annotations
 import secrets
 from datetime import date, datetime
 
+from sqlalchemy import Table
 from sqlmodel import Field, SQLModel
 
 # Record keys are uniform over [0, RECORD_KEY_RANGE): 31 bits, an INTEGER on every backend,
 # whose sum over any cell still fits the BIGINT that SUM answers.
 RECORD_KEY_RANGE = 2**31
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Table of a `table=True` model, as SQLAlchemy's declarative mapping sets it."""
+    table: Table = model.__table__  # type: ignore[attr-defined]  # SQLModel sets it, never declares it
+    return table
 
 
 def new_record_key() -> int:

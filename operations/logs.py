@@ -48,10 +48,10 @@ class JsonLines(OrjsonFormatter):
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
-    def formatException(  # noqa: N802
+    def formatException(
         self, ei: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
     ) -> str:
         return outline(ei[1]) if ei[1] is not None else ""

@@ -32,7 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
-disable_created_metrics()  # no `_created` series beside every counter and histogram
+# No `_created` series beside every counter and histogram (prometheus_client leaves it unannotated).
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client: no annotations
 REGISTRY = CollectorRegistry(auto_describe=True)
 process_collector.ProcessCollector(registry=REGISTRY)
 platform_collector.PlatformCollector(registry=REGISTRY)
@@ -121,7 +122,7 @@ class SourceGuards:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        families = {
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
             "calls": CounterMetricFamily(
                 "hub_source_calls", "Calls to each agency's source (batch reads).", labels=["agency"]
             ),
@@ -189,7 +190,7 @@ def observe_engine(engine: AsyncEngine, source: str) -> None:
     sync_engine = engine.sync_engine
     if getattr(sync_engine, "_hub_metered", False):
         return
-    sync_engine._hub_metered = True  # type: ignore[attr-defined]
+    sync_engine._hub_metered = True  # type: ignore[attr-defined]  # our marker on the Engine: once only
     statements = SOURCE_STATEMENTS.labels(source)
     duration = SOURCE_DURATION.labels(source)
     failures = SOURCE_FAILURES.labels(source)

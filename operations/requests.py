@@ -55,7 +55,7 @@ class OperationRecorder(SchemaExtension):
             return
         try:
             operation = self.execution_context.operation_type
-        except Exception:  # noqa: BLE001 - a document that did not parse has none
+        except Exception:  # a document that did not parse has none
             return
         record.operation = str(getattr(operation, "value", operation)).lower()
 

@@ -120,7 +120,7 @@ class Telemetry:
         sync_engine = engine.sync_engine
         if getattr(sync_engine, "_hub_spanned", False):
             return
-        sync_engine._hub_spanned = True  # type: ignore[attr-defined]
+        sync_engine._hub_spanned = True  # type: ignore[attr-defined]  # our marker on the Engine: once only
         system = sync_engine.dialect.name
 
         @event.listens_for(sync_engine, "before_cursor_execute")

@@ -3,7 +3,7 @@ back values together with the problems found in them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from adapters.relationships import PagedPersonRelationship, PersonRelationship
 from domain.errors import SourceDataInvalid
@@ -11,8 +11,10 @@ from domain.records import Page
 from opaque.cursors import page_size
 from resolvers.context import Info
 
+_Value = TypeVar("_Value")
 
-def deliver(info: Info, value: Any) -> Any:
+
+def deliver(info: Info, value: _Value) -> _Value:
     """Report what came with the value (unreadable rows of a list, failed check characters),
     then return it: the value still answers, with an error at this path."""
     path = tuple(info.path.as_list())

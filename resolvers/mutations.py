@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from access import activation
 from adapters.card_service.spec import ELECTRONIC_CARD_BY_ID, SOCIAL_SECURITY_CARDS
@@ -19,6 +19,8 @@ from resolvers.context import Info
 from workflows import cards, exit_entry, permits
 from workflows.engine import Journal, UserFailure
 from workflows.permits import PermitWork
+
+_Record = TypeVar("_Record")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,10 @@ async def run_permit_workflow(
     context = info.context
 
     async def permit(result: dict[str, Any]) -> WorkPermit | None:
-        return _valid(await context.loaders.reread(PERMIT_BY_ID, str(result["permit"])))
+        reread: WorkPermit | SourceDataInvalid | None = await context.loaders.reread(
+            PERMIT_BY_ID, str(result["permit"])
+        )
+        return _valid(reread)
 
     answer = await run_workflow(info, kind, idempotency_key, arguments, body, permit)
     return PermitAnswer(answer.record, answer.user_errors)
@@ -203,7 +208,7 @@ async def _reread(info: Info, read: KeyedRead[Any], key: Any) -> Any:
     return _valid(await info.context.loaders.reread(read, key))
 
 
-def _valid(record: Any) -> Any:
+def _valid(record: _Record | SourceDataInvalid) -> _Record | None:
     """A payload's record, or null where the agency's row does not read as one."""
     return None if isinstance(record, SourceDataInvalid) else record
 

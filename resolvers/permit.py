@@ -23,7 +23,8 @@ EMPLOYER_PERMITS = "employer_permits"
 
 
 async def by_number(info: Info, number: str) -> WorkPermit | None:
-    return deliver(info, await info.context.loaders.keyed(PERMIT_BY_NUMBER).load(number.strip()))
+    found: WorkPermit | None = await info.context.loaders.keyed(PERMIT_BY_NUMBER).load(number.strip())
+    return deliver(info, found)
 
 
 async def history(info: Info, permit: WorkPermit) -> Any:
@@ -53,7 +54,7 @@ async def qr_code(info: Info, permit: WorkPermit) -> str | None:
 async def employer_by_credit_code(info: Info, credit_code: str) -> Employer | None:
     """The employer as its newest permit names it, else as social insurance registers it."""
     code = credit_code.strip()
-    found = await info.context.loaders.keyed(EMPLOYER_BY_CREDIT_CODE).load(code)
+    found: Employer | None = await info.context.loaders.keyed(EMPLOYER_BY_CREDIT_CODE).load(code)
     if found is None:
         found = await info.context.loaders.keyed(INSURED_EMPLOYER_BY_CREDIT_CODE).load(code)
     return deliver(info, found)

@@ -18,7 +18,7 @@ import inspect
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from graphql import (
     BREAK,
@@ -84,7 +84,7 @@ class AccessControl(SchemaExtension):
 
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
-        self.leaf_fields = _leaf_fields(execution.schema._schema)  # type: ignore[attr-defined]
+        self.leaf_fields = _leaf_fields(execution.schema._schema)
         context = execution.context
         document = execution.graphql_document
         if isinstance(context, Context) and not context.grant.introspect and execution.result is None:
@@ -94,7 +94,7 @@ class AccessControl(SchemaExtension):
         yield
 
     def resolve(
-        self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo, *args: str, **kwargs: Any
+        self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo[Any], *args: str, **kwargs: Any
     ) -> Any:
         if info.field_name.startswith("__"):  # `__typename`: the type the query already named
             return _next(root, info, *args, **kwargs)
@@ -125,11 +125,11 @@ class AccessControl(SchemaExtension):
             return self._inspect_later(result, info)
         return self._inspect(result, info)
 
-    async def _inspect_later(self, result: Any, info: GraphQLResolveInfo) -> Any:
+    async def _inspect_later(self, result: Any, info: GraphQLResolveInfo[Any]) -> Any:
         value = self._inspect(await result, info)
         return await value if inspect.isawaitable(value) else value
 
-    def _inspect(self, value: Any, info: GraphQLResolveInfo) -> Any:
+    def _inspect(self, value: Any, info: GraphQLResolveInfo[Any]) -> Any:
         """Note whose data this object is; for a scoped caller, refuse another person's."""
         if value is None or (isinstance(value, list | tuple) and not value):
             # Nothing below it, yet "none" is data too (no visa, no permit): its path is noted.
@@ -231,9 +231,9 @@ class AccessControl(SchemaExtension):
         remembered per object, since every leaf below asks."""
         if path is None:
             return None
-        known = self.prefixes.get(id(path), False)
+        known: tuple[int, str] | None | Literal[False] = self.prefixes.get(id(path), False)
         if known is not False:
-            return known  # type: ignore[return-value]
+            return known
         owned = self.owned_at.get(id(path))
         if owned is not None:
             prefix: tuple[int, str] | None = owned
@@ -289,7 +289,7 @@ def _caller(context: Context) -> str:
     return caller.role.value + (f" for {caller.purpose}" if caller.purpose else "")
 
 
-def _concrete_type(value: Any, info: GraphQLResolveInfo) -> str:
+def _concrete_type(value: Any, info: GraphQLResolveInfo[Any]) -> str:
     """The object type of a field's value (of a list's items): for an interface such as
     `Node`, the type the value is, so grants and audit paths name `WorkPermit`, never `Node`."""
     named = get_named_type(info.return_type)
@@ -303,7 +303,7 @@ def _concrete_type(value: Any, info: GraphQLResolveInfo) -> str:
 
 
 def _check_arguments(
-    context: Context, info: GraphQLResolveInfo, arguments: tuple[str, ...], given: dict[str, Any]
+    context: Context, info: GraphQLResolveInfo[Any], arguments: tuple[str, ...], given: dict[str, Any]
 ) -> None:
     """Each filter or lookup field given must be one the grant may test (access/policy.py)."""
     definition = info.parent_type.fields[info.field_name]

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import strawberry
-from graphql import GraphQLEnumType, GraphQLEnumValue, GraphQLObjectType
+from graphql import GraphQLEnumType, GraphQLEnumValue, GraphQLField, GraphQLObjectType
+from strawberry.types.base import get_object_definition
 
 from adapters.beijing_pass.spec import SPEC as BEIJING_PASS
 from adapters.card_service.spec import SPEC as CARD_SERVICE
@@ -64,11 +65,11 @@ def compose(schema: strawberry.Schema, parts: Sequence[GraphPart]) -> None:
         raise TypeError("the schema has no Person object type or no Agency enum")
     own = dict(person.fields)
     closing = {name: own.pop(name) for name in PERSON_CLOSING_FIELDS}
-    added = {}
+    added: dict[str, GraphQLField] = {}
     for part in parts:
         if part.person_fields is None:
             continue
-        name = part.person_fields.__strawberry_definition__.name  # type: ignore[attr-defined]
+        name = get_object_definition(part.person_fields, strict=True).name
         carrier = graphql.type_map.pop(name)
         if not isinstance(carrier, GraphQLObjectType):
             raise TypeError(f"{name} is not an object type")

@@ -11,7 +11,7 @@ from domain.records import BenefitPayment as BenefitPaymentRecord
 from identity.store import PersonCore
 from resolvers import benefits
 from resolvers.context import Info
-from schema.common import BenefitPaymentStatus, Node, PageInfo, connection_parts
+from schema.common import BenefitPaymentStatus, Node, PageInfo, connection_parts, resolver
 
 
 @strawberry.type(description="A benefit or subsidy paid on the person's card.")
@@ -22,19 +22,19 @@ class BenefitPayment(Node):
     paid_on: date | None = strawberry.field(description="When it was paid; null unless paid.")
     status: BenefitPaymentStatus = strawberry.field(description="Pending, paid or rejected.")
 
-    @strawberry.field(
+    @resolver(
         description=(
             "The payment's opaque global id. It names the payment's card, benefit and date, so a"
             " payment paid on another day than planned gets a new id (the payload answers it)."
         )
     )
-    def id(root: BenefitPaymentRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    def id(root: BenefitPaymentRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("BenefitPayment", root.key))
 
-    @strawberry.field(
+    @resolver(
         description="Why the payment was rejected, where it was rejected through the hub; null otherwise."
     )
-    async def reason(root: BenefitPaymentRecord, info: Info) -> str | None:  # noqa: N805
+    async def reason(root: BenefitPaymentRecord, info: Info) -> str | None:
         return await benefits.payment_reason(info, root)
 
     @classmethod
@@ -56,9 +56,9 @@ class BenefitPaymentConnection:
 
 @strawberry.type(name="PersonBenefitFields", description="BEIJING PASS's fields of a person.")
 class PersonBenefits:
-    @strawberry.field(description="Benefits paid on the person's cards, newest first.")
+    @resolver(description="Benefits paid on the person's cards, newest first.")
     async def benefit_payments(
-        root: PersonCore,  # noqa: N805
+        root: PersonCore,
         info: Info,
         first: int | None = None,
         after: str | None = None,

@@ -16,6 +16,8 @@ from schema.common import (
     ElectronicCardStatus,
     Node,
     VerificationMethod,
+    as_graph,
+    resolver,
 )
 
 
@@ -52,8 +54,8 @@ class ElectronicCard(Node):
     )
     work_permit_number: str | None = strawberry.field(description="The permit number the card carries.")
 
-    @strawberry.field(description="The e-card's opaque global id.")
-    def id(root: ElectronicCardRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    @resolver(description="The e-card's opaque global id.")
+    def id(root: ElectronicCardRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("ElectronicCard", root.key))
 
     @classmethod
@@ -63,10 +65,10 @@ class ElectronicCard(Node):
 
 @strawberry.type(name="PersonCardFields", description="The card service's fields of a person.")
 class PersonCards:
-    @strawberry.field(description="The current physical card: in use, else pending, lost, cancelled.")
-    async def social_security_card(root: PersonCore, info: Info) -> SocialSecurityCard | None:  # noqa: N805
-        return await card.social_security_card(info, root)  # type: ignore[no-any-return]
+    @resolver(description="The current physical card: in use, else pending, lost, cancelled.")
+    async def social_security_card(root: PersonCore, info: Info) -> SocialSecurityCard | None:
+        return as_graph(SocialSecurityCard, await card.social_security_card(info, root))
 
-    @strawberry.field(description="The current electronic card: signed, else unsigned, revoked.")
-    async def electronic_card(root: PersonCore, info: Info) -> ElectronicCard | None:  # noqa: N805
-        return await card.electronic_card(info, root)  # type: ignore[no-any-return]
+    @resolver(description="The current electronic card: signed, else unsigned, revoked.")
+    async def electronic_card(root: PersonCore, info: Info) -> ElectronicCard | None:
+        return as_graph(ElectronicCard, await card.electronic_card(info, root))

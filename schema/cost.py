@@ -261,12 +261,12 @@ class _Counter:
                 if known and item.name.value in FILTERED:
                     fixed.add(FILTERED[item.name.value])
         elif isinstance(value, VariableNode):
-            given = self.variables.get(value.name.value)
+            supplied = self.variables.get(value.name.value)
             for name, dimension in FILTERED.items():
                 field = (
-                    given.get(name)
-                    if isinstance(given, dict)
-                    else getattr(given, PYTHON_NAMES.get(name, name), None)
+                    supplied.get(name)
+                    if isinstance(supplied, dict)
+                    else getattr(supplied, PYTHON_NAMES.get(name, name), None)
                 )
                 if field is not None:
                     fixed.add(dimension)

@@ -47,7 +47,7 @@ def flatten(definition: Definition) -> Flat:
         parents.append(parent)
         if isinstance(selection, FragmentSpreadNode):
             spreads.add(selection.name.value)
-        elif selection.selection_set is not None:  # a field or an inline fragment
+        elif isinstance(selection, FieldNode | InlineFragmentNode) and selection.selection_set is not None:
             stack.extend((child, index) for child in reversed(selection.selection_set.selections))
     return Flat(tuple(selections), tuple(parents), frozenset(spreads))
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import strawberry
 
 from resolvers.query import Lookup, PersonCriteria
 from schema.common import TalentCategory, WorkPermitStatus
+
+_Value = TypeVar("_Value")
 
 
 @strawberry.input(description="A passport, by number and issuing country.")
@@ -44,17 +48,17 @@ class PersonLookup:
     )
 
     def to_lookup(self) -> Lookup:
-        def given(value: object) -> object:
+        def given(value: _Value) -> _Value | None:
             return None if value is strawberry.UNSET else value
 
         passport = given(self.passport)
         return Lookup(
-            id=given(self.id),  # type: ignore[arg-type]
-            work_permit_number=given(self.work_permit_number),  # type: ignore[arg-type]
-            social_security_number=given(self.social_security_number),  # type: ignore[arg-type]
-            card_number=given(self.card_number),  # type: ignore[arg-type]
-            passport=(passport.number, passport.nationality) if passport else None,  # type: ignore[attr-defined]
-            residence_permit_number=given(self.residence_permit_number),  # type: ignore[arg-type]
+            id=given(self.id),
+            work_permit_number=given(self.work_permit_number),
+            social_security_number=given(self.social_security_number),
+            card_number=given(self.card_number),
+            passport=(passport.number, passport.nationality) if passport else None,
+            residence_permit_number=given(self.residence_permit_number),
         )
 
 

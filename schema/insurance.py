@@ -10,7 +10,7 @@ import strawberry
 from identity.store import PersonCore
 from resolvers import insurance
 from resolvers.context import Info
-from schema.common import InsuranceStatus, InsuranceType
+from schema.common import InsuranceStatus, InsuranceType, as_graph, resolver
 
 if TYPE_CHECKING:
     from schema.permit import Employer
@@ -31,10 +31,10 @@ class InsuranceParticipation:
     name="PersonInsuranceFields", description="The social insurance agency's fields of a person."
 )
 class PersonInsurance:
-    @strawberry.field(description="The social security number given at insurance enrollment.")
-    async def social_security_number(root: PersonCore, info: Info) -> str | None:  # noqa: N805
+    @resolver(description="The social security number given at insurance enrollment.")
+    async def social_security_number(root: PersonCore, info: Info) -> str | None:
         return await insurance.social_security_number(info, root)
 
-    @strawberry.field(description="Valid insurance participations, newest first.")
-    async def insurance_participations(root: PersonCore, info: Info) -> list[InsuranceParticipation] | None:  # noqa: N805
-        return await insurance.insurance_participations(info, root)  # type: ignore[no-any-return]
+    @resolver(description="Valid insurance participations, newest first.")
+    async def insurance_participations(root: PersonCore, info: Info) -> list[InsuranceParticipation] | None:
+        return as_graph(list[InsuranceParticipation], await insurance.insurance_participations(info, root))

@@ -117,7 +117,7 @@ class DocumentLimits(SchemaExtension):
         if document is None:
             yield
             return
-        schema: GraphQLSchema = context.schema._schema  # type: ignore[attr-defined]
+        schema: GraphQLSchema = context.schema._schema
         key = context.query or ""
         errors = self.validated.get(key)
         walked: Walk | None = None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
+from typing import TYPE_CHECKING, TypeVar
 
 import strawberry
 from strawberry.tools import merge_types
+from strawberry.types.base import get_object_definition
 
 from domain import errors
 from resolvers import benefits as benefit_mutations
@@ -15,14 +18,15 @@ from resolvers.context import Info
 from resolvers.mutations import PermitAnswer
 from schema.benefits import BenefitPayment
 from schema.card import ElectronicCard, SocialSecurityCard
-from schema.common import Sex, TalentCategory, VerificationMethod
+from schema.common import Sex, TalentCategory, VerificationMethod, mutation
 from schema.inputs import PassportInput, PersonNameInput
 from schema.news import News
 from schema.permit import WorkPermit
 from schema.person import Person
 from schema.residence import Entry, ResidencePermit, Visa
 
-UserErrorCode = strawberry.enum(errors.UserErrorCode, description="Why a mutation did not do what was asked.")
+UserErrorCode = errors.UserErrorCode
+strawberry.enum(UserErrorCode, description="Why a mutation did not do what was asked.")
 
 
 @strawberry.type(description="A rule the input broke: its code, what it means, and the input field.")
@@ -103,6 +107,9 @@ class CancelWorkPermitInput:
     idempotency_key: str | None = strawberry.field(default=None, description="Makes a retry safe.")
 
 
+_Payload = TypeVar("_Payload")
+
+
 def _payload(name: str, description: str) -> type:
     @strawberry.type(name=name, description=description)
     class Payload:
@@ -112,27 +119,43 @@ def _payload(name: str, description: str) -> type:
     return Payload
 
 
-ApplyForWorkPermitPayload = _payload("ApplyForWorkPermitPayload", "The application, under review.")
-IssueNotificationLetterPayload = _payload("IssueNotificationLetterPayload", "The permit, notice issued.")
-RejectWorkPermitApplicationPayload = _payload(
-    "RejectWorkPermitApplicationPayload", "The application, rejected."
-)
-ActivateWorkPermitPayload = _payload("ActivateWorkPermitPayload", "The permit, now valid.")
-ExtendWorkPermitPayload = _payload("ExtendWorkPermitPayload", "The permit, extended.")
-ChangeWorkPermitPayload = _payload("ChangeWorkPermitPayload", "The permit, changed.")
-CancelWorkPermitPayload = _payload("CancelWorkPermitPayload", "The permit, cancelled.")
+if TYPE_CHECKING:
+    # For mypy every permit payload is this one shape; at run time each is its own named
+    # strawberry type, as `_payload` builds it (a variable is no type to mypy).
+    @strawberry.type
+    class _PermitPayload:
+        work_permit: WorkPermit | None
+        user_errors: list[UserError]
+
+    ApplyForWorkPermitPayload = _PermitPayload
+    IssueNotificationLetterPayload = _PermitPayload
+    RejectWorkPermitApplicationPayload = _PermitPayload
+    ActivateWorkPermitPayload = _PermitPayload
+    ExtendWorkPermitPayload = _PermitPayload
+    ChangeWorkPermitPayload = _PermitPayload
+    CancelWorkPermitPayload = _PermitPayload
+else:
+    ApplyForWorkPermitPayload = _payload("ApplyForWorkPermitPayload", "The application, under review.")
+    IssueNotificationLetterPayload = _payload("IssueNotificationLetterPayload", "The permit, notice issued.")
+    RejectWorkPermitApplicationPayload = _payload(
+        "RejectWorkPermitApplicationPayload", "The application, rejected."
+    )
+    ActivateWorkPermitPayload = _payload("ActivateWorkPermitPayload", "The permit, now valid.")
+    ExtendWorkPermitPayload = _payload("ExtendWorkPermitPayload", "The permit, extended.")
+    ChangeWorkPermitPayload = _payload("ChangeWorkPermitPayload", "The permit, changed.")
+    CancelWorkPermitPayload = _payload("CancelWorkPermitPayload", "The permit, cancelled.")
 
 
-def _answer(payload: type, answer: PermitAnswer) -> object:
+def _answer(payload: Callable[..., _Payload], answer: PermitAnswer) -> _Payload:
     return payload(work_permit=answer.work_permit, user_errors=_errors(answer))
 
 
 @strawberry.type
 class PermitMutation:
-    @strawberry.mutation(description="Apply for a work permit online (status under review).")
+    @mutation(description="Apply for a work permit online (status under review).")
     async def apply_for_work_permit(
         self, info: Info, input: ApplyForWorkPermitInput
-    ) -> ApplyForWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    ) -> ApplyForWorkPermitPayload:
         applicant = input.applicant
         arguments = {
             "applicant": {
@@ -151,44 +174,44 @@ class PermitMutation:
         answer = await mutations.apply_for_work_permit(info, arguments, input.idempotency_key)
         return _answer(ApplyForWorkPermitPayload, answer)
 
-    @strawberry.mutation(description="Issue the Notification Letter; the permit's dates are written now.")
+    @mutation(description="Issue the Notification Letter; the permit's dates are written now.")
     async def issue_notification_letter(
         self, info: Info, input: IssueNotificationLetterInput
-    ) -> IssueNotificationLetterPayload:  # type: ignore[valid-type]  # noqa: A002
+    ) -> IssueNotificationLetterPayload:
         answer = await mutations.issue_notification_letter(info, input.work_permit_id, input.idempotency_key)
         return _answer(IssueNotificationLetterPayload, answer)
 
-    @strawberry.mutation(description="Reject an application under review.")
+    @mutation(description="Reject an application under review.")
     async def reject_work_permit_application(
         self, info: Info, input: RejectWorkPermitApplicationInput
-    ) -> RejectWorkPermitApplicationPayload:  # type: ignore[valid-type]  # noqa: A002
+    ) -> RejectWorkPermitApplicationPayload:
         answer = await mutations.reject_work_permit_application(
             info, input.work_permit_id, input.reason, input.idempotency_key
         )
         return _answer(RejectWorkPermitApplicationPayload, answer)
 
-    @strawberry.mutation(description="Make a permit valid after the holder entered; the cards carry it.")
+    @mutation(description="Make a permit valid after the holder entered; the cards carry it.")
     async def activate_work_permit(
         self, info: Info, input: ActivateWorkPermitInput
-    ) -> ActivateWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    ) -> ActivateWorkPermitPayload:
         answer = await mutations.activate_work_permit(
             info, input.work_permit_number, input.entered_on, input.idempotency_key
         )
         return _answer(ActivateWorkPermitPayload, answer)
 
-    @strawberry.mutation(
+    @mutation(
         description="Extend a valid permit; a legacy physical permit moves to the integrated procedure."
     )
-    async def extend_work_permit(self, info: Info, input: ExtendWorkPermitInput) -> ExtendWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    async def extend_work_permit(self, info: Info, input: ExtendWorkPermitInput) -> ExtendWorkPermitPayload:
         answer = await mutations.extend_work_permit(
             info, input.work_permit_number, input.valid_to, input.idempotency_key
         )
         return _answer(ExtendWorkPermitPayload, answer)
 
-    @strawberry.mutation(
+    @mutation(
         description="Change a valid permit; a legacy physical permit moves to the integrated procedure."
     )
-    async def change_work_permit(self, info: Info, input: ChangeWorkPermitInput) -> ChangeWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    async def change_work_permit(self, info: Info, input: ChangeWorkPermitInput) -> ChangeWorkPermitPayload:
         changes = {
             "employerCreditCode": input.employer_credit_code,
             "position": input.position,
@@ -199,10 +222,8 @@ class PermitMutation:
         )
         return _answer(ChangeWorkPermitPayload, answer)
 
-    @strawberry.mutation(
-        description="Cancel a permit; the reason is kept and the cards carry the cancellation."
-    )
-    async def cancel_work_permit(self, info: Info, input: CancelWorkPermitInput) -> CancelWorkPermitPayload:  # type: ignore[valid-type]  # noqa: A002
+    @mutation(description="Cancel a permit; the reason is kept and the cards carry the cancellation.")
+    async def cancel_work_permit(self, info: Info, input: CancelWorkPermitInput) -> CancelWorkPermitPayload:
         answer = await mutations.cancel_work_permit(
             info, input.work_permit_number, input.reason, input.idempotency_key
         )
@@ -290,20 +311,18 @@ def _passport(value: PassportInput) -> dict[str, str]:
 
 @strawberry.type
 class ExitEntryMutation:
-    @strawberry.mutation(
-        description="Issue a Z visa against a Notification Letter of the same passport's holder."
-    )
-    async def issue_z_visa(self, info: Info, input: IssueZVisaInput) -> IssueZVisaPayload:  # noqa: A002
+    @mutation(description="Issue a Z visa against a Notification Letter of the same passport's holder.")
+    async def issue_z_visa(self, info: Info, input: IssueZVisaInput) -> IssueZVisaPayload:
         arguments = {
             "passport": _passport(input.passport),
             "notificationLetterNumber": input.notification_letter_number,
             "validTo": input.valid_to,
         }
         answer = await mutations.issue_z_visa(info, arguments, input.idempotency_key)
-        return IssueZVisaPayload(visa=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+        return IssueZVisaPayload(visa=answer.record, user_errors=_errors(answer))
 
-    @strawberry.mutation(description="Record an entry on a visa of the passport's holder.")
-    async def record_entry(self, info: Info, input: RecordEntryInput) -> RecordEntryPayload:  # noqa: A002
+    @mutation(description="Record an entry on a visa of the passport's holder.")
+    async def record_entry(self, info: Info, input: RecordEntryInput) -> RecordEntryPayload:
         arguments = {
             "passport": _passport(input.passport),
             "visaNumber": input.visa_number,
@@ -311,12 +330,12 @@ class ExitEntryMutation:
             "port": input.port,
         }
         answer = await mutations.record_entry(info, arguments, input.idempotency_key)
-        return RecordEntryPayload(entry=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+        return RecordEntryPayload(entry=answer.record, user_errors=_errors(answer))
 
-    @strawberry.mutation(description="Issue a residence permit after an entry on a Z visa within 30 days.")
+    @mutation(description="Issue a residence permit after an entry on a Z visa within 30 days.")
     async def apply_for_residence_permit(
         self, info: Info, input: ApplyForResidencePermitInput
-    ) -> ApplyForResidencePermitPayload:  # noqa: A002
+    ) -> ApplyForResidencePermitPayload:
         evidence = {
             "notificationLetterNumber": _given(input.evidence.notification_letter_number),
             "electronicCardId": _given(input.evidence.electronic_card_id),
@@ -329,17 +348,15 @@ class ExitEntryMutation:
             "validTo": input.valid_to,
         }
         answer = await mutations.apply_for_residence_permit(info, arguments, input.idempotency_key)
-        return ApplyForResidencePermitPayload(residence_permit=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+        return ApplyForResidencePermitPayload(residence_permit=answer.record, user_errors=_errors(answer))
 
-    @strawberry.mutation(
-        description="Extend a residence permit in force, at least 30 days before it expires."
-    )
+    @mutation(description="Extend a residence permit in force, at least 30 days before it expires.")
     async def extend_residence_permit(
         self, info: Info, input: ExtendResidencePermitInput
-    ) -> ExtendResidencePermitPayload:  # noqa: A002
+    ) -> ExtendResidencePermitPayload:
         arguments = {"residencePermitNumber": input.residence_permit_number, "validTo": input.valid_to}
         answer = await mutations.extend_residence_permit(info, arguments, input.idempotency_key)
-        return ExtendResidencePermitPayload(residence_permit=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+        return ExtendResidencePermitPayload(residence_permit=answer.record, user_errors=_errors(answer))
 
 
 def _given(value: object) -> object:
@@ -488,10 +505,10 @@ class ActivateSocialSecurityCardPayload:
 
 @strawberry.type
 class CardMutation:
-    @strawberry.mutation(description="Register an e-card after the real-name and real-person checks.")
+    @mutation(description="Register an e-card after the real-name and real-person checks.")
     async def register_electronic_card(
         self, info: Info, input: RegisterElectronicCardInput
-    ) -> RegisterElectronicCardPayload:  # noqa: A002
+    ) -> RegisterElectronicCardPayload:
         arguments = {
             "name": {"surname": input.name.surname, "givenNames": input.name.given_names},
             "identifier": {
@@ -508,9 +525,9 @@ class CardMutation:
         card, code = answer.record if answer.record else (None, None)
         return RegisterElectronicCardPayload(
             electronic_card=card, activation_code=code, user_errors=_errors(answer)
-        )  # type: ignore[arg-type]
+        )
 
-    @strawberry.mutation(
+    @mutation(
         description=(
             "Revoke a signed e-card: its activation codes and the cardholder tokens they became stop"
             " working; registering again makes a new e-card."
@@ -518,13 +535,13 @@ class CardMutation:
     )
     async def revoke_electronic_card(
         self, info: Info, input: RevokeElectronicCardInput
-    ) -> RevokeElectronicCardPayload:  # noqa: A002
+    ) -> RevokeElectronicCardPayload:
         answer = await mutations.revoke_electronic_card(
             info, input.electronic_card_id, input.reason, input.idempotency_key
         )
         return RevokeElectronicCardPayload(electronic_card=answer.record, user_errors=_errors(answer))
 
-    @strawberry.mutation(
+    @mutation(
         description=(
             "A new activation code for a signed e-card (a lost or new phone), after a new real-person"
             " check; the earlier codes and the cardholder tokens they became stop working. Audited."
@@ -532,7 +549,7 @@ class CardMutation:
     )
     async def reissue_activation_code(
         self, info: Info, input: ReissueActivationCodeInput
-    ) -> ReissueActivationCodePayload:  # noqa: A002
+    ) -> ReissueActivationCodePayload:
         arguments = {
             "electronicCardId": input.electronic_card_id,
             "verification": {
@@ -547,7 +564,7 @@ class CardMutation:
             electronic_card=card, activation_code=code, user_errors=_errors(answer)
         )
 
-    @strawberry.mutation(
+    @mutation(
         description=(
             "The person's app exchanges its one-time activation code, with the person's name and permit"
             " number, for a cardholder token: without a token, once."
@@ -555,7 +572,7 @@ class CardMutation:
     )
     async def activate_cardholder(
         self, info: Info, input: ActivateCardholderInput
-    ) -> ActivateCardholderPayload:  # noqa: A002
+    ) -> ActivateCardholderPayload:
         arguments = {
             "activationCode": input.activation_code,
             "name": {"surname": input.name.surname, "givenNames": input.name.given_names},
@@ -564,12 +581,10 @@ class CardMutation:
         answer = await mutations.activate_cardholder(info, arguments)
         return ActivateCardholderPayload(cardholder_token=answer.record, user_errors=_errors(answer))
 
-    @strawberry.mutation(
-        description="Enroll in the five insurance types and request a physical card, all or nothing."
-    )
+    @mutation(description="Enroll in the five insurance types and request a physical card, all or nothing.")
     async def enroll_in_insurance(
         self, info: Info, input: EnrollInInsuranceInput
-    ) -> EnrollInInsurancePayload:  # noqa: A002
+    ) -> EnrollInInsurancePayload:
         arguments = {
             "workPermitNumber": input.work_permit_number,
             "evidence": {
@@ -581,16 +596,16 @@ class CardMutation:
         }
         answer = await mutations.enroll_in_insurance(info, arguments, input.idempotency_key)
         person, card = answer.record if answer.record else (None, None)
-        return EnrollInInsurancePayload(person=person, social_security_card=card, user_errors=_errors(answer))  # type: ignore[arg-type]
+        return EnrollInInsurancePayload(person=person, social_security_card=card, user_errors=_errors(answer))
 
-    @strawberry.mutation(description="Put a pending card into use: the permit is loaded, the e-card linked.")
+    @mutation(description="Put a pending card into use: the permit is loaded, the e-card linked.")
     async def activate_social_security_card(
         self, info: Info, input: ActivateSocialSecurityCardInput
-    ) -> ActivateSocialSecurityCardPayload:  # noqa: A002
+    ) -> ActivateSocialSecurityCardPayload:
         answer = await mutations.activate_social_security_card(info, input.card_number, input.idempotency_key)
         return ActivateSocialSecurityCardPayload(
             social_security_card=answer.record, user_errors=_errors(answer)
-        )  # type: ignore[arg-type]
+        )
 
 
 # ---------------------------------------------------------------- benefits and news
@@ -661,8 +676,8 @@ class RejectBenefitPaymentPayload:
 
 @strawberry.type
 class BenefitMutation:
-    @strawberry.mutation(description="Grant a catalogue benefit to a card: a pending payment of its amount.")
-    async def grant_benefit(self, info: Info, input: GrantBenefitInput) -> GrantBenefitPayload:  # noqa: A002
+    @mutation(description="Grant a catalogue benefit to a card: a pending payment of its amount.")
+    async def grant_benefit(self, info: Info, input: GrantBenefitInput) -> GrantBenefitPayload:
         arguments = {
             "card": {
                 "cardNumber": _given(input.card.card_number),
@@ -674,18 +689,18 @@ class BenefitMutation:
         answer = await benefit_mutations.grant_benefit(info, arguments, input.idempotency_key)
         return GrantBenefitPayload(benefit_payment=answer.record, user_errors=_errors(answer))
 
-    @strawberry.mutation(description="Mark a pending payment paid; the cardholder is told (BENEFIT_PAID).")
-    async def mark_benefit_paid(self, info: Info, input: MarkBenefitPaidInput) -> MarkBenefitPaidPayload:  # noqa: A002
+    @mutation(description="Mark a pending payment paid; the cardholder is told (BENEFIT_PAID).")
+    async def mark_benefit_paid(self, info: Info, input: MarkBenefitPaidInput) -> MarkBenefitPaidPayload:
         arguments = {"benefitPaymentId": input.benefit_payment_id, "paidOn": input.paid_on}
         answer = await benefit_mutations.mark_benefit_paid(info, arguments, input.idempotency_key)
         return MarkBenefitPaidPayload(benefit_payment=answer.record, user_errors=_errors(answer))
 
-    @strawberry.mutation(
+    @mutation(
         description="Reject a pending payment with a reason; the cardholder is told (BENEFIT_REJECTED)."
     )
     async def reject_benefit_payment(
         self, info: Info, input: RejectBenefitPaymentInput
-    ) -> RejectBenefitPaymentPayload:  # noqa: A002
+    ) -> RejectBenefitPaymentPayload:
         arguments = {"benefitPaymentId": input.benefit_payment_id, "reason": input.reason}
         answer = await benefit_mutations.reject_benefit_payment(info, arguments, input.idempotency_key)
         return RejectBenefitPaymentPayload(benefit_payment=answer.record, user_errors=_errors(answer))
@@ -723,13 +738,13 @@ class PublishNewsPayload:
 
 @strawberry.type
 class NewsMutation:
-    @strawberry.mutation(
+    @mutation(
         description=(
             "Publish news to every person with a signed e-card, or to those the audience matches now:"
             " stored once, delivered as a NEWS notification."
         )
     )
-    async def publish_news(self, info: Info, input: PublishNewsInput) -> PublishNewsPayload:  # noqa: A002
+    async def publish_news(self, info: Info, input: PublishNewsInput) -> PublishNewsPayload:
         audience = input.audience
         arguments = {
             "message": input.message,
@@ -742,12 +757,12 @@ class NewsMutation:
             else None,
         }
         answer = await news_mutations.publish_news(info, arguments, input.idempotency_key)
-        return PublishNewsPayload(news=answer.record, user_errors=_errors(answer))  # type: ignore[arg-type]
+        return PublishNewsPayload(news=answer.record, user_errors=_errors(answer))
 
 
 Mutation = merge_types(
     "Mutation", (PermitMutation, ExitEntryMutation, CardMutation, BenefitMutation, NewsMutation)
 )
-Mutation.__strawberry_definition__.description = (
-    "The notice's workflows; each callable by the roles DOMAIN.md names."  # type: ignore[attr-defined]
-)
+get_object_definition(
+    Mutation, strict=True
+).description = "The notice's workflows; each callable by the roles DOMAIN.md names."

@@ -8,7 +8,7 @@ import strawberry
 
 from identity.store import NewsRecord
 from resolvers import news
-from schema.common import TalentCategory
+from schema.common import TalentCategory, resolver
 
 
 @strawberry.type(description="Whom a news item was published to; a null criterion did not narrow it.")
@@ -31,29 +31,29 @@ class NewsAudience:
     )
 )
 class News:
-    @strawberry.field(description="The news, as each recipient reads it.")
-    def message(root: NewsRecord) -> str:  # noqa: N805
+    @resolver(description="The news, as each recipient reads it.")
+    def message(root: NewsRecord) -> str:
         return root.message
 
-    @strawberry.field(description="When it was published (UTC).")
-    def published_at(root: NewsRecord) -> datetime:  # noqa: N805
+    @resolver(description="When it was published (UTC).")
+    def published_at(root: NewsRecord) -> datetime:
         return root.published_at
 
-    @strawberry.field(description="Whom it was published to.")
-    def audience(root: NewsRecord) -> NewsAudience:  # noqa: N805
+    @resolver(description="Whom it was published to.")
+    def audience(root: NewsRecord) -> NewsAudience:
         given = root.audience
         category = given.get("category")
         return NewsAudience(
             nationality=given.get("nationality"),
             work_district=given.get("workDistrict"),
-            category=TalentCategory(category) if category else None,  # type: ignore[misc,call-arg]
+            category=TalentCategory(category) if category else None,
         )
 
-    @strawberry.field(
+    @resolver(
         description=(
             "How many persons it was delivered to, rounded to a multiple of 5 as statistics are"
             " (docs/statistics.md): the exact count would tell who in a small group holds a signed e-card."
         )
     )
-    def recipient_count(root: NewsRecord) -> int:  # noqa: N805
+    def recipient_count(root: NewsRecord) -> int:
         return news.shown_recipients(root)

@@ -9,7 +9,7 @@ import strawberry
 from identity.store import NotificationRecord
 from resolvers import query
 from resolvers.context import Info
-from schema.common import Node, NotificationKind, PageInfo
+from schema.common import Node, NotificationKind, PageInfo, as_graph, resolver
 
 
 @strawberry.type(
@@ -19,19 +19,19 @@ class Notification(Node):
     at: datetime = strawberry.field(description="When the event happened.")
     message: str = strawberry.field(description="What happened, in words.")
 
-    @strawberry.field(description="The notification's opaque global id.")
-    def id(root: NotificationRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    @resolver(description="The notification's opaque global id.")
+    def id(root: NotificationRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("Notification", root.key))
 
-    @strawberry.field(description="What the notification is about.")
-    def kind(root: NotificationRecord) -> NotificationKind:  # noqa: N805
+    @resolver(description="What the notification is about.")
+    def kind(root: NotificationRecord) -> NotificationKind:
         return NotificationKind(root.kind)
 
-    @strawberry.field(description="The object the event concerns (a permit, a card, ...), where it has one.")
-    async def subject(root: NotificationRecord, info: Info) -> Node | None:  # noqa: N805
+    @resolver(description="The object the event concerns (a permit, a card, ...), where it has one.")
+    async def subject(root: NotificationRecord, info: Info) -> Node | None:
         if root.subject_type is None or root.subject_key is None:
             return None
-        return await query.node_by_key(info, root.subject_type, root.subject_key)  # type: ignore[no-any-return]
+        return as_graph(Node, await query.node_by_key(info, root.subject_type, root.subject_key))
 
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:

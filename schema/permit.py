@@ -22,7 +22,9 @@ from schema.common import (
     TalentCategory,
     VerificationChannel,
     WorkPermitStatus,
+    as_graph,
     connection_parts,
+    resolver,
 )
 
 if TYPE_CHECKING:
@@ -45,13 +47,13 @@ class Employer(Node):
     credit_code: str = strawberry.field(description="The Unified Social Credit Code (GB 32100).")
     name: str = strawberry.field(description="The employer's name.")
 
-    @strawberry.field(description="The employer's opaque global id.")
-    def id(root: EmployerRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    @resolver(description="The employer's opaque global id.")
+    def id(root: EmployerRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("Employer", root.credit_code))
 
-    @strawberry.field(description="Every permit period naming this employer, newest first.")
+    @resolver(description="Every permit period naming this employer, newest first.")
     async def work_permits(
-        root: EmployerRecord,  # noqa: N805
+        root: EmployerRecord,
         info: Info,
         first: int | None = None,
         after: str | None = None,
@@ -59,7 +61,7 @@ class Employer(Node):
         page, kind = await permit.employer_permits(info, root, first, after)
         pairs, page_info = connection_parts(info, page, kind)
         return WorkPermitConnection(
-            edges=[WorkPermitEdge(cursor=c, node=n) for c, n in pairs],  # type: ignore[arg-type]
+            edges=[WorkPermitEdge(cursor=c, node=n) for c, n in pairs],
             page_info=page_info,
             total_count=page.total or 0,
         )
@@ -83,33 +85,35 @@ class WorkPermit(Node):
         description="The Notification Letter issued for this period."
     )
 
-    @strawberry.field(description="The permit period's opaque global id.")
-    def id(root: WorkPermitRecord, info: Info) -> strawberry.ID:  # noqa: N805
+    @resolver(description="The permit period's opaque global id.")
+    def id(root: WorkPermitRecord, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("WorkPermit", root.key))
 
-    @strawberry.field(description="The employer named on the permit.")
-    def employer(root: WorkPermitRecord, info: Info) -> Employer | None:  # noqa: N805
-        return permit.employer(info, root)  # type: ignore[return-value]
+    @resolver(description="The employer named on the permit.")
+    def employer(root: WorkPermitRecord, info: Info) -> Employer | None:
+        return as_graph(Employer, permit.employer(info, root))
 
-    @strawberry.field(description="The person holding the permit.")
+    @resolver(description="The person holding the permit.")
     async def holder(
         root: WorkPermitRecord, info: Info
-    ) -> Annotated[Person, strawberry.lazy("schema.person")] | None:  # noqa: N805
-        return await permit.holder(info, root)  # type: ignore[return-value]
+    ) -> Annotated[Person, strawberry.lazy("schema.person")] | None:
+        from schema.person import Person  # schema.person imports this module: at call time
 
-    @strawberry.field(
+        return as_graph(Person, await permit.holder(info, root))
+
+    @resolver(
         description=(
             "The permit's QR code: a compact JWS (EdDSA) naming the permit and its holder, signed when"
             " read and valid for 24 hours, verifiable offline with the keys at /.well-known/jwks.json"
             " and online by verifyWorkPermit; null unless the permit is valid."
         )
     )
-    async def qr_code(root: WorkPermitRecord, info: Info) -> str | None:  # noqa: N805
+    async def qr_code(root: WorkPermitRecord, info: Info) -> str | None:
         return await permit.qr_code(info, root)
 
-    @strawberry.field(description="The steps of this period, oldest first.")
-    async def history(root: WorkPermitRecord, info: Info) -> list[PermitEvent] | None:  # noqa: N805
-        return await permit.history(info, root)  # type: ignore[no-any-return]
+    @resolver(description="The steps of this period, oldest first.")
+    async def history(root: WorkPermitRecord, info: Info) -> list[PermitEvent] | None:
+        return as_graph(list[PermitEvent], await permit.history(info, root))
 
     @classmethod
     def is_type_of(cls, obj: object, _info: object) -> bool:
@@ -142,12 +146,10 @@ class PermitVerification:
 
 @strawberry.type(name="PersonWorkPermitFields", description="The work-permit system's fields of a person.")
 class PersonWorkPermits:
-    @strawberry.field(
-        description="The current permit period: the latest not cancelled or rejected, else the latest."
-    )
-    async def work_permit(root: PersonCore, info: Info) -> WorkPermit | None:  # noqa: N805
-        return await permit.person_work_permit(info, root)  # type: ignore[no-any-return]
+    @resolver(description="The current permit period: the latest not cancelled or rejected, else the latest.")
+    async def work_permit(root: PersonCore, info: Info) -> WorkPermit | None:
+        return as_graph(WorkPermit, await permit.person_work_permit(info, root))
 
-    @strawberry.field(description="Every permit period, newest first.")
-    async def work_permits(root: PersonCore, info: Info) -> list[WorkPermit] | None:  # noqa: N805
-        return await permit.person_work_permits(info, root)  # type: ignore[no-any-return]
+    @resolver(description="Every permit period, newest first.")
+    async def work_permits(root: PersonCore, info: Info) -> list[WorkPermit] | None:
+        return as_graph(list[WorkPermit], await permit.person_work_permits(info, root))

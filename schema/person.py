@@ -10,7 +10,17 @@ from identity.store import PersonCore
 from resolvers import person
 from resolvers.context import Info
 from resolvers.verification import full_name
-from schema.common import Agency, CallerRole, LinkConfidence, Node, PageInfo, Sex, connection_parts
+from schema.common import (
+    Agency,
+    CallerRole,
+    LinkConfidence,
+    Node,
+    PageInfo,
+    Sex,
+    as_graph,
+    connection_parts,
+    resolver,
+)
 from schema.notifications import NotificationConnection, NotificationEdge
 
 
@@ -65,27 +75,27 @@ class Person(Node):
     birth_date: date = strawberry.field(description="Date of birth.")
     nationality: str = strawberry.field(description="Nationality (ISO 3166-1 alpha-3).")
 
-    @strawberry.field(description="The person's opaque global id; it never changes.")
-    def id(root: PersonCore, info: Info) -> strawberry.ID:  # noqa: N805
+    @resolver(description="The person's opaque global id; it never changes.")
+    def id(root: PersonCore, info: Info) -> strawberry.ID:
         return strawberry.ID(info.context.ids.encode("Person", root.id))
 
-    @strawberry.field(description="The name: from exit-entry where known, else from the work-permit system.")
-    def name(root: PersonCore) -> PersonName:  # noqa: N805
+    @resolver(description="The name: from exit-entry where known, else from the work-permit system.")
+    def name(root: PersonCore) -> PersonName:
         return PersonName(
             surname=root.surname, given_names=root.given_names, full=full_name(root.surname, root.given_names)
         )
 
-    @strawberry.field(description="Every passport known, the current one first.")
-    async def passports(root: PersonCore, info: Info) -> list[Passport]:  # noqa: N805
-        return await person.passports(info, root)  # type: ignore[return-value]
+    @resolver(description="Every passport known, the current one first.")
+    async def passports(root: PersonCore, info: Info) -> list[Passport]:
+        return as_graph(list[Passport], await person.passports(info, root))
 
-    @strawberry.field(description="The agency records linked to this person.")
-    async def identity_links(root: PersonCore, info: Info) -> list[IdentityLink] | None:  # noqa: N805
-        return (await person.links(info, root)).links  # type: ignore[return-value]
+    @resolver(description="The agency records linked to this person.")
+    async def identity_links(root: PersonCore, info: Info) -> list[IdentityLink] | None:
+        return as_graph(list[IdentityLink], (await person.links(info, root)).links)
 
-    @strawberry.field(description="Notifications for the person, newest first.")
+    @resolver(description="Notifications for the person, newest first.")
     async def notifications(
-        root: PersonCore,  # noqa: N805
+        root: PersonCore,
         info: Info,
         first: int | None = None,
         after: str | None = None,
@@ -96,9 +106,9 @@ class Person(Node):
             edges=[NotificationEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info
         )
 
-    @strawberry.field(description="Which roles read the person's data, when, why and which fields.")
+    @resolver(description="Which roles read the person's data, when, why and which fields.")
     async def access_log(
-        root: PersonCore,  # noqa: N805
+        root: PersonCore,
         info: Info,
         first: int | None = None,
         after: str | None = None,

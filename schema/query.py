@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import strawberry
 
 from resolvers import permit, query, verification
 from resolvers.context import Info
-from schema.common import CallerRole, Node, PageInfo, StatisticsDimension, connection_parts
+from schema.common import (
+    CallerRole,
+    Node,
+    PageInfo,
+    StatisticsDimension,
+    as_graph,
+    connection_parts,
+    resolver,
+)
 from schema.inputs import PermitVerificationInput, PersonFilter, PersonLookup
 from schema.permit import Employer, PermitVerification, WorkPermit, WorkPermitConnection, WorkPermitEdge
 from schema.person import Person
@@ -38,25 +48,28 @@ class PersonConnection:
     total_count: int = strawberry.field(description="How many persons match in all.")
 
 
-def _unset_to_none(value: object) -> object:
+_Value = TypeVar("_Value")
+
+
+def _unset_to_none(value: _Value) -> _Value | None:
     return None if value is strawberry.UNSET else value
 
 
 @strawberry.type(description="What can be read from the hub.")
 class Query:
-    @strawberry.field(description="Any object by its global id.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:  # noqa: A002
-        return await query.node(info, id)  # type: ignore[no-any-return]
+    @resolver(description="Any object by its global id.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return as_graph(Node, await query.node(info, id))
 
-    @strawberry.field(description="A person, by any identifier an agency knows them by.")
+    @resolver(description="A person, by any identifier an agency knows them by.")
     async def person(self, info: Info, lookup: PersonLookup) -> Person | None:
-        return await query.person(info, lookup.to_lookup())  # type: ignore[return-value]
+        return as_graph(Person, await query.person(info, lookup.to_lookup()))
 
-    @strawberry.field(description="Persons in id order, filtered; `first` defaults to 20, at most 100.")
+    @resolver(description="Persons in id order, filtered; `first` defaults to 20, at most 100.")
     async def persons(
         self,
         info: Info,
-        filter: PersonFilter | None = None,  # noqa: A002
+        filter: PersonFilter | None = None,
         first: int | None = None,
         after: str | None = None,
     ) -> PersonConnection:
@@ -69,51 +82,52 @@ class Query:
             total_count=page.total or 0,
         )
 
-    @strawberry.field(description="A person's current permit period, by the permit number.")
+    @resolver(description="A person's current permit period, by the permit number.")
     async def work_permit(self, info: Info, number: str) -> WorkPermit | None:
-        return await permit.by_number(info, number)  # type: ignore[return-value]
+        return as_graph(WorkPermit, await permit.by_number(info, number))
 
-    @strawberry.field(description="An employer by its Unified Social Credit Code.")
+    @resolver(description="An employer by its Unified Social Credit Code.")
     async def employer(self, info: Info, credit_code: str) -> Employer | None:
-        return await permit.employer_by_credit_code(info, credit_code)  # type: ignore[return-value]
+        return as_graph(Employer, await permit.employer_by_credit_code(info, credit_code))
 
-    @strawberry.field(description="Whether a work permit is valid today, checked by number or e-card.")
-    async def verify_work_permit(self, info: Info, input: PermitVerificationInput) -> PermitVerification:  # noqa: A002
-        return await verification.verify(  # type: ignore[return-value]
-            info,
-            _unset_to_none(input.work_permit_number),  # type: ignore[arg-type]
-            _unset_to_none(input.qr_code),  # type: ignore[arg-type]
-            _unset_to_none(input.electronic_card_id),  # type: ignore[arg-type]
+    @resolver(description="Whether a work permit is valid today, checked by number or e-card.")
+    async def verify_work_permit(self, info: Info, input: PermitVerificationInput) -> PermitVerification:
+        return as_graph(
+            PermitVerification,
+            await verification.verify(
+                info,
+                _unset_to_none(input.work_permit_number),
+                _unset_to_none(input.qr_code),
+                _unset_to_none(input.electronic_card_id),
+            ),
         )
 
-    @strawberry.field(
-        description="The cardholder's own person, as the token names it; null for other callers."
-    )
+    @resolver(description="The cardholder's own person, as the token names it; null for other callers.")
     async def me(self, info: Info) -> Person | None:
-        return await query.me(info)  # type: ignore[return-value]
+        return as_graph(Person, await query.me(info))
 
-    @strawberry.field(description="What the caller's token and declared purpose may read and call.")
+    @resolver(description="What the caller's token and declared purpose may read and call.")
     def access_grants(self, info: Info) -> AccessGrants:
         grant = query.access_grants(info)
         caller = info.context.caller
         return AccessGrants(
-            role=caller.role,  # type: ignore[arg-type]
+            role=caller.role,
             purpose=caller.purpose,
             readable=grant.names(),
             mutations=sorted(grant.mutations),
         )
 
-    @strawberry.field(description="Persons counted by any combination of dimensions (GROUP BY in SQL).")
+    @resolver(description="Persons counted by any combination of dimensions (GROUP BY in SQL).")
     async def workforce_statistics(
         self,
         info: Info,
         group_by: list[StatisticsDimension],
-        filter: PersonFilter | None = None,  # noqa: A002
+        filter: PersonFilter | None = None,
     ) -> list[StatisticsRow]:
         criteria = (filter or PersonFilter()).to_criteria()
         return [statistics_row(c) for c in await query.workforce_statistics(info, group_by, criteria)]
 
-    @strawberry.field(
+    @resolver(
         description="Current valid permits ending within the given days (1-365), by end date then number."
     )
     async def expiring_work_permits(
@@ -126,7 +140,7 @@ class Query:
         page, kind = await query.expiring_work_permits(info, within_days, first, after)
         pairs, page_info = connection_parts(info, page, kind)
         return WorkPermitConnection(
-            edges=[WorkPermitEdge(cursor=c, node=n) for c, n in pairs],  # type: ignore[arg-type]
+            edges=[WorkPermitEdge(cursor=c, node=n) for c, n in pairs],
             page_info=page_info,
             total_count=page.total or 0,
         )

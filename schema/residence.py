@@ -14,7 +14,9 @@ from schema.common import (
     ResidencePermitStatus,
     ResidencePurpose,
     VerificationChannel,
+    as_graph,
     connection_parts,
+    resolver,
 )
 
 
@@ -65,13 +67,13 @@ class EntryConnection:
     name="PersonExitEntryFields", description="The exit-entry administration's fields of a person."
 )
 class PersonExitEntry:
-    @strawberry.field(description="Visas issued, newest first.")
-    async def visas(root: PersonCore, info: Info) -> list[Visa] | None:  # noqa: N805
-        return await residence.visas(info, root)  # type: ignore[no-any-return]
+    @resolver(description="Visas issued, newest first.")
+    async def visas(root: PersonCore, info: Info) -> list[Visa] | None:
+        return as_graph(list[Visa], await residence.visas(info, root))
 
-    @strawberry.field(description="Entries into China, newest first.")
+    @resolver(description="Entries into China, newest first.")
     async def entries(
-        root: PersonCore,  # noqa: N805
+        root: PersonCore,
         info: Info,
         first: int | None = None,
         after: str | None = None,
@@ -80,12 +82,10 @@ class PersonExitEntry:
         pairs, page_info = connection_parts(info, page, kind)
         return EntryConnection(edges=[EntryEdge(cursor=c, node=n) for c, n in pairs], page_info=page_info)
 
-    @strawberry.field(
-        description="The current residence permit: in force with the latest end, else the latest."
-    )
-    async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:  # noqa: N805
-        return await residence.residence_permit(info, root)  # type: ignore[no-any-return]
+    @resolver(description="The current residence permit: in force with the latest end, else the latest.")
+    async def residence_permit(root: PersonCore, info: Info) -> ResidencePermit | None:
+        return as_graph(ResidencePermit, await residence.residence_permit(info, root))
 
-    @strawberry.field(description="Every residence permit, the current one first.")
-    async def residence_permits(root: PersonCore, info: Info) -> list[ResidencePermit] | None:  # noqa: N805
-        return await residence.residence_permits(info, root)  # type: ignore[no-any-return]
+    @resolver(description="Every residence permit, the current one first.")
+    async def residence_permits(root: PersonCore, info: Info) -> list[ResidencePermit] | None:
+        return as_graph(list[ResidencePermit], await residence.residence_permits(info, root))

@@ -38,7 +38,7 @@ class StatisticsRow:
 
 def statistics_row(counted: Statistic) -> StatisticsRow:
     return StatisticsRow(
-        keys=[StatisticsKey(dimension=d, value=v) for d, v in counted.keys],  # type: ignore[arg-type]
+        keys=[StatisticsKey(dimension=d, value=v) for d, v in counted.keys],
         count=counted.count,
         suppressed=False,
     )

@@ -9,13 +9,14 @@ from typing import Annotated
 import strawberry
 
 from domain.errors import ClientError, Forbidden
-from identity.store import HubStore, NotificationRecord
+from identity.store import HubStore
 from notifications.feed import follow
 from opaque.cursors import Cursors
 from opaque.ids import GlobalIds
 from resolvers.connection import ConnectionContext
 from resolvers.context import Context, Info
 from resolvers.person import NOTIFICATIONS
+from schema.common import as_graph, subscription
 from schema.notifications import Notification
 
 GRANT = ("Subscription", "notifications")
@@ -30,7 +31,7 @@ NOT_A_POSITION = "is neither a notification's id nor the cursor of a Person.noti
     )
 )
 class Subscription:
-    @strawberry.subscription(
+    @subscription(
         description=(
             "The caller's own notifications, as they are written: a cardholder's token only. "
             "With `after`, those written since that notification come first, oldest first; "
@@ -53,7 +54,7 @@ class Subscription:
     ) -> AsyncIterator[Notification]:
         person_id = subscriber(info)
         position = resume_position(after, info.context.ids, info.context.cursors)
-        return _events(info.context, info.context.store, person_id, position)  # type: ignore[return-value]
+        return _events(info.context, info.context.store, person_id, position)
 
 
 def subscriber(info: Info) -> int:
@@ -95,8 +96,8 @@ def resume_position(after: str | None, ids: GlobalIds, cursors: Cursors) -> int 
 
 async def _events(
     context: Context, store: HubStore, person_id: int, after: int | None
-) -> AsyncIterator[NotificationRecord]:
+) -> AsyncIterator[Notification]:
     async for record in follow(store, person_id, after):
         if isinstance(context, ConnectionContext):
             context.renew()
-        yield record
+        yield as_graph(Notification, record)

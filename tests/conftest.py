@@ -19,7 +19,7 @@ from access.policy import load_policy
 from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from adapters.base import SourceBudget
-from app import HubState, close_hub, create_app, open_hub
+from app import close_hub, create_app, open_hub
 from domain.records import Agency, CallerRole
 from estate import generate_estate
 from identity.linking import LinkReport, link_estate
@@ -27,6 +27,7 @@ from identity.store import HubStore
 from keys.files import load_or_create_key
 from opaque.ids import GlobalIds
 from opaque.sealing import sealer
+from resolvers.hub import HubState
 from schema import build_schema
 from schema.agencies import DEFAULT_PARTS, GraphPart
 from settings import Settings

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -43,7 +44,7 @@ async def postgres_unavailable() -> str | None:
     return None
 
 
-async def postgres_settings(data_dir: Path, today: object) -> tuple[Settings, PostgresDatabases]:
+async def postgres_settings(data_dir: Path, today: date) -> tuple[Settings, PostgresDatabases]:
     """One fresh database per agency, one for the hub store and one for the audit log."""
     tag = uuid.uuid4().hex[:8]
     names = {spec.id: f"hubtest_{tag}_{spec.id.lower()}" for spec in DEFAULT_AGENCIES}
@@ -59,6 +60,6 @@ async def postgres_settings(data_dir: Path, today: object) -> tuple[Settings, Po
         source_urls={agency: f"{POSTGRES_URL_BASE}/{name}" for agency, name in names.items()},
         store_url=f"{POSTGRES_URL_BASE}/{store_name}",
         audit_url=f"{POSTGRES_URL_BASE}/{audit_name}",
-        fixed_today=today,  # type: ignore[arg-type]
+        fixed_today=today,
     )
     return settings, PostgresDatabases([*names.values(), store_name, audit_name])

@@ -38,6 +38,15 @@ from tests.legacy import statistics_dimensions
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT = ROOT.parent / "shared" / "contract" / "schema-contract.graphql"
 SCHEMA: GraphQLSchema = build_schema()._schema
+
+
+def _query_type() -> GraphQLObjectType:
+    query = SCHEMA.query_type
+    assert query is not None
+    return query
+
+
+QUERY = _query_type()
 POLICY: Policy = load_policy(SCHEMA)
 MAX_DEPTH = 4
 
@@ -46,7 +55,7 @@ def _contract_query_fields() -> list[str]:
     if CONTRACT.exists():
         contract = parse_sdl(CONTRACT.read_text())
         return sorted(contract.query_type.fields) if contract.query_type else []
-    return sorted(f for f in SCHEMA.query_type.fields if f != "accessGrants")  # type: ignore[union-attr]
+    return sorted(f for f in QUERY.fields if f != "accessGrants")
 
 
 CALLERS = sorted(
@@ -133,7 +142,7 @@ def _root_query(
     field: str, target: Target, grant: Grant
 ) -> tuple[str, dict[tuple[str, ...], tuple[str, str]]]:
     registry: dict[tuple[str, ...], tuple[str, str]] = {(field,): ("Query", field)}
-    definition = SCHEMA.query_type.fields[field]  # type: ignore[union-attr]
+    definition = QUERY.fields[field]
     inner = _selection(definition.type, (field,), registry, 1)
     return "{ " + f"{field}{_arguments(field, target, grant)} {inner}" + " }", registry
 
@@ -193,9 +202,7 @@ async def test_matrix_every_field_answers_exactly_as_granted(
         p for p, k in registry.items() if k in grant.readable and any(True for _ in _values_at(data, p))
     }
     assert not (granted_reached & forbidden)
-    if (("Query", field)) in grant.readable and not isinstance(
-        SCHEMA.query_type.fields[field].type, GraphQLList
-    ):  # type: ignore[union-attr]
+    if (("Query", field)) in grant.readable and not isinstance(QUERY.fields[field].type, GraphQLList):
         assert data.get(field) is not None or field in ("me",), f"{role.value} should reach {field}"
 
 

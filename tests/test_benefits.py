@@ -540,7 +540,7 @@ async def test_only_beijing_pass_calls_the_benefit_mutations(
     hub: httpx.AsyncClient, estate: Settings, cards: Cards, role: CallerRole, purpose: str | None
 ) -> None:
     card, person_id = cards.in_use[6]
-    bound = {"person_id": person_id} if role is CallerRole.CARDHOLDER else {}
+    bound: dict[str, Any] = {"person_id": person_id} if role is CallerRole.CARDHOLDER else {}
     headers = caller_headers(estate, role, purpose, **bound)
     before = await all_payments(estate)
     day = 20 + 2 * list(CallerRole).index(role)

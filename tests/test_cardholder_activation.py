@@ -156,7 +156,7 @@ def _forgeries(person: Insured) -> dict[str, str]:
         "a failed check": PROVIDER.attest(number, "FACE-X", passed=False),
         "an expired check": PROVIDER.attest(number, "FACE-X", issued=datetime.now(UTC) - timedelta(days=2)),
         "an endless check": PROVIDER.attest(number, "FACE-X", lifetime=timedelta(days=400)),
-        "alg none": jwt.encode(claims, None, algorithm="none", headers={"kid": PROVIDER.kid}),
+        "alg none": jwt.encode(claims, "", algorithm="none", headers={"kid": PROVIDER.kid}),  # "": no key
         "HS256 keyed with the public key": (header + b"." + payload + b"." + signature.rstrip(b"=")).decode(),
         "not a JWS": "passed",
     }

@@ -75,7 +75,8 @@ async def call(
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     assert "errors" not in body, body["errors"]
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 async def mutate(

@@ -26,7 +26,7 @@ from adapters.work_permit import WorkPermitSystem
 from app import create_app
 from clock import SYSTEM_CLOCK, Clock
 from domain.errors import SourceUnavailable
-from domain.records import Agency, CallerRole
+from domain.records import Agency, AgencyId, CallerRole
 from faults import Fault, FaultConfigError, FaultPlan, faults_of, install, parse_faults, plan_from_environment
 from settings import Settings, budgets_from_environment
 from tests.clock import SAFETY_NET, ManualClock, until
@@ -83,7 +83,7 @@ class Hub:
 async def running(
     settings: Settings,
     everything: bool = True,
-    budgets: Mapping[Agency, SourceBudget] | None = None,
+    budgets: Mapping[AgencyId, SourceBudget] | None = None,
     clock: Clock | None = None,
 ) -> AsyncIterator[Hub]:
     """The hub's ASGI app with its own sources (fresh breakers), every agency on BUDGET (but
@@ -462,7 +462,7 @@ async def test_on_the_system_clock_the_breaker_pauses_in_real_time() -> None:
 async def snapshot(settings: Settings) -> dict[str, list[str]]:
     """Every row of every table of the five agencies and the hub's store, but the workflow
     engine's own log of runs."""
-    urls = {**{a.value: u for a, u in settings.source_urls.items()}, "HUB_STORE": settings.store_url}
+    urls = {**{str(a): u for a, u in settings.source_urls.items()}, "HUB_STORE": settings.store_url}
     tables: dict[str, list[str]] = {}
     for name, url in urls.items():
         engine = create_async_engine(url)

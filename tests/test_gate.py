@@ -394,7 +394,9 @@ async def test_cardholder_and_reporting_need_no_purpose(
 async def test_a_purpose_from_a_role_without_purposes_is_a_bad_request(
     policy_client: httpx.AsyncClient, client: httpx.AsyncClient, estate: Estate, role: CallerRole
 ) -> None:
-    bound = {"person_id": await _some_person_id(client, estate)} if role is CallerRole.CARDHOLDER else {}
+    bound: dict[str, Any] = (
+        {"person_id": await _some_person_id(client, estate)} if role is CallerRole.CARDHOLDER else {}
+    )
     for declared in ("entry-control", "statistics"):
         headers = {**estate.headers(role, **bound), "X-Purpose": declared}
         body = await _refused(policy_client, headers, 400, "BAD_REQUEST")

@@ -161,7 +161,7 @@ async def test_names_come_from_exit_entry_trimmed_and_single_names_have_no_given
     travellers = await rows(
         estate.settings.source_urls[Agency.EXIT_ENTRY], 'SELECT "YWXM", "ZJHM", "GJ" FROM "CRJ_RY"'
     )
-    checked = Counter()
+    checked: Counter[str] = Counter()
     for traveller in travellers:
         person = await _person(
             client,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from sqlalchemy import Row
 
 from adapters.base import UnmappableValue, parse_compact_date, parse_separated_date
 from adapters.beijing_pass import mapping as bjt
@@ -145,7 +147,12 @@ def test_every_legacy_code_maps_to_its_graph_value(
     assert table == expected
 
 
-def _permit_row(**overrides: object) -> SimpleNamespace:
+def _row(**columns: object) -> Row[Any]:
+    """A legacy row as the mappers read it: by attribute, as SQLAlchemy's Row answers."""
+    return cast("Row[Any]", SimpleNamespace(**columns))
+
+
+def _permit_row(**overrides: object) -> Row[Any]:
     row = {
         "XKID": 7,
         "XKZH": "110105202400000001",
@@ -163,7 +170,7 @@ def _permit_row(**overrides: object) -> SimpleNamespace:
         "TZRQ": "20241201",
     }
     row.update(overrides)
-    return SimpleNamespace(**row)
+    return _row(**row)
 
 
 def test_a_valid_permit_past_its_end_is_expired() -> None:
@@ -219,7 +226,7 @@ def test_dates_in_each_agency_format() -> None:
 def test_insured_person_maps_numeric_country_and_integer_birth_date() -> None:
     number = "DEU110105900101" + "01"
     number += social_security_check_character(number)
-    row = SimpleNamespace(
+    row = _row(
         AAC001=5,
         AAC002=number,
         AAC003="Hans Mueller",
@@ -232,13 +239,13 @@ def test_insured_person_maps_numeric_country_and_integer_birth_date() -> None:
     assert (person.nationality, person.birth_date, person.sex) == ("DEU", date(1990, 1, 1), Sex.MALE)
     assert person.problems == ()
     broken = si.insured_person(
-        SimpleNamespace(**{**row.__dict__, "AAC002": number[:-1] + ("0" if number[-1] != "0" else "1")})
+        _row(**{**row.__dict__, "AAC002": number[:-1] + ("0" if number[-1] != "0" else "1")})
     )
     assert [p.field for p in broken.problems] == ["AAC002"]
 
 
 def test_card_carries_the_permit_loaded_as_json() -> None:
-    row = SimpleNamespace(
+    row = _row(
         KH="A12345678",
         SHBZHM="DEU...",
         XM="HANS MUELLER",
@@ -250,14 +257,14 @@ def test_card_carries_the_permit_loaded_as_json() -> None:
     card = sbk.card(row)
     assert card.carries_work_permit and card.work_permit_number == "110105202400000001"
     assert card.work_permit_loaded_at == datetime(2025, 3, 1, 10, tzinfo=timezone(timedelta(hours=8)))
-    assert not sbk.card(SimpleNamespace(**{**row.__dict__, "GZXKXX": ""})).carries_work_permit
+    assert not sbk.card(_row(**{**row.__dict__, "GZXKXX": ""})).carries_work_permit
     with pytest.raises(UnmappableValue) as raised:
-        sbk.card(SimpleNamespace(**{**row.__dict__, "GZXKXX": "{broken"}))
+        sbk.card(_row(**{**row.__dict__, "GZXKXX": "{broken"}))
     assert raised.value.field == "GZXKXX"
 
 
 def test_electronic_card_service_level_follows_the_physical_card() -> None:
-    row = SimpleNamespace(
+    row = _row(
         DZKID="DZK000000001",
         KH="",
         SHBZHM="X",
@@ -268,15 +275,13 @@ def test_electronic_card_service_level_follows_the_physical_card() -> None:
         RZBH="F-1",
     )
     assert sbk.electronic_card(row).service_level is ElectronicCardServiceLevel.BASIC
-    assert sbk.electronic_card(SimpleNamespace(**{**row.__dict__, "KH": "A12345678"})).service_level is (
+    assert sbk.electronic_card(_row(**{**row.__dict__, "KH": "A12345678"})).service_level is (
         ElectronicCardServiceLevel.STANDARD
     )
 
 
 def test_exit_entry_name_country_and_residence_status() -> None:
-    row = SimpleNamespace(
-        RYBH="RY1", YWXM="Müller, Hans Peter", XB="男", CSRQ="1990/01/01", GJ="德国", ZJHM="C01"
-    )
+    row = _row(RYBH="RY1", YWXM="Müller, Hans Peter", XB="男", CSRQ="1990/01/01", GJ="德国", ZJHM="C01")
     traveller = crj.traveller(row)
     assert (traveller.surname, traveller.given_names, traveller.nationality) == (
         "Müller",
@@ -284,7 +289,7 @@ def test_exit_entry_name_country_and_residence_status() -> None:
         "DEU",
     )
     assert crj.split_name("Madonna") == ("Madonna", None)
-    permit = SimpleNamespace(
+    permit = _row(
         JLXKZH="E00000001",
         RYBH="RY1",
         JLSY="GZ",
@@ -295,21 +300,21 @@ def test_exit_entry_name_country_and_residence_status() -> None:
         HYFS="EWM",
     )
     assert crj.residence_permit(permit, TODAY).status is ResidencePermitStatus.EXPIRED
-    assert crj.residence_permit(SimpleNamespace(**{**permit.__dict__, "ZT": "N"}), TODAY).status is (
+    assert crj.residence_permit(_row(**{**permit.__dict__, "ZT": "N"}), TODAY).status is (
         ResidencePermitStatus.VOID
     )
-    assert crj.residence_permit(
-        SimpleNamespace(**{**permit.__dict__, "YXQZ": "2026/06/15"}), TODAY
-    ).status is (ResidencePermitStatus.VALID)
+    assert crj.residence_permit(_row(**{**permit.__dict__, "YXQZ": "2026/06/15"}), TODAY).status is (
+        ResidencePermitStatus.VALID
+    )
     with pytest.raises(UnmappableValue):
-        crj.traveller(SimpleNamespace(**{**row.__dict__, "GJ": "火星"}))
+        crj.traveller(_row(**{**row.__dict__, "GJ": "火星"}))
 
 
 def test_benefit_amounts_are_yuan_and_only_paid_ones_have_a_paid_date() -> None:
-    row = SimpleNamespace(KH="A12345678", DYDM="BT0001", DYMC="Housing", FFRQ="2026-05-01", JE=123456, ZT="S")
+    row = _row(KH="A12345678", DYDM="BT0001", DYMC="Housing", FFRQ="2026-05-01", JE=123456, ZT="S")
     paid = bjt.payment(row)
     assert (paid.amount, paid.paid_on) == (Decimal("1234.56"), date(2026, 5, 1))
-    assert bjt.payment(SimpleNamespace(**{**row.__dict__, "ZT": "P"})).paid_on is None
+    assert bjt.payment(_row(**{**row.__dict__, "ZT": "P"})).paid_on is None
 
 
 def test_check_characters() -> None:

@@ -328,7 +328,7 @@ async def test_news_to_everyone_needs_no_permit_system(estate: Settings) -> None
 async def test_only_the_work_permit_authority_publishes_news(
     hub: httpx.AsyncClient, estate: Settings, role: CallerRole, purpose: str | None
 ) -> None:
-    bound = {"person_id": 1} if role is CallerRole.CARDHOLDER else {}
+    bound: dict[str, Any] = {"person_id": 1} if role is CallerRole.CARDHOLDER else {}
     before = await rows(estate.store_url, "SELECT count(*) AS n FROM news")
     answer = await publish(
         hub, {"message": f"From {role.value}."}, caller_headers(estate, role, purpose, **bound)

@@ -33,7 +33,7 @@ from websockets.typing import Subprotocol
 from adapters import Sources
 from app import create_app
 from audit.log import AUDIT_KEY, AuditLog
-from domain.records import CallerRole, NotificationKind
+from domain.records import CallerRole, NotificationKind, WorkPermit
 from edge.websocket import refusal_of
 from identity.store import NOTIFICATION, HubStore
 from keys.files import load_or_create_key
@@ -114,10 +114,12 @@ async def expected_expiry(settings: Settings) -> dict[str, tuple[int, date]]:
         page = await sources.work_permits.expiring_permits(
             AS_OF, AS_OF + timedelta(days=WINDOW_DAYS), 1000, None
         )
-        persons = await store.person_ids_by_owner([("WP_SQR", p.owner) for p in page.items])
+        permits = [p for p in page.items if isinstance(p, WorkPermit)]
+        assert len(permits) == len(page.items)  # every row reads as a permit
+        persons = await store.person_ids_by_owner([("WP_SQR", p.owner) for p in permits])
     expected = {
         p.key: (person, p.valid_to)
-        for p, person in zip(page.items, persons, strict=True)
+        for p, person in zip(permits, persons, strict=True)
         if person is not None and p.valid_to is not None
     }
     assert expected, "the seeded estate has permits expiring within 30 days"
@@ -758,7 +760,7 @@ def _node_client_unavailable() -> str | None:
 
 async def _node_lines(process: asyncio.subprocess.Process, count: int) -> list[dict[str, Any]]:
     assert process.stdout is not None
-    lines = []
+    lines: list[dict[str, Any]] = []
     while len(lines) < count:
         line = await asyncio.wait_for(process.stdout.readline(), SAFETY_NET)
         assert line, "the graphql-ws client ended early"

@@ -325,7 +325,7 @@ async def test_the_log_line_and_the_trace_extension_count_the_same_statements(
         )
     reported = answer.json()["extensions"]["sources"]
     line = next(r for r in caplog.records if getattr(r, "request_id", None) == answer.headers["x-request-id"])
-    logged: dict[str, dict[str, float]] = line.sources  # type: ignore[attr-defined]
+    logged: dict[str, dict[str, float]] = line.sources  # type: ignore[attr-defined]  # a log extra
     assert {k: v["statements"] for k, v in logged.items()} == {
         k: v["statements"] for k, v in reported.items()
     }
@@ -350,8 +350,8 @@ async def test_probes_are_logged_at_debug_and_errors_of_the_gate_are_counted(
     assert by_id[probe_answer.headers["x-request-id"]].levelno == logging.DEBUG
     gate = by_id[refused.headers["x-request-id"]]
     assert gate.levelno == logging.INFO
-    assert gate.status == 401 and gate.errors == {"UNAUTHENTICATED": 1}  # type: ignore[attr-defined]
-    assert gate.client is None and gate.role is None  # type: ignore[attr-defined]
+    assert gate.status == 401 and gate.errors == {"UNAUTHENTICATED": 1}  # type: ignore[attr-defined]  # log extras
+    assert gate.client is None and gate.role is None  # type: ignore[attr-defined]  # log extras
 
 
 # ---------------------------------------------------------------- OpenTelemetry
@@ -590,7 +590,7 @@ def test_sigterm_lets_the_write_in_flight_finish_and_exits_0(shutdown_estate: Pa
                         timeout=SAFETY_NET,
                     )
                 )
-            except BaseException as error:  # noqa: BLE001 - the assertion below shows it
+            except BaseException as error:  # the assertion below shows it
                 answers.append(error)
 
         client = threading.Thread(target=apply)

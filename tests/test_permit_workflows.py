@@ -20,6 +20,7 @@ from adapters.identifiers import NOTIFICATION_LETTER_NUMBER, PERMIT_NUMBER
 from adapters.work_permit.tables import WP_XKZ
 from domain.records import Agency, CallerRole
 from identity.store import HubStore
+from identity.tables import table_of
 from settings import Settings
 from tests.conftest import AS_OF, BACKENDS, caller_headers, fresh_estate, graphql, serve
 from tests.registration import PROVIDER, activate, trusting
@@ -355,17 +356,19 @@ async def test_a_run_cut_short_by_a_crash_is_undone_at_the_next_start(estate: Se
     try:
         runner = workflow_runner(sources, store)
         async with store.engine.begin() as conn:
-            run_id = (
-                await conn.execute(
-                    WorkflowRun.__table__.insert().values(  # type: ignore[attr-defined]
-                        kind="extendWorkPermit",
-                        client="crashed",
-                        input_hash="x",
-                        status="RUNNING",
-                        started_at=datetime.now(UTC),
-                    )
+            inserted = await conn.execute(
+                table_of(WorkflowRun)
+                .insert()
+                .values(
+                    kind="extendWorkPermit",
+                    client="crashed",
+                    input_hash="x",
+                    status="RUNNING",
+                    started_at=datetime.now(UTC),
                 )
-            ).inserted_primary_key[0]
+            )
+            assert inserted.inserted_primary_key is not None
+            run_id = inserted.inserted_primary_key[0]
         journal = Journal(runner, run_id)
         wp = estate.source_urls[Agency.WORK_PERMIT_SYSTEM]
         [period] = await rows(

@@ -131,14 +131,14 @@ async def verify(http: httpx.AsyncClient, estate: Estate, qr_code: str) -> dict[
     return outcome
 
 
-async def published(http: httpx.AsyncClient) -> dict[str, jwt.PyJWK]:
+async def published(http: httpx.AsyncClient) -> dict[str | None, jwt.PyJWK]:
     """The published keys by kid, fetched without a token."""
     response = await http.get(JWKS)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/jwk-set+json")
     jwks = response.json()
     assert all("d" not in key for key in jwks["keys"]), "no private key material is published"
-    return {key.key_id: key for key in jwt.PyJWKSet.from_dict(jwks).keys}  # type: ignore[misc]
+    return {key.key_id: key for key in jwt.PyJWKSet.from_dict(jwks).keys}
 
 
 async def audit_records(url: str, request_id: str) -> list[dict[str, Any]]:

@@ -26,11 +26,12 @@ from access.caller import Caller
 from access.disclosure import BASE
 from access.policy import load_policy
 from access.scope import scope_of
-from app import HubState, close_hub, open_hub
+from app import close_hub, open_hub
 from domain.records import CallerRole, StatisticsDimension, TalentCategory, WorkPermitStatus
 from identity.store import PERSON, HubStore
 from identity.tables import RECORD_KEY_RANGE
 from resolvers.context import Context, Info
+from resolvers.hub import HubState
 from resolvers.loaders import Loaders
 from resolvers.query import PersonCriteria, workforce_statistics
 from schema import build_schema

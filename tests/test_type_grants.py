@@ -177,8 +177,12 @@ async def test_node_answers_only_types_the_grant_names(
 # ---------------------------------------------------------------- filters and lookups
 
 
-FILTER_TYPE = SCHEMA.query_type.fields["persons"].args["filter"].type  # type: ignore[union-attr]
-LOOKUP_TYPE = SCHEMA.query_type.fields["person"].args["lookup"].type.of_type  # type: ignore[union-attr]
+QUERY = SCHEMA.query_type
+assert QUERY is not None
+FILTER_TYPE = QUERY.fields["persons"].args["filter"].type
+LOOKUP_ARGUMENT = QUERY.fields["person"].args["lookup"].type
+assert isinstance(LOOKUP_ARGUMENT, GraphQLNonNull)
+LOOKUP_TYPE = LOOKUP_ARGUMENT.of_type
 assert isinstance(FILTER_TYPE, GraphQLInputObjectType) and isinstance(LOOKUP_TYPE, GraphQLInputObjectType)
 
 

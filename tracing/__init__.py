@@ -21,7 +21,7 @@ def instrument(engine: AsyncEngine, source: str) -> None:
     sync_engine = engine.sync_engine
     if getattr(sync_engine, "_hub_traced", False):
         return
-    sync_engine._hub_traced = True  # type: ignore[attr-defined]
+    sync_engine._hub_traced = True  # type: ignore[attr-defined]  # our marker on the Engine: once only
 
     @event.listens_for(sync_engine, "before_cursor_execute")
     def _started(_conn: Any, _cursor: Any, _stmt: Any, _params: Any, context: Any, _many: Any) -> None:

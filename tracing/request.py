@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -65,13 +66,13 @@ class RequestRecord:
 current_request: ContextVar[RequestRecord | None] = ContextVar("current_request", default=None)
 
 
-def new_request(scope: dict[str, Any], route: str = "other") -> RequestRecord:
+def new_request(scope: Mapping[str, Any], route: str = "other") -> RequestRecord:
     """A request's state, with a new id."""
     method = scope.get("method", "GET") if scope.get("type") == "http" else "WEBSOCKET"
     return RequestRecord(request_id=uuid.uuid4().hex, method=method, route=route, started=time.perf_counter())
 
 
-def request_of(scope: dict[str, Any]) -> RequestRecord | None:
+def request_of(scope: Mapping[str, Any]) -> RequestRecord | None:
     """The request an ASGI scope belongs to, once the outermost middleware has made it."""
     found = scope.get("state", {}).get(SCOPE_KEY)
     return found if isinstance(found, RequestRecord) else None

@@ -93,7 +93,9 @@ async def enroll(
     links = (await work.store.links_by_person([person_id]))[0]
     if links.owners(Agency.SOCIAL_INSURANCE):
         # Enrolled already: the existing number answers, and nothing is written twice.
-        insured = (await work.sources.insurance.insured_by_person([links.owners(Agency.SOCIAL_INSURANCE)]))[0]
+        insured: object = (
+            await work.sources.insurance.insured_by_person([links.owners(Agency.SOCIAL_INSURANCE)])
+        )[0]
         cards = (
             (await work.sources.cards.cards_by_person([links.owners(Agency.CARD_SERVICE)]))[0]
             if links.owners(Agency.CARD_SERVICE)
@@ -249,7 +251,7 @@ def _real_person_checked(
 ) -> str:
     """The check's reference, once the provider's attestation proves that check passed for
     the person known by one of `identifiers`."""
-    reference = verification["reference"].strip()
+    reference: str = verification["reference"].strip()
     if not reference:
         raise UserFailure(
             UserErrorCode.INVALID_INPUT,

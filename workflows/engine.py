@@ -22,18 +22,29 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Table, and_, delete, insert, select, update
+from sqlalchemy import CursorResult, Table, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.base import SourceGuard, insert_tuples
 from domain.errors import AdapterError, SourceDataInvalid, UserErrorCode
 from identity.store import HubStore
+from identity.tables import table_of
 from workflows.tables import WorkflowJournal, WorkflowRun
 
-RUN = WorkflowRun.__table__  # type: ignore[attr-defined]
-JOURNAL = WorkflowJournal.__table__  # type: ignore[attr-defined]
+RUN = table_of(WorkflowRun)
+JOURNAL = table_of(WorkflowJournal)
 HUB_STORE = "HUB_STORE"
+
+
+def _new_key(inserted: CursorResult[Any]) -> Any:
+    """The primary key an INSERT of one row was given (SQLAlchemy types it optional: None is
+    for statements that are no single-row INSERT, never these)."""
+    key = inserted.inserted_primary_key
+    assert key is not None
+    return key[0]
+
+
 R = TypeVar("R")
 
 
@@ -142,7 +153,7 @@ class Journal:
             await conn.execute(insert(JOURNAL).values(row))  # atomic with the change itself
             return
         async with self.runner.store.engine.begin() as journal:
-            entry = (await journal.execute(insert(JOURNAL).values(row))).inserted_primary_key[0]
+            entry = _new_key(await journal.execute(insert(JOURNAL).values(row)))
         if target in self._uncommitted:
             self._uncommitted[target].append(entry)
 
@@ -286,7 +297,7 @@ class WorkflowRunner:
         now = datetime.now(UTC)
         try:
             async with self.store.engine.begin() as conn:
-                run_id = (
+                run_id = _new_key(
                     await conn.execute(
                         insert(RUN).values(
                             kind=kind,
@@ -297,7 +308,7 @@ class WorkflowRunner:
                             started_at=now,
                         )
                     )
-                ).inserted_primary_key[0]
+                )
         except IntegrityError:
             raise _Claimed from None
         journal = Journal(self, run_id, kind)

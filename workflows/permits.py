@@ -44,7 +44,7 @@ from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.hub_records import add_identifier, announce, link_record
 from workflows.tables import PendingPermit
 
-PENDING = PendingPermit.__table__  # type: ignore[attr-defined]
+PENDING = PendingPermit.__table__  # type: ignore[attr-defined]  # SQLModel's table
 WP = Agency.WORK_PERMIT_SYSTEM.value
 
 
@@ -166,8 +166,8 @@ class PermitWork:
             journal, person_id, Agency.WORK_PERMIT_SYSTEM, APPLICANT_LINK, key, key, "applicant"
         )
         await add_identifier(journal, IdentifierKind.WORK_PERMIT_NUMBER, opened.permit_number, person_id)
-        passport = passport_identifier(application.passport_number, application.nationality)
-        await add_identifier(journal, IdentifierKind.PASSPORT, passport, person_id)
+        identifier = passport_identifier(application.passport_number, application.nationality)
+        await add_identifier(journal, IdentifierKind.PASSPORT, identifier, person_id)
         return person_id
 
     async def refresh_index(self, journal: Journal, person_id: int | None, applicant_key: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 
 from adapters.base import Group, RecordList, SqlSource, answer_by_key, by_group, fetch_all, group_index
 from adapters.card_service import mapping
@@ -40,7 +40,7 @@ class CardKeys:
 ELECTRONIC_CARD_OWNER = func.coalesce(func.nullif(func.trim(SBK_DZK.c.SHBZHM), ""), SBK_DZK.c.XKZH)
 
 
-def _precedence(column: object, order: tuple[str, ...]) -> object:
+def _precedence(column: ColumnElement[str], order: tuple[str, ...]) -> ColumnElement[int]:
     return case({value: rank for rank, value in enumerate(order)}, value=column, else_=len(order))
 
 

@@ -140,7 +140,7 @@ class ExitEntry(SqlSource):
         keys = sorted(set(letters) | set(residence))
         return [TravellerDocuments(k, tuple(letters.get(k, ())), tuple(residence.get(k, ()))) for k in keys]
 
-    async def visas_by_number(self, numbers: list[str]) -> list[Visa | SourceDataInvalid | None]:
+    async def visas_by_number(self, numbers: Sequence[str]) -> list[Visa | SourceDataInvalid | None]:
         async with self.connect() as conn:
             rows = await fetch_all(conn, select(CRJ_QZ).where(CRJ_QZ.c.QZH.in_(numbers)))
         return answer_by_key(numbers, ((r.QZH, self.map_one(r.QZH, r, mapping.visa)) for r in rows))
@@ -173,7 +173,7 @@ class ExitEntry(SqlSource):
             return bool(await fetch_all(conn, statement))
 
     async def entries_by_key(
-        self, keys: list[tuple[str, str, str]]
+        self, keys: Sequence[tuple[str, str, str]]
     ) -> list[Entry | SourceDataInvalid | None]:
         """Entries by (RYBH, RJRQ, KA)."""
         travellers = [k[0] for k in keys]
@@ -188,7 +188,7 @@ class ExitEntry(SqlSource):
         )
 
     async def residence_permits_by_number(
-        self, numbers: list[str], today: date
+        self, numbers: Sequence[str], today: date
     ) -> list[ResidencePermit | SourceDataInvalid | None]:
         async with self.connect() as conn:
             rows = await fetch_all(conn, select(CRJ_JLXK).where(CRJ_JLXK.c.JLXKZH.in_(numbers)))

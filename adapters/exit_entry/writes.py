@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.base import RowWriter
@@ -20,8 +20,8 @@ CHANNEL_CODE = {channel: code for code, channel in CHANNEL.items()}
 SEX_CODES = {Sex.MALE: "男", Sex.FEMALE: "女"}
 
 
-async def _next_number(conn: AsyncConnection, column: object, prefix: str, digits: int) -> str:
-    highest = (await conn.execute(select(func.max(column)).where(column.like(f"{prefix}%")))).scalar_one()  # type: ignore[attr-defined]
+async def _next_number(conn: AsyncConnection, column: ColumnElement[str], prefix: str, digits: int) -> str:
+    highest = (await conn.execute(select(func.max(column)).where(column.like(f"{prefix}%")))).scalar_one()
     return f"{prefix}{(int(highest[len(prefix) :]) + 1 if highest else 1):0{digits}d}"
 
 

@@ -7,9 +7,11 @@ import strawberry
 from identity.store import PersonCore
 from resolvers.context import Info
 from schema.agencies import GraphPart
+from schema.common import as_graph, resolver
 from tests.sixth_agency import adapter, resolvers
 
-TaxReturnStatus = strawberry.enum(adapter.TaxReturnStatus, description="Where an annual return stands.")
+TaxReturnStatus = adapter.TaxReturnStatus
+strawberry.enum(TaxReturnStatus, description="Where an annual return stands.")
 
 
 @strawberry.type(description="One annual tax return.")
@@ -21,9 +23,9 @@ class TaxReturn:
 
 @strawberry.type(name="PersonTaxFields", description="The tax bureau's fields of a person.")
 class PersonTaxReturns:
-    @strawberry.field(description="The person's annual returns, newest tax year first.")
-    async def tax_returns(root: PersonCore, info: Info) -> list[TaxReturn] | None:  # noqa: N805
-        return await resolvers.tax_returns(info, root)  # type: ignore[return-value]  # strawberry resolves TaxReturn from the record
+    @resolver(description="The person's annual returns, newest tax year first.")
+    async def tax_returns(root: PersonCore, info: Info) -> list[TaxReturn] | None:
+        return as_graph(list[TaxReturn], await resolvers.tax_returns(info, root))
 
 
 TAX_PART = GraphPart(adapter.SPEC, PersonTaxReturns, (TaxReturn,))
