@@ -31,7 +31,7 @@ from domain.records import (
 )
 from identity.names import fold_diacritics, name_words
 from identity.store import INDEX
-from identity.tables import ElectronicCardRevocation
+from identity.tables import ElectronicCardRevocation, table_of
 from workflows.engine import HUB_STORE, Journal, UserFailure, readable
 from workflows.exit_entry import years_after
 from workflows.hub_records import add_identifier, announce, link_record, refile_record
@@ -41,7 +41,7 @@ CARD_YEARS = 10
 # The permit an e-card is registered on: right after entry (notice issued) or once valid.
 REGISTRABLE = (WorkPermitStatus.NOTICE_ISSUED, WorkPermitStatus.VALID)
 SIGNED = ElectronicCardStatus.SIGNED
-REVOCATION = ElectronicCardRevocation.__table__  # type: ignore[attr-defined]  # SQLModel's table
+REVOCATION = table_of(ElectronicCardRevocation)
 
 
 @dataclass(frozen=True)

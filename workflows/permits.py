@@ -39,12 +39,13 @@ from identity.store import (
     HubStore,
     IdentifierKind,
 )
+from identity.tables import table_of
 from opaque.ids import GlobalIds
 from workflows.engine import HUB_STORE, Journal, UserFailure
 from workflows.hub_records import add_identifier, announce, link_record
 from workflows.tables import PendingPermit
 
-PENDING = PendingPermit.__table__  # type: ignore[attr-defined]  # SQLModel's table
+PENDING = table_of(PendingPermit)
 WP = Agency.WORK_PERMIT_SYSTEM.value
 
 
