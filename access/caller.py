@@ -4,9 +4,11 @@ resolvers (schema/access.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
+from audit.chain import AuditEntry
 from domain.records import CallerRole
 
 
@@ -27,6 +29,20 @@ class Caller:
     # False for the one request the hub serves without a token: a person's app exchanging its
     # activation code (policy.toml [anonymous]); it reaches nobody.
     authenticated: bool = True
+
+    def audit_entry(self, person_id: int, fields: Iterable[str], at: datetime) -> AuditEntry:
+        """The record of this caller reading (or being handed) `fields` of a person."""
+        return AuditEntry(
+            at=at,
+            request_id=self.request_id,
+            client=self.subject,
+            role=self.role.value,
+            purpose=self.purpose,
+            case_reference=self.case_reference,
+            person_id=person_id,
+            fields=tuple(fields),
+            restricted_until=self.restricted_until,
+        )
 
     @property
     def scoped(self) -> bool:

@@ -23,7 +23,6 @@ from starlette.routing import Route
 from access.caller import Caller
 from access.qr import PermitKeys, permit_keys
 from adapters.work_permit.spec import CURRENT_WORK_PERMIT
-from audit.chain import AuditEntry
 from audit.log import AuditUnavailable
 from domain.errors import AdapterError, ErrorCode, SourceDataInvalid
 from domain.records import SHANGHAI, CallerRole, WorkPermit, WorkPermitStatus
@@ -159,17 +158,7 @@ async def _audit(request: Request, caller: Caller, person_id: int, fields: tuple
     hub: HubState = request.app.state.hub
     if not hub.settings.audit:
         return
-    entry = AuditEntry(
-        at=datetime.now(UTC),
-        request_id=caller.request_id,
-        client=caller.subject,
-        role=caller.role.value,
-        purpose=caller.purpose,
-        case_reference=caller.case_reference,
-        person_id=person_id,
-        fields=fields,
-        restricted_until=caller.restricted_until,
-    )
+    entry = caller.audit_entry(person_id, fields, datetime.now(UTC))
     try:
         await hub.audit.append([entry])
     except AuditUnavailable:

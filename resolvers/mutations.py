@@ -12,7 +12,6 @@ from adapters.card_service.spec import ELECTRONIC_CARD_BY_ID, SOCIAL_SECURITY_CA
 from adapters.exit_entry.spec import ENTRY_BY_KEY, RESIDENCE_PERMIT_BY_NUMBER, VISA_BY_NUMBER
 from adapters.relationships import KeyedRead
 from adapters.work_permit.spec import PERMIT_BY_ID
-from audit.chain import AuditEntry
 from domain.errors import ClientError, SourceDataInvalid, SourceUnavailable, UserErrorCode
 from domain.records import CallerRole, WorkPermit
 from resolvers.context import Info
@@ -328,17 +327,7 @@ async def _audit_handover(info: Info, person_id: int, fields: tuple[str, ...]) -
     if context.audit is None:
         return
     caller = context.caller
-    entry = AuditEntry(
-        at=datetime.now(UTC),
-        request_id=caller.request_id,
-        client=caller.subject,
-        role=caller.role.value,
-        purpose=caller.purpose,
-        case_reference=caller.case_reference,
-        person_id=person_id,
-        fields=fields,
-        restricted_until=caller.restricted_until,
-    )
+    entry = caller.audit_entry(person_id, fields, datetime.now(UTC))
     await context.audit.append([entry])
 
 

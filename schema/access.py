@@ -203,18 +203,7 @@ class AccessControl(SchemaExtension):
         caller = context.caller
         now = datetime.now(UTC)
         return [
-            AuditEntry(
-                at=now,
-                request_id=caller.request_id,
-                client=caller.subject,
-                role=caller.role.value,
-                purpose=caller.purpose,
-                case_reference=caller.case_reference,
-                person_id=person_id,
-                fields=tuple(sorted(paths)),
-                restricted_until=caller.restricted_until,
-            )
-            for person_id, paths in sorted(fields.items())
+            caller.audit_entry(person_id, sorted(paths), now) for person_id, paths in sorted(fields.items())
         ]
 
     def _owner_of(self, path: Path | None) -> int | None:

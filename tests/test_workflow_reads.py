@@ -5,25 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters import Sources
 from adapters.exit_entry import writes as ee_writes
 from domain.records import Agency, CardStatus, SocialSecurityCard
 from tests.conftest import Estate
-
-
-async def rows(url: str, sql: str) -> list[Any]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return list((await conn.execute(text(sql))).all())
-    finally:
-        await engine.dispose()
+from tests.legacy import rows
 
 
 @pytest.fixture
