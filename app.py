@@ -110,6 +110,10 @@ class HubGraphQL(GraphQL[Context, None]):
             value = orjson.loads(data)
         except orjson.JSONDecodeError as error:
             raise HTTPException(400, f"The request is not JSON in UTF-8: {error.msg}.") from None
+        # A POSTed body (strawberry hands it over as bytes; GET parameters come as text, and
+        # strawberry checks their shape) is a request object, or a batch it refuses itself.
+        if isinstance(data, bytes) and not isinstance(value, dict | list):
+            raise HTTPException(400, "The request's JSON must be an object with a `query`.")
         problem = _json_problem(value, MAX_JSON_DEPTH)
         if problem is not None:
             raise HTTPException(400, problem)

@@ -34,6 +34,11 @@ MALFORMED = {
     "nested 40 deep": _nested(40),
     "not JSON": b"{query: __typename}",
     "truncated": b'{"query": "{ __typename }"',
+    # JSON, but not a request: a GraphQL request over HTTP is a JSON object.
+    "a number": b"0",
+    "a string": b'"{ __typename }"',
+    "null": b"null",
+    "true": b"true",
 }
 
 
