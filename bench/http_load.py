@@ -80,18 +80,30 @@ from starlette.routing import Route
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peer_config import export as export_peer_config  # noqa: E402
-from read_graph import AS_OF, ECARDS, INSURED, PAGE_SIZE, SEED, Floor, estate_marker  # noqa: E402
+from read_graph import (  # noqa: E402
+    AS_OF,
+    ECARDS,
+    INSURED,
+    PAGE_SIZE,
+    PERSONS_AFTER,
+    PERSONS_BY_ID,
+    SEED,
+    Floor,
+    estate_marker,
+)
 
 from access.policy import DEFAULT_POLICY, Grant, Policy, load_policy  # noqa: E402
 from access.tokens import TOKEN_KEY, TokenAuthority  # noqa: E402
-from app import HubState, create_app  # noqa: E402
+from app import create_app  # noqa: E402
 from domain.records import CallerRole  # noqa: E402
 from keys.files import load_or_create_key  # noqa: E402
 from opaque.cursors import Cursors  # noqa: E402
 from opaque.ids import GlobalIds  # noqa: E402
 from opaque.sealing import sealer  # noqa: E402
+from resolvers.hub import HubState  # noqa: E402
 from schema import build_schema  # noqa: E402
 from settings import Settings  # noqa: E402
+from tracing import HUB_STORE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_DIR = ROOT / "bench" / "peer"
@@ -146,7 +158,9 @@ def hub_env(data_dir: Path) -> dict[str, str]:
 # ---------------------------------------------------------------- the query, as the grant reads it
 
 
-def prune(selection: SelectionSetNode, parent: GraphQLObjectType, policy: Policy, grant: Grant) -> SelectionSetNode:
+def prune(
+    selection: SelectionSetNode, parent: GraphQLObjectType, policy: Policy, grant: Grant
+) -> SelectionSetNode:
     """`selection` without the fields the grant does not read (graphql-core's nodes are frozen:
     the kept ones are copied)."""
     kept: list[Any] = []
@@ -191,9 +205,12 @@ def load_queries() -> Queries:
     query_type = schema.query_type
     assert query_type is not None
     pruned = prune(operation.selection_set, query_type, policy, grant)
-    operation = OperationDefinitionNode(**{**{k: getattr(operation, k) for k in operation.keys}, "selection_set": pruned})
+    operation = OperationDefinitionNode(
+        **{**{k: getattr(operation, k) for k in operation.keys}, "selection_set": pruned}
+    )
     person = pruned.selections[0]
-    assert isinstance(person, FieldNode) and person.selection_set is not None
+    assert isinstance(person, FieldNode)
+    assert person.selection_set is not None
     selection = print_ast(person.selection_set)
     page = (
         "query AgencyDeskPage($first: Int!, $after: String) {\n"
@@ -244,17 +261,11 @@ class GrantedFloor(Floor):
         return orjson.dumps({"data": {"person": shaped(nodes[0], self.tree) if nodes else None}})
 
     async def _person_rows(self, global_id: str) -> list[Any]:
-        from read_graph import PERSONS_BY_ID
-        from tracing import HUB_STORE
-
         person_id = int(self.ids.key_of(global_id, "Person", "id"))
         async with self.store.connect() as conn:
             return await self._rows(conn, HUB_STORE, PERSONS_BY_ID, ids=[person_id])
 
     async def granted_page(self, after: int | None, first: int) -> bytes:
-        from read_graph import PERSONS_AFTER
-        from tracing import HUB_STORE
-
         async with self.store.connect() as conn:
             rows = await self._rows(conn, HUB_STORE, PERSONS_AFTER, after=after or 0, limit=first + 1)
         kept = rows[:first]
@@ -334,7 +345,7 @@ def servers(data_dir: Path, config: Path, logs: Path, trail: Path) -> Iterator[d
     if node is None:
         raise BenchError("node is not installed: the peer needs Node.js 20+")
     if not (PEER_DIR / "node_modules" / "better-sqlite3").exists():
-        raise BenchError("the peer's packages are missing: run `npm ci --prefix bench/peer` (make bench does)")
+        raise BenchError("the peer's packages are missing: `npm ci --prefix bench/peer` (make bench runs it)")
     peer = [node, str(PEER_DIR / "server.js"), "--data-dir", str(data_dir), "--config", str(config)]
     peer += ["--today", AS_OF.isoformat()]
     commands: dict[str, tuple[list[str], dict[str, str]]] = {}
@@ -393,9 +404,14 @@ def scenarios(data_dir: Path, queries: Queries) -> list[Scenario]:
         raise BenchError("no person has records in all five agencies; seed more persons")
     random.Random(SEED).shuffle(complete)
     persons = [{"lookup": {"id": ids.encode("Person", i)}} for i in complete[:PERSONS_CYCLED]]
-    afters = [None] + [cursors.encode("persons", (person_ids[i - 1],)) for i in range(PAGE_SIZE, len(person_ids), PAGE_SIZE)]
+    afters = [None] + [
+        cursors.encode("persons", (person_ids[i - 1],)) for i in range(PAGE_SIZE, len(person_ids), PAGE_SIZE)
+    ]
     pages = [{"first": PAGE_SIZE, "after": after} for after in afters]
-    return [Scenario("person", queries.person, persons), Scenario(f"page of {PAGE_SIZE}", queries.page, pages)]
+    return [
+        Scenario("person", queries.person, persons),
+        Scenario(f"page of {PAGE_SIZE}", queries.page, pages),
+    ]
 
 
 class Client:
@@ -439,7 +455,8 @@ async def check(
         for name in TARGETS[1:]:
             if data[name] != data["hub"]:
                 raise BenchError(
-                    f"{scenario.name}: {name}'s data differs from the hub's for {orjson.dumps(variables).decode()}"
+                    f"{scenario.name}: {name}'s data differs from the hub's for "
+                    f"{orjson.dumps(variables).decode()}"
                     f" ({len(data[name])} bytes against {len(data['hub'])}; the values are not printed)"
                 )
         if scenario.name == "person":
@@ -504,7 +521,11 @@ async def measure_all(
 ) -> list[Row]:
     key = load_or_create_key(data_dir, TOKEN_KEY)
     token = TokenAuthority(key).issue(subject="http-load-bench", role=ROLE, purposes=(PURPOSE,))
-    authorized = {"authorization": f"Bearer {token}", "x-purpose": PURPOSE, "content-type": "application/json"}
+    authorized = {
+        "authorization": f"Bearer {token}",
+        "x-purpose": PURPOSE,
+        "content-type": "application/json",
+    }
     plain = {"content-type": "application/json"}
     rows: list[Row] = []
     trails = (data_dir / "audit.sqlite", trail / "peer-audit.sqlite")
@@ -554,7 +575,9 @@ def print_rows(rows: Sequence[Row], args: argparse.Namespace, peer_line: str) ->
         f"each server driven {args.rounds} x {args.seconds:g} s per row, interleaved "
         f"(hub, peer, bare peer, floor), after {args.warmup:g} s of warm-up each"
     )
-    print(f"query: bench/every_agency.graphql as {ROLE.value} ({PURPOSE}) reads it; data checked byte-identical")
+    print(
+        f"query: bench/every_agency.graphql as {ROLE.value} ({PURPOSE}) reads it; data checked byte-identical"
+    )
     print(
         "audit durability: hub = SQLite WAL (adapters/base.py) with synchronous=FULL (SQLite's default, "
         "not changed by the hub), group commit, witness file fsync'd"
@@ -572,10 +595,10 @@ def print_rows(rows: Sequence[Row], args: argparse.Namespace, peer_line: str) ->
     for row in rows:
         m = row.measured
 
-        def lat(name: str) -> str:
+        def lat(name: str, m: dict[str, Measured] = m) -> str:
             return f"{ms(m[name].percentile(50))}/{ms(m[name].percentile(99))}"
 
-        def ratio(name: str) -> str:
+        def ratio(name: str, m: dict[str, Measured] = m) -> str:
             return f"{m['hub'].rps / m[name].rps:.3f}" if m[name].rps else "-"
 
         print(

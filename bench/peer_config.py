@@ -50,7 +50,9 @@ def export(data_dir: Path, policy_path: Path) -> dict[str, Any]:
             "readable": grant.names(),
             "types": sorted(grant.types),
         }
-        for (role, purpose), grant in sorted(policy.grants.items(), key=lambda g: (g[0][0].value, g[0][1] or ""))
+        for (role, purpose), grant in sorted(
+            policy.grants.items(), key=lambda g: (g[0][0].value, g[0][1] or "")
+        )
     ]
     return {
         "token": {"issuer": ISSUER, "algorithm": "EdDSA", "publicKeyPem": pem.decode()},
