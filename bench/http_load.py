@@ -56,12 +56,15 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import uvicorn
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -95,6 +98,7 @@ from read_graph import (  # noqa: E402
 from access.policy import DEFAULT_POLICY, Grant, Policy, load_policy  # noqa: E402
 from access.tokens import TOKEN_KEY, TokenAuthority  # noqa: E402
 from app import create_app  # noqa: E402
+from audit.chain import AuditEntry, ChainedEntry, Checkpoint, verify_chain  # noqa: E402
 from domain.records import CallerRole  # noqa: E402
 from keys.files import load_or_create_key  # noqa: E402
 from opaque.cursors import Cursors  # noqa: E402
@@ -611,6 +615,43 @@ def print_rows(rows: Sequence[Row], args: argparse.Namespace, peer_line: str) ->
     print("ratios are hub req/s / other req/s: above 1 the hub answers more requests per second")
 
 
+def verify_peer_trail(trail: Path) -> str:
+    """The peer's trail walked by the hub's own verifier (audit/chain.py): same chain, same rows."""
+    public = serialization.load_pem_public_key((trail / "peer-audit-key.pub.pem").read_bytes())
+    assert isinstance(public, Ed25519PublicKey)
+    with contextlib.closing(sqlite3.connect(trail / "peer-audit.sqlite")) as conn:
+        conn.row_factory = sqlite3.Row
+        records = [
+            ChainedEntry(
+                r["seq"],
+                AuditEntry(
+                    at=datetime.fromisoformat(r["at"]),
+                    request_id=r["request_id"],
+                    client=r["client"],
+                    role=r["role"],
+                    purpose=r["purpose"],
+                    case_reference=r["case_reference"],
+                    person_id=r["person_id"],
+                    fields=tuple(orjson.loads(r["fields"])),
+                ),
+                r["prev_hash"],
+                r["hash"],
+            )
+            for r in conn.execute("SELECT * FROM audit_record ORDER BY seq")
+        ]
+        checkpoints = [
+            Checkpoint(r["seq"], r["hash"], r["signature"])
+            for r in conn.execute("SELECT * FROM audit_checkpoint")
+        ]
+    findings = verify_chain(records, checkpoints, public)
+    if findings:
+        raise BenchError(f"the peer's audit trail does not verify: {findings[0]}")
+    return (
+        f"peer trail: {len(records)} records in {len(checkpoints)} commits, "
+        "chain and checkpoints verified by audit/chain.py"
+    )
+
+
 def run(args: argparse.Namespace) -> None:
     data_dir: Path = (args.data_dir or ROOT / "var" / f"bench-http-{args.persons}").resolve()
     prepare_estate(data_dir, args.persons)
@@ -626,6 +667,7 @@ def run(args: argparse.Namespace) -> None:
             print(peer_line)
             peer_line = peer_line.partition("audit durability: ")[2] or peer_line
             rows = asyncio.run(measure_all(args, started, data_dir, trail, queries))
+            print(verify_peer_trail(trail))
         print_rows(rows, args, peer_line)
 
 

@@ -4,7 +4,7 @@
 //                  [--trail-dir DIR] [--bare]
 import { createServer } from "node:http";
 import { createHash, generateKeyPairSync, randomUUID, sign } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -124,6 +124,8 @@ const compactDay = (v) => {
   const s = String(v).trim();
   return s ? `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}` : null;
 };
+
+const compare = (a, b) => (a === b ? 0 : (a ?? "") < (b ?? "") ? -1 : 1);
 
 function groupBy(rows, keyOf) {
   const out = new Map();
@@ -333,7 +335,8 @@ const resolvers = {
     insuranceParticipations: async (p, _a, ctx) => {
       const keys = await ownerKeys(ctx, p, "SOCIAL_INSURANCE");
       const rows = await rowsOf(ctx.loaders.participations, keys.map(Number));
-      if (keys.length > 1) rows.sort((a, b) => (a[3] === b[3] ? (a[1] < b[1] ? -1 : a[1] > b[1]) : a[3] < b[3] ? 1 : -1));
+      // Across the person's insured records: newest start first, then by insurance type (the SQL's order).
+      if (keys.length > 1) rows.sort((a, b) => compare(b[3], a[3]) || compare(a[1], b[1]));
       return rows.map(([, aae140, aac008, aae030, aae031, aab004, aab998]) => {
         const credit = text(aab998);
         return {
@@ -353,7 +356,7 @@ const resolvers = {
           const i = codes.cardStatusPrecedence.indexOf(r[2]);
           return i < 0 ? codes.cardStatusPrecedence.length : i;
         };
-        rows.sort((a, b) => rank(a) - rank(b) || (a[3] === b[3] ? 0 : (a[3] ?? "") < (b[3] ?? "") ? 1 : -1));
+        rows.sort((a, b) => rank(a) - rank(b) || compare(b[3], a[3]));
       }
       if (!rows.length) return null;
       const [, kh, kzt, fkrq, yxq, gzxkxx] = rows[0];
@@ -466,7 +469,9 @@ class Trail {
     );
     this.witnessPath = join(directory, "peer-audit-witness.jsonl");
     // The peer's own checkpoint key (a competitor has its own; the hub's stays the hub's).
-    this.key = generateKeyPairSync("ed25519").privateKey;
+    const pair = generateKeyPairSync("ed25519");
+    this.key = pair.privateKey;
+    writeFileSync(join(directory, "peer-audit-key.pub.pem"), pair.publicKey.export({ type: "spki", format: "pem" }));
     this.pending = [];
     this.scheduled = false;
     this.commit = this.db.transaction((entries) => {
@@ -518,8 +523,8 @@ class Trail {
 }
 
 function isoNow() {
-  // Python's datetime.isoformat() of an aware UTC time: microseconds, +00:00.
-  return new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000+00:00");
+  // Python's datetime.isoformat() of an aware UTC time: microseconds (none when they are 0), +00:00.
+  return new Date().toISOString().replace(/\.(\d{3})Z$/, (_m, ms) => (ms === "000" ? "+00:00" : `.${ms}000+00:00`));
 }
 
 function canonical(entry) {
