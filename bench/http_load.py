@@ -25,9 +25,13 @@ What it does
    left out, so that every answer is complete. Scenarios: ``person`` (one person by id,
    cycling over persons with records in all five agencies) and ``page of 50`` (the same
    selection under ``persons(first: 50, after: ...)``, cycling over every page).
-4. Before each measured block it sends the same requests to all four and requires the same
-   ``data``, byte for byte (the ids and cursors included: the peer seals them with the hub's
-   key), and the same audited field paths in the hub's and the peer's trails.
+4. First it sends ``--verify`` persons (and a tenth as many pages) to all four and requires
+   the same ``data``, byte for byte (the ids and cursors included: the peer seals them with
+   the hub's key), and the same audited field paths in the hub's and the peer's trails; and
+   the whole document, the fields the grant denies included, must give the same data and the
+   same FORBIDDEN paths from the hub and the peer. Before each measured block ``--check``
+   more requests are compared the same way. After the run the peer's trail is verified with
+   the hub's own chain verifier (audit/chain.py).
 5. Drives each server at each concurrency with httpx, interleaved (hub, peer, bare peer,
    floor, hub, ...), ``--rounds`` times ``--seconds`` each, and prints req/s, p50 and p99
    latency, and the ratios hub / peer, hub / bare peer and hub / floor (req/s: above 1 the
@@ -469,6 +473,48 @@ async def check(
                 raise BenchError("person: the peer's audit record names other fields than the hub's")
 
 
+async def denials(client: Client, variables: Json) -> tuple[bytes, list[tuple[tuple[Any, ...], str]]]:
+    """The whole every-agency document (fields the grant denies included): data, and the
+    path and code of every error, in path order."""
+    payload = orjson.dumps({"query": DESK_QUERY.read_text(), "variables": variables})
+    response = await client.http.post(client.server.url, content=payload)
+    answer = orjson.loads(response.content)
+    errors = sorted((tuple(e.get("path") or ()), e["extensions"]["code"]) for e in answer.get("errors", []))
+    return orjson.dumps(answer.get("data")), errors
+
+
+async def verify_first(
+    count: int,
+    every: Sequence[Scenario],
+    started: dict[str, Server],
+    authorized: dict[str, str],
+    plain: dict[str, str],
+    trails: tuple[Path, Path],
+) -> None:
+    """Before any measurement: `count` persons and a tenth as many pages agree across all four
+    servers, and the whole document, denied fields included, answers the hub's and the peer's
+    same data and the same FORBIDDEN paths."""
+    clients = {
+        name: Client(started[name], authorized if name in ("hub", "peer") else plain, 1) for name in TARGETS
+    }
+    try:
+        person, page = every
+        await check(person, clients, 0, count, trails)
+        await check(page, clients, 0, max(1, count // 10), trails)
+        hub = await denials(clients["hub"], person.variables[0])
+        peer = await denials(clients["peer"], person.variables[0])
+        if hub != peer:
+            raise BenchError("the whole document: the peer's data or FORBIDDEN paths differ from the hub's")
+        forbidden = sum(1 for _, code in hub[1] if code == "FORBIDDEN")
+        print(
+            f"verified: {count} persons and {max(1, count // 10)} pages give the same data from all four; "
+            f"the whole document gives the hub's data and {forbidden} FORBIDDEN paths from the peer too"
+        )
+    finally:
+        for client in clients.values():
+            await client.close()
+
+
 @dataclass
 class Measured:
     latencies: list[float] = field(default_factory=list)
@@ -533,7 +579,9 @@ async def measure_all(
     plain = {"content-type": "application/json"}
     rows: list[Row] = []
     trails = (data_dir / "audit.sqlite", trail / "peer-audit.sqlite")
-    for scenario in scenarios(data_dir, queries):
+    every = scenarios(data_dir, queries)
+    await verify_first(args.verify, every, started, authorized, plain, trails)
+    for scenario in every:
         for concurrency in args.concurrency:
             clients = {
                 name: Client(started[name], authorized if name in ("hub", "peer") else plain, concurrency)
@@ -680,6 +728,7 @@ def main() -> None:
     add("--warmup", type=float, default=1.0, help="warm-up seconds per server before each row (default 1)")
     add("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 16], help="default 1,16")
     add("--check", type=int, default=3, help="requests compared across the servers before each round")
+    add("--verify", type=int, default=50, help="persons compared across the servers before the first round")
     add("--data-dir", type=Path, default=None, help="the estate's directory (default var/bench-http-N)")
     add("--serve-floor", type=int, default=None, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
