@@ -40,8 +40,16 @@ check: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/hub export-schema > schema.graphql
 
-bench: $(STAMP)
+PEER := bench/peer/node_modules/.installed
+
+# The graphql-yoga peer bench/http_load.py measures the hub against (its own package-lock).
+$(PEER): bench/peer/package.json bench/peer/package-lock.json
+	npm ci --prefix bench/peer --silent --no-audit --no-fund && touch $(PEER)
+
+## The in-process read benchmark, then the hub over HTTP beside the Node peer and the floor.
+bench: $(STAMP) $(PEER)
 	$(BIN)/python bench/read_graph.py
+	$(BIN)/python bench/http_load.py
 
 clean:
 	rm -rf $(VENV) var
