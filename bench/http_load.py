@@ -86,8 +86,8 @@ from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from peer_config import export as export_peer_config  # noqa: E402
-from read_graph import (  # noqa: E402
+from peer_config import export as export_peer_config
+from read_graph import (
     AS_OF,
     ECARDS,
     INSURED,
@@ -99,19 +99,19 @@ from read_graph import (  # noqa: E402
     estate_marker,
 )
 
-from access.policy import DEFAULT_POLICY, Grant, Policy, load_policy  # noqa: E402
-from access.tokens import TOKEN_KEY, TokenAuthority  # noqa: E402
-from app import create_app  # noqa: E402
-from audit.chain import AuditEntry, ChainedEntry, Checkpoint, verify_chain  # noqa: E402
-from domain.records import CallerRole  # noqa: E402
-from keys.files import load_or_create_key  # noqa: E402
-from opaque.cursors import Cursors  # noqa: E402
-from opaque.ids import GlobalIds  # noqa: E402
-from opaque.sealing import sealer  # noqa: E402
-from resolvers.hub import HubState  # noqa: E402
-from schema import build_schema  # noqa: E402
-from settings import Settings  # noqa: E402
-from tracing import HUB_STORE  # noqa: E402
+from access.policy import DEFAULT_POLICY, Grant, Policy, load_policy
+from access.tokens import TOKEN_KEY, TokenAuthority
+from app import create_app
+from audit.chain import AuditEntry, ChainedEntry, Checkpoint, verify_chain
+from domain.records import CallerRole
+from keys.files import load_or_create_key
+from opaque.cursors import Cursors
+from opaque.ids import GlobalIds
+from opaque.sealing import sealer
+from resolvers.hub import HubState
+from schema import build_schema
+from settings import Settings
+from tracing import HUB_STORE
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_DIR = ROOT / "bench" / "peer"
