@@ -97,6 +97,7 @@ from read_graph import (
     SEED,
     Floor,
     estate_marker,
+    page_document,
 )
 
 from access.policy import DEFAULT_POLICY, Grant, Policy, load_policy
@@ -219,15 +220,7 @@ def load_queries() -> Queries:
     person = pruned.selections[0]
     assert isinstance(person, FieldNode)
     assert person.selection_set is not None
-    selection = print_ast(person.selection_set)
-    page = (
-        "query AgencyDeskPage($first: Int!, $after: String) {\n"
-        "  persons(first: $first, after: $after) {\n"
-        f"    edges {{ node {selection} }}\n"
-        "    pageInfo { hasNextPage endCursor }\n"
-        "  }\n"
-        "}\n"
-    )
+    page = page_document(print_ast(person.selection_set))
     return Queries(person=print_ast(operation), page=page, tree=tree_of(person.selection_set))
 
 

@@ -178,8 +178,12 @@ def load_queries() -> Queries:
     )
     if not isinstance(person_field, FieldNode) or person_field.selection_set is None:
         raise BenchError(f"{DESK_QUERY} does not start with a query selecting `person {{ ... }}`")
-    selection = print_ast(person_field.selection_set)
-    page = (
+    return Queries(person=document, page=page_document(print_ast(person_field.selection_set)))
+
+
+def page_document(selection: str) -> str:
+    """A page of persons with the person query's selection set under each node."""
+    return (
         "query AgencyDeskPage($first: Int!, $after: String) {\n"
         "  persons(first: $first, after: $after) {\n"
         f"    edges {{ node {selection} }}\n"
@@ -187,7 +191,6 @@ def load_queries() -> Queries:
         "  }\n"
         "}\n"
     )
-    return Queries(person=document, page=page)
 
 
 # ---------------------------------------------------------------- the hub, over ASGI
