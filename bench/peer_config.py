@@ -9,16 +9,19 @@ Usage::
 - every grant of the policy as the hub reads it (`access.policy.load_policy` against the
   hub's own schema): per role and purpose, the readable fields and the types reached, and
   the fields that need a grant at all;
-- the adapters' code tables the peer maps legacy codes with (never copied by hand).
-
-The sealing secret of global ids and cursors is not exported: the peer reads
-`<data dir>/keys/sealed-values.key` itself, as any second server of the same hub would.
+- the adapters' code tables the peer maps legacy codes with (never copied by hand);
+- the global ids of every person, permit period and employer, and the cursor after every
+  person, sealed by the hub's own `opaque` package (AES-SIV from `cryptography`): the peer
+  looks them up both ways and does no cryptography of its own for them (no maintained
+  JavaScript library offers RFC 5297 AES-SIV, and none is written here). The sealing secret
+  is not exported.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -31,11 +34,37 @@ from adapters.card_service import mapping as sbk
 from adapters.social_insurance import mapping as si
 from adapters.work_permit import mapping as wp
 from keys.files import load_or_create_key
+from opaque.cursors import Cursors
+from opaque.ids import GlobalIds
+from opaque.sealing import sealer
 from schema import build_schema
+from settings import Settings
 
 
 def _values(table: dict[str, Enum]) -> dict[str, str]:
     return {code: str(value.value) for code, value in table.items()}
+
+
+def _column(path: Path, sql: str) -> list[Any]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute(sql)]
+
+
+def sealed_values(data_dir: Path) -> dict[str, dict[str, str]]:
+    """Global ids by key (`Person`, `WorkPermit`, `Employer`) and the persons connection's
+    cursor by the person it follows, as the hub hands them out."""
+    sealed = sealer(data_dir)
+    ids, cursors = GlobalIds(sealed), Cursors(sealed)
+    files = {spec.id: data_dir / spec.file_name for spec in Settings.for_directory(data_dir).agencies}
+    persons = _column(data_dir / "hub_store.sqlite", "SELECT id FROM person")
+    permits = _column(files["WORK_PERMIT_SYSTEM"], 'SELECT "XKID" FROM "WP_XKZ"')
+    employers = _column(files["WORK_PERMIT_SYSTEM"], 'SELECT DISTINCT "TYSHXYDM" FROM "WP_XKZ"')
+    return {
+        "Person": {str(p): ids.encode("Person", p) for p in persons},
+        "WorkPermit": {str(k): ids.encode("WorkPermit", k) for k in permits},
+        "Employer": {str(c): ids.encode("Employer", c) for c in employers if c},
+        "personsCursor": {str(p): cursors.encode("persons", (p,)) for p in persons},
+    }
 
 
 def export(data_dir: Path, policy_path: Path) -> dict[str, Any]:
@@ -59,6 +88,7 @@ def export(data_dir: Path, policy_path: Path) -> dict[str, Any]:
         "guarded": sorted(f"{t}.{f}" for t, f in policy.guarded),
         "openTypes": sorted(policy.open_types),
         "grants": grants,
+        "sealed": sealed_values(data_dir),
         "codes": {
             "permitStatus": _values(wp.STATUS),  # type: ignore[arg-type]
             "category": _values(wp.CATEGORY),  # type: ignore[arg-type]
