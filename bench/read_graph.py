@@ -294,8 +294,11 @@ CARDS = _in(
     f" ORDER BY {_precedence('KZT', sbk.CARD_STATUS_PRECEDENCE)}, FKRQ DESC",
     "keys",
 )
+# An e-card is filed under its holder's social security number, or under the permit number
+# until enrolment (a newcomer's, registered right after entry).
 ECARDS = _in(
-    "SELECT SHBZHM, DZKID, QFZT, KH, QFSJ, RZFS, XKZH FROM SBK_DZK WHERE SHBZHM IN :keys"
+    "SELECT COALESCE(NULLIF(TRIM(SHBZHM), ''), XKZH) AS OWNER, DZKID, QFZT, KH, QFSJ, RZFS, XKZH"
+    " FROM SBK_DZK WHERE COALESCE(NULLIF(TRIM(SHBZHM), ''), XKZH) IN :keys"
     f" ORDER BY {_precedence('QFZT', sbk.ELECTRONIC_STATUS_PRECEDENCE)}, QFSJ DESC",
     "keys",
 )
@@ -604,8 +607,8 @@ class Floor:
                         "carriesWorkPermit": loaded is not None,
                         "workPermitNumber": loaded,
                     }
-        for shbzhm, dzkid, qfzt, kh, qfsj, rzfs, xkzh in ecards:
-            for person in owners.persons(agency, shbzhm):
+        for owner, dzkid, qfzt, kh, qfsj, rzfs, xkzh in ecards:
+            for person in owners.persons(agency, owner):
                 if nodes[person]["electronicCard"] is None:
                     card_number = _text(kh)
                     method = _text(rzfs)
