@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -239,7 +239,9 @@ class AuditLog:
         checkpoints = [Checkpoint(c.seq, c.hash, c.signature) for c in stored]
         public = self._key.public_key()
         findings = verify_chain(
-            (ChainedEntry(r.seq, _entry(r), r.prev_hash, r.hash) for r in records), checkpoints, public
+            (ChainedEntry(r.seq, entry_of(r._mapping), r.prev_hash, r.hash) for r in records),
+            checkpoints,
+            public,
         )
         if self.witness is not None:
             findings += verify_against_witness(
@@ -336,15 +338,18 @@ def _row(seq: int, entry: AuditEntry, prev_hash: str, digest: str) -> dict[str, 
     }
 
 
-def _entry(row: Row[Any]) -> AuditEntry:
+def entry_of(row: Mapping[Any, Any]) -> AuditEntry:
+    """The entry an `audit_record` row holds, by column name (SQLAlchemy's row mapping, or
+    sqlite3's, which gives the date as text)."""
+    restricted = row["restricted_until"]
     return AuditEntry(
-        at=datetime.fromisoformat(row.at),
-        request_id=row.request_id,
-        client=row.client,
-        role=row.role,
-        purpose=row.purpose,
-        case_reference=row.case_reference,
-        person_id=row.person_id,
-        fields=tuple(orjson.loads(row.fields)),
-        restricted_until=row.restricted_until,
+        at=datetime.fromisoformat(row["at"]),
+        request_id=row["request_id"],
+        client=row["client"],
+        role=row["role"],
+        purpose=row["purpose"],
+        case_reference=row["case_reference"],
+        person_id=row["person_id"],
+        fields=tuple(orjson.loads(row["fields"])),
+        restricted_until=date.fromisoformat(restricted) if isinstance(restricted, str) else restricted,
     )

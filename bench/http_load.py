@@ -60,7 +60,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +102,8 @@ from read_graph import (
 from access.policy import DEFAULT_POLICY, Grant, Policy, load_policy
 from access.tokens import TOKEN_KEY, TokenAuthority
 from app import create_app
-from audit.chain import AuditEntry, ChainedEntry, Checkpoint, verify_chain
+from audit.chain import ChainedEntry, Checkpoint, verify_chain
+from audit.log import entry_of
 from domain.records import CallerRole
 from keys.files import load_or_create_key
 from opaque.cursors import Cursors
@@ -665,16 +665,7 @@ def verify_peer_trail(trail: Path) -> str:
         records = [
             ChainedEntry(
                 r["seq"],
-                AuditEntry(
-                    at=datetime.fromisoformat(r["at"]),
-                    request_id=r["request_id"],
-                    client=r["client"],
-                    role=r["role"],
-                    purpose=r["purpose"],
-                    case_reference=r["case_reference"],
-                    person_id=r["person_id"],
-                    fields=tuple(orjson.loads(r["fields"])),
-                ),
+                entry_of(dict(r)),
                 r["prev_hash"],
                 r["hash"],
             )

@@ -33,12 +33,12 @@ from access.tokens import ISSUER, TOKEN_KEY
 from adapters.card_service import mapping as sbk
 from adapters.social_insurance import mapping as si
 from adapters.work_permit import mapping as wp
+from adapters.work_permit.spec import SPEC as WORK_PERMIT
 from keys.files import load_or_create_key
 from opaque.cursors import Cursors
 from opaque.ids import GlobalIds
 from opaque.sealing import sealer
 from schema import build_schema
-from settings import Settings
 
 
 def _values(table: dict[str, Enum]) -> dict[str, str]:
@@ -55,10 +55,10 @@ def sealed_values(data_dir: Path) -> dict[str, dict[str, str]]:
     cursor by the person it follows, as the hub hands them out."""
     sealed = sealer(data_dir)
     ids, cursors = GlobalIds(sealed), Cursors(sealed)
-    files = {spec.id: data_dir / spec.file_name for spec in Settings.for_directory(data_dir).agencies}
+    work_permits = data_dir / WORK_PERMIT.file_name
     persons = _column(data_dir / "hub_store.sqlite", "SELECT id FROM person")
-    permits = _column(files["WORK_PERMIT_SYSTEM"], 'SELECT "XKID" FROM "WP_XKZ"')
-    employers = _column(files["WORK_PERMIT_SYSTEM"], 'SELECT DISTINCT "TYSHXYDM" FROM "WP_XKZ"')
+    permits = _column(work_permits, 'SELECT "XKID" FROM "WP_XKZ"')
+    employers = _column(work_permits, 'SELECT DISTINCT "TYSHXYDM" FROM "WP_XKZ"')
     return {
         "Person": {str(p): ids.encode("Person", p) for p in persons},
         "WorkPermit": {str(k): ids.encode("WorkPermit", k) for k in permits},

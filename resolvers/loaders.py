@@ -116,7 +116,9 @@ class Loaders:
         persons = dict(
             zip(owners, await self.store.person_ids_by_owner([(linked_as, o) for o in owners]), strict=True)
         )
-        return [_with_persons(value, persons) for value in values]
+        for record in records:
+            _note(record, persons.get(record.owner))
+        return values
 
     async def _links(self, person_ids: Sequence[int]) -> list[PersonLinks]:
         return list(await self.links_by_person.load_many(person_ids))
@@ -204,12 +206,6 @@ def owned_by(person_id: int, value: Any) -> Any:
     """What a person's relationship read, every record in it noted as the person's."""
     for record in _records_in(value):
         _note(record, person_id)
-    return value
-
-
-def _with_persons(value: Any, persons: dict[str, int | None]) -> Any:
-    for record in _records_in(value):
-        _note(record, persons.get(record.owner))
     return value
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 import cli
 from audit.chain import AuditEntry, Checkpoint, link_hash, seal
-from audit.log import AUDIT_CHECKPOINT, AUDIT_KEY, AUDIT_RECORD, AuditLog, AuditUnavailable
+from audit.log import AUDIT_CHECKPOINT, AUDIT_KEY, AUDIT_RECORD, AuditLog, AuditUnavailable, entry_of
 from audit.witness import AUDIT_WITNESS, FileWitness, open_witness
 from domain.records import CallerRole
 from keys.files import load_or_create_key
@@ -457,20 +457,6 @@ async def copy_of(databases: AuditDatabases, original: Trail) -> Place:
         await log.close()
     await asyncio.to_thread(Path(place.witness).write_bytes, original.witness)
     return place
-
-
-def entry_of(row: Mapping[str, Any]) -> AuditEntry:
-    return AuditEntry(
-        at=datetime.fromisoformat(row["at"]),
-        request_id=row["request_id"],
-        client=row["client"],
-        role=row["role"],
-        purpose=row["purpose"],
-        case_reference=row["case_reference"],
-        person_id=row["person_id"],
-        fields=tuple(orjson.loads(row["fields"])),
-        restricted_until=row["restricted_until"],
-    )
 
 
 def forged_after(row: Mapping[str, Any]) -> Row:

@@ -41,7 +41,7 @@ from identity.store import (
 )
 from identity.tables import table_of
 from opaque.ids import GlobalIds
-from workflows.engine import HUB_STORE, Journal, UserFailure
+from workflows.engine import HUB_STORE, Journal, UserFailure, readable
 from workflows.hub_records import add_identifier, announce, link_record
 from workflows.tables import PendingPermit
 
@@ -63,13 +63,10 @@ class PermitWork:
 
     async def current_period(self, number: str, field: list[str]) -> WorkPermit:
         found = (await self.sources.work_permits.current_permit_by_number([number.strip()], self.today))[0]
-        if found is None:
+        permit = readable(found, "work-permit record", field)
+        if permit is None:
             raise UserFailure(UserErrorCode.NOT_FOUND, f"No work permit has the number {number!r}.", field)
-        if isinstance(found, SourceDataInvalid):
-            raise UserFailure(
-                UserErrorCode.SOURCE_UNAVAILABLE, "The work-permit record cannot be read.", field
-            )
-        return found
+        return permit
 
     async def period(self, key: str, field: list[str]) -> WorkPermit:
         found = (await self.sources.work_permits.permits_by_id([key], self.today))[0]
