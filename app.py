@@ -55,6 +55,7 @@ from operations import (
     metrics_endpoint,
     observe_engine,
     record_errors,
+    tune_for_serving,
 )
 from resolvers.connection import UNBOUND, connection_context
 from resolvers.context import Context
@@ -241,6 +242,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = await open_hub(settings, policy)
         app.state.hub = hub
+        tune_for_serving()
         graphql.revoked = partial(is_revoked, hub.store)  # a lost phone's token is refused
         observe_hub(hub, telemetry)
         try:

@@ -9,10 +9,12 @@ requests.py   the outermost middleware: request id, per-source counts, log line,
 logs.py       the JSON formatter and what a request's log line holds (never personal data)
 telemetry.py  the tracer from OTEL_* variables, request and statement spans
 shutdown.py   drain: in-flight workflow runs and the audit queue, before the databases close
+collector.py  the garbage collector's thresholds for serving
 """
 
 from __future__ import annotations
 
+from operations.collector import tune_for_serving
 from operations.logs import configure_logging
 from operations.metrics import know_agencies, metrics_endpoint, observe_engine
 from operations.readiness import Readiness
@@ -31,4 +33,5 @@ __all__ = [
     "metrics_endpoint",
     "observe_engine",
     "record_errors",
+    "tune_for_serving",
 ]
