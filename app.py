@@ -230,7 +230,7 @@ def create_app(
     keep_private(
         settings.data_dir, settings.private_files()
     )  # owner-only data directory and files, before anything is written
-    schema = build_schema(settings.limits, parts)
+    schema = build_schema(settings.limits, parts, planned=settings.planned)
     schema.extensions = (*schema.extensions, OperationRecorder)  # the operation type, for metrics and logs
     telemetry = Telemetry.configure(exporter=span_exporter)  # OTEL_* variables; off when none is set
     # Loaded before serving: a policy that does not fit the schema stops the start.

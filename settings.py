@@ -79,6 +79,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     # Only a benchmark turns the audit off, to measure what it costs; nothing else may.
     audit: bool = True
+    # The planned path for leaf fields (schema/planned.py); off only in the differential test
+    # and the benchmark, which compare it with graphql-core's field-by-field chain.
+    planned: bool = True
     # Per source: time budget, retries and circuit breaker (adapters/base.py, SourceGuard).
     source_budgets: dict[AgencyId, SourceBudget] = field(default_factory=default_budgets)
     # The agencies the hub joins (adapters/registry.py): each one's source is at source_urls[id].

@@ -855,14 +855,14 @@ def print_results(results: list[Result], seconds: float) -> None:
     print(f"each side measured for {seconds:g} s, one request at a time; ratio = floor req/s / hub req/s")
     print()
     header = (
-        f"{'scenario':<12} {'hub req/s':>10} {'floor req/s':>12} {'ratio':>8}"
+        f"{'scenario':<24} {'hub req/s':>10} {'floor req/s':>12} {'ratio':>8}"
         f"   {'hub ms':>7} {'floor ms':>9}   {'JSON bytes hub/floor':>20}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r.name:<12} {r.hub_rps:>10.1f} {r.floor_rps:>12.1f} {r.ratio:>7.1f}x   "
+            f"{r.name:<24} {r.hub_rps:>10.1f} {r.floor_rps:>12.1f} {r.ratio:>7.1f}x   "
             f"{1000 / r.hub_rps:>7.2f} {1000 / r.floor_rps:>9.2f}   {f'{r.hub_bytes}/{r.floor_bytes}':>20}"
         )
     print()
@@ -891,8 +891,8 @@ async def run(args: argparse.Namespace) -> None:
 
 async def bench(settings: Settings, args: argparse.Namespace) -> None:
     results: list[Result] = []
-    for audit in (True, False):
-        results += await bench_once(settings, args, audit)
+    for audit, planned in ((True, True), (False, True), (True, False)):
+        results += await bench_once(settings, args, audit, planned)
     print_results(results, args.seconds)
     by_name = {r.name: r for r in results}
     for name in ("person", "page of 50"):
@@ -901,21 +901,33 @@ async def bench(settings: Settings, args: argparse.Namespace) -> None:
             f"audit cost, {name}: {on.hub_rps:.1f} req/s with, {off.hub_rps:.1f} without "
             f"({on.hub_rps / off.hub_rps:.0%})"
         )
+        chain = by_name[f"{name} (unplanned)"]
+        print(
+            f"planned path, {name}: {on.hub_rps:.1f} req/s with, {chain.hub_rps:.1f} through "
+            f"graphql-core's chain alone ({on.hub_rps / chain.hub_rps:.2f}x)"
+        )
 
 
-async def bench_once(settings: Settings, args: argparse.Namespace, audit: bool) -> list[Result]:
-    """One round of every scenario, as a caller that may read every field, audit on or off.
-    The rate limit is lifted: the benchmark is one client asking as fast as it can."""
+async def bench_once(
+    settings: Settings, args: argparse.Namespace, audit: bool, planned: bool
+) -> list[Result]:
+    """One round of every scenario, as a caller that may read every field, audit on or off,
+    the planned path on or off. The rate limit is lifted: the benchmark is one client asking
+    as fast as it can."""
     queries = load_queries()
     settings = replace(
-        settings, policy_path=READ_EVERYTHING, limits=Limits(rate_limit="1000000/minute"), audit=audit
+        settings,
+        policy_path=READ_EVERYTHING,
+        limits=Limits(rate_limit="1000000/minute"),
+        audit=audit,
+        planned=planned,
     )
     app: Starlette = create_app(settings)
     token = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY)).issue(
         subject="bench", role=CallerRole.WORK_PERMIT_AUTHORITY, purposes=("permit-administration",)
     )
     headers = {"authorization": f"Bearer {token}", "x-purpose": "permit-administration"}
-    label = "(audit)" if audit else "(no audit)"
+    label = "(unplanned)" if not planned else "(audit)" if audit else "(no audit)"
     async with app.router.lifespan_context(app):
         state: HubState = app.state.hub
         persons, afters = await sample_persons(state.store.engine, state.ids)

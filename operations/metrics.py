@@ -32,6 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from schema.planned import fields_answered
+
 # No `_created` series beside every counter and histogram (prometheus_client leaves it unannotated).
 disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client: no annotations
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -163,6 +165,27 @@ class SourceGuards:
 
 GUARDS = SourceGuards()
 REGISTRY.register(GUARDS)
+
+
+class AnsweredFields:
+    """Fields answered by the planned path and by graphql-core's field-by-field chain
+    (schema/planned.py), read at scrape time: how much of the traffic the plan covers."""
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "hub_graphql_fields",
+            "GraphQL fields answered, by the planned path (plan) or field by field (resolvers).",
+            labels=["path"],
+        )
+        for path in ("plan", "resolvers"):
+            family.add_metric([path], fields_answered[path])
+        yield family
+
+
+REGISTRY.register(AnsweredFields())
 
 
 def code_label(code: object) -> str:

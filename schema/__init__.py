@@ -18,6 +18,7 @@ from schema.limits import limit_extensions
 from schema.mutation import Mutation
 from schema.notifications import Notification
 from schema.person import Person
+from schema.planned import PlannedExecutionContext
 from schema.query import Query
 from schema.subscription import Subscription
 
@@ -30,8 +31,11 @@ class HubSchema(strawberry.Schema):
         return None
 
 
-def build_schema(limits: Limits | None = None, parts: Sequence[GraphPart] = DEFAULT_PARTS) -> HubSchema:
-    """The schema of the registered agencies' parts (schema/agencies.py)."""
+def build_schema(
+    limits: Limits | None = None, parts: Sequence[GraphPart] = DEFAULT_PARTS, planned: bool = True
+) -> HubSchema:
+    """The schema of the registered agencies' parts (schema/agencies.py); `planned=False`
+    executes every field through graphql-core's chain (the planned path's reference)."""
     schema = HubSchema(
         query=Query,
         mutation=Mutation,
@@ -44,6 +48,7 @@ def build_schema(limits: Limits | None = None, parts: Sequence[GraphPart] = DEFA
             AccessControl,
             SourceTraceReport,
         ],
+        execution_context_class=PlannedExecutionContext if planned else None,
     )
     compose(schema, parts)
     return schema

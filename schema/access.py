@@ -105,12 +105,7 @@ class AccessControl(SchemaExtension):
         if not context.policy.reaches(context.grant, key[0]):
             # Its object was let through unchecked: none of its fields comes with it either.
             raise Forbidden(f"{key[0]} is not granted to {_caller(context)}")
-        if (
-            key in context.policy.guarded
-            and key[0] != "Mutation"
-            and key not in context.grant.readable
-            and key not in OPEN_FIELDS
-        ):
+        if _denied(context, key):
             raise Forbidden(f"{key[0]}.{key[1]} is not granted to {_caller(context)}")
         tested = context.policy.tested.get(key)
         if tested:
@@ -124,6 +119,22 @@ class AccessControl(SchemaExtension):
         if inspect.isawaitable(result):
             return self._inspect_later(result, info)
         return self._inspect(result, info)
+
+    def reads_plainly(self, context: Context, key: tuple[str, str]) -> bool:
+        """Whether this hook, for the leaf field `key` (type, field), would do nothing but note
+        its path: its type reached, the field granted, no argument tested. The planned path
+        (schema/planned.py) answers such leaves itself and notes them with `note_leaf`."""
+        return (
+            key in self.leaf_fields
+            and key[0] != "Mutation"
+            and not key[1].startswith("__")
+            and context.policy.reaches(context.grant, key[0])
+            and not _denied(context, key)
+            and key not in context.policy.tested
+        )
+
+    def note_leaf(self, path: Path, field_name: str) -> None:
+        self.leaves.append((path, field_name))
 
     async def _inspect_later(self, result: Any, info: GraphQLResolveInfo[Any]) -> Any:
         value = self._inspect(await result, info)
@@ -289,6 +300,16 @@ def _concrete_type(value: Any, info: GraphQLResolveInfo[Any]) -> str:
         if candidate.is_type_of is not None and candidate.is_type_of(item, info):
             return candidate.name
     return named.name
+
+
+def _denied(context: Context, key: tuple[str, str]) -> bool:
+    """A field that needs a grant, and the caller's grant does not name it."""
+    return (
+        key in context.policy.guarded
+        and key[0] != "Mutation"
+        and key not in context.grant.readable
+        and key not in OPEN_FIELDS
+    )
 
 
 def _check_arguments(

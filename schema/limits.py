@@ -233,6 +233,14 @@ class FieldBudget(SchemaExtension):
             raise ResultTooLarge(self._message())
         return _next(root, info, *args, **kwargs)
 
+    def spend(self) -> bool:
+        """Count one field answered without this hook (the planned path); False once the
+        budget is spent, when the field must go through `resolve` to fail."""
+        if self.resolved >= self.limit:
+            return False
+        self.resolved += 1
+        return True
+
     def on_execute(self) -> Iterator[None]:
         yield
         self._stop(self.execution_context.result)

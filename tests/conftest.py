@@ -5,7 +5,8 @@ only where no PostgreSQL server answers)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -154,17 +155,61 @@ async def hub(estate: Estate) -> AsyncIterator[HubState]:
         await close_hub(state)
 
 
+@dataclass(frozen=True)
+class SentDocument:
+    """A GraphQL request a test sent through `serve`, for the planned path's differential test
+    (tests/test_planned.py) to replay: the hub's data directory, the body, the caller's headers."""
+
+    data_dir: Path
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+# Every GraphQL request the suite sent through `serve`, in order (tests/test_planned.py runs last).
+SENT_DOCUMENTS: list[SentDocument] = []
+CALLER_HEADERS = ("authorization", "x-purpose", "x-case-reference", "x-restricted-until")
+
+
+def recorder(data_dir: Path) -> Callable[[httpx.Request], Awaitable[None]]:
+    async def record(request: httpx.Request) -> None:
+        if request.method != "POST" or request.url.path != "/graphql":
+            return
+        try:
+            body = json.loads(request.content)
+        except (httpx.RequestNotRead, ValueError):
+            return  # a streamed or broken body: a test of the HTTP layer, not of execution
+        if isinstance(body, dict) and isinstance(body.get("query"), str):
+            headers = {k: v for k, v in request.headers.items() if k.lower() in CALLER_HEADERS}
+            SENT_DOCUMENTS.append(SentDocument(data_dir, body, headers))
+
+    return record
+
+
 @asynccontextmanager
 async def serve(
-    settings: Settings, headers: dict[str, str] | None = None, parts: Sequence[GraphPart] = DEFAULT_PARTS
+    settings: Settings,
+    headers: dict[str, str] | None = None,
+    parts: Sequence[GraphPart] = DEFAULT_PARTS,
+    record: bool = True,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The hub's ASGI app (of the settings' agencies, whose graph parts are `parts`), with its
-    lifespan, behind an HTTP client."""
+    lifespan, behind an HTTP client that records every document it sends (SENT_DOCUMENTS)
+    unless `record` is off (the replaying test's own clients)."""
     app = create_app(settings, parts=parts)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub", headers=headers) as http:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://hub",
+            headers=headers,
+            event_hooks={"request": [recorder(settings.data_dir)] if record else []},
+        ) as http:
             yield http
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `replays_suite` run last, after every document they replay was sent."""
+    items.sort(key=lambda item: item.get_closest_marker("replays_suite") is not None)
 
 
 @pytest.fixture(scope="session")
