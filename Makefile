@@ -22,7 +22,7 @@ CLIENTS := tests/clients/node_modules/.installed
 $(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --prefix tests/clients --silent --no-audit --no-fund && touch $(CLIENTS); \
-	else echo "npm not found: the graphql-ws client test will be skipped"; fi
+	else echo "npm not found: the graphql-ws and Apollo Client tests will be skipped"; fi
 
 ## The whole test suite (SQLite always; PostgreSQL where a server answers).
 test: $(STAMP) $(CLIENTS)

@@ -33,6 +33,7 @@ from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
 from audit.witness import open_witness
+from edge.documents import KnownDocuments, TrustedDocuments
 from edge.downloads import permit_routes
 from edge.gateway import Gate
 from edge.websocket import HubWebSocketAdapter, admit_connection, subscriptions_handler
@@ -259,10 +260,13 @@ def create_app(
             telemetry.shutdown()
 
     view = HubGraphQL(schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
-    graphql = Gate(view, authority, policy, settings.limits)
+    # Loaded before serving too: a trusted-documents file that cannot be read stops the start.
+    trusted = TrustedDocuments.load(settings.trusted_documents) if settings.trusted_documents else None
+    documents = KnownDocuments(trusted)
+    graphql = Gate(view, authority, policy, settings.limits, documents)
     view.admit_connection = graphql.admit_connection
     view.graphql_transport_ws_handler_class = subscriptions_handler(
-        settings.limits.max_document_bytes, settings.clock
+        settings.limits.max_document_bytes, settings.clock, documents
     )
     routes: list[Route | WebSocketRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),

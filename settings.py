@@ -82,6 +82,9 @@ class Settings:
     # The planned path for leaf fields (schema/planned.py); off only in the differential test
     # and the benchmark, which compare it with graphql-core's field-by-field chain.
     planned: bool = True
+    # HUB_TRUSTED_DOCUMENTS: the only documents each client may run (edge/documents.py); None:
+    # any valid document, and automatic persisted queries.
+    trusted_documents: Path | None = None
     # Per source: time budget, retries and circuit breaker (adapters/base.py, SourceGuard).
     source_budgets: dict[AgencyId, SourceBudget] = field(default_factory=default_budgets)
     # The agencies the hub joins (adapters/registry.py): each one's source is at source_urls[id].
@@ -151,6 +154,9 @@ class Settings:
             ready_timeout=_seconds(env, "HUB_READY_TIMEOUT", cls.ready_timeout),
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
+            trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
+            if env.get("HUB_TRUSTED_DOCUMENTS")
+            else None,
         )
 
     def private_files(self) -> list[Path]:

@@ -29,6 +29,7 @@ from access.tokens import InvalidToken, TokenAuthority
 from domain.errors import ErrorCode, SourceUnavailable
 from domain.limits import Limits
 from domain.records import CallerRole
+from edge.documents import DocumentRefused, KnownDocuments
 from schema.errors import MASKED_MESSAGE
 from tracing.request import SCOPE_KEY, RequestRecord, new_request, request_of
 
@@ -59,9 +60,15 @@ class Gate:
     """ASGI middleware in front of the GraphQL view."""
 
     def __init__(
-        self, app: GraphQL[Any, Any], authority: TokenAuthority, policy: Policy, settings: Limits
+        self,
+        app: GraphQL[Any, Any],
+        authority: TokenAuthority,
+        policy: Policy,
+        settings: Limits,
+        documents: KnownDocuments | None = None,
     ) -> None:
         self.app = app
+        self.documents = documents or KnownDocuments()
         self.authority = authority
         self.policy = policy
         self.settings = settings
@@ -89,9 +96,14 @@ class Gate:
             in_url = len(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
             body = await _read_body(receive, self.settings.max_document_bytes, in_url)
             if not headers.get("authorization", "").strip() and self._only_anonymous_calls(scope, body):
-                self.admitted(record, self._admit_anonymous(scope, record.request_id))
+                caller = self._admit_anonymous(scope, record.request_id)
             else:
-                self.admitted(record, (await self._admitted(headers, record.request_id))[0])
+                caller = (await self._admitted(headers, record.request_id))[0]
+            self.admitted(record, caller)
+            scope, body = self.documents.rewrite(scope, body, caller)  # a document sent by its hash
+        except DocumentRefused as refused:
+            await _refuse(send, Refused(refused.status, refused.code, str(refused)), record)
+            return
         except Refused as refused:
             await _refuse(send, refused, record)
             return

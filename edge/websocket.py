@@ -43,6 +43,7 @@ from strawberry.types import ExecutionResult
 
 from clock import SYSTEM_CLOCK, Clock
 from domain.errors import ErrorCode
+from edge.documents import DocumentRefused, KnownDocuments
 from edge.gateway import Refused
 from resolvers.connection import ConnectionContext
 from resolvers.context import Context
@@ -106,11 +107,12 @@ class HubWebSocketAdapter(ASGIWebSocketAdapter):
 
 
 def subscriptions_handler(
-    max_document_bytes: int, clock: Clock = SYSTEM_CLOCK
+    max_document_bytes: int, clock: Clock = SYSTEM_CLOCK, documents: KnownDocuments | None = None
 ) -> type[BaseGraphQLTransportWSHandler[Context, None]]:
     """The graphql-transport-ws handler of the hub: subscriptions only, documents within the
-    size limit, every error with its code, each connection closed when its token expires by
-    `clock`."""
+    size limit and, with trusted documents, among the caller's (edge/documents.py), every
+    error with its code, each connection closed when its token expires by `clock`."""
+    known = documents or KnownDocuments()
 
     class SubscriptionsOnly(BaseGraphQLTransportWSHandler[Context, None]):
         expiry: asyncio.Task[None] | None = None
@@ -137,11 +139,28 @@ def subscriptions_handler(
 
         async def handle_subscribe(self, message: SubscribeMessage) -> None:
             if self.connection_acknowledged and message["id"] not in self.operations:
-                refusal = self.too_many() or refusal_of(message["payload"], max_document_bytes)
+                refusal = (
+                    self.too_many()
+                    or self.untrusted(message["payload"])
+                    or refusal_of(message["payload"], max_document_bytes)
+                )
                 if refusal is not None:
                     await self.send_message({"id": message["id"], "type": "error", "payload": [refusal]})
                     return
             await super().handle_subscribe(message)
+
+        def untrusted(self, payload: object) -> GraphQLFormattedError | None:
+            """A document refused by its hash or the trusted list; one sent by its hash alone
+            gets its text here."""
+            if not isinstance(payload, dict):
+                return None
+            try:
+                query = known.document(payload.get("query"), payload.get("extensions"), self.context.caller)
+            except DocumentRefused as refused:
+                return _error(str(refused), refused.code)
+            if query is not None:
+                payload["query"] = query
+            return None
 
         def too_many(self) -> GraphQLFormattedError | None:
             """strawberry's own check, with a code and the limit named."""
