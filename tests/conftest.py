@@ -5,7 +5,6 @@ only where no PostgreSQL server answers)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from access.policy import load_policy
@@ -158,9 +158,11 @@ async def hub(estate: Estate) -> AsyncIterator[HubState]:
 @dataclass(frozen=True)
 class SentDocument:
     """A GraphQL request a test sent through `serve`, for the planned path's differential test
-    (tests/test_planned.py) to replay: the hub's data directory, the body, the caller's headers."""
+    (tests/test_planned.py) to replay: the hub's data directory, the body (as sent, and
+    read), the caller's headers."""
 
     data_dir: Path
+    content: bytes
     body: dict[str, Any]
     headers: dict[str, str]
 
@@ -175,12 +177,12 @@ def recorder(data_dir: Path) -> Callable[[httpx.Request], Awaitable[None]]:
         if request.method != "POST" or request.url.path != "/graphql":
             return
         try:
-            body = json.loads(request.content)
-        except (httpx.RequestNotRead, ValueError):
-            return  # a streamed or broken body: a test of the HTTP layer, not of execution
+            body = orjson.loads(request.content)
+        except (httpx.RequestNotRead, orjson.JSONDecodeError):
+            return  # a streamed, broken or too deep body: a test of the HTTP layer, not of execution
         if isinstance(body, dict) and isinstance(body.get("query"), str):
             headers = {k: v for k, v in request.headers.items() if k.lower() in CALLER_HEADERS}
-            SENT_DOCUMENTS.append(SentDocument(data_dir, body, headers))
+            SENT_DOCUMENTS.append(SentDocument(data_dir, request.content, body, headers))
 
     return record
 
