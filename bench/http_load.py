@@ -18,14 +18,16 @@ What it does
      the same token, grants and audit;
    - the BARE peer: the same server with ``--bare`` (no token, no grants, no audit);
    - the FLOOR: bench/read_graph.py's hand-written SQL + orjson floor on the hub's own
-     aiosqlite engines, behind a minimal Starlette app served by uvicorn (no token, no audit).
+     aiosqlite engines, behind a minimal Starlette app served by uvicorn (no token, no audit);
+   - the HUB WITHOUT AUDIT: the same app as ``hub run`` with the audit off, so that the audit's
+     cost is measured in the same run (audit on vs off, at each concurrency).
 
 3. The query is ``bench/every_agency.graphql`` as WORK_PERMIT_AUTHORITY (purpose
    ``permit-administration``) may read it: the selection with every field the grant denies
    left out, so that every answer is complete. Scenarios: ``person`` (one person by id,
    cycling over persons with records in all five agencies) and ``page of 50`` (the same
    selection under ``persons(first: 50, after: ...)``, cycling over every page).
-4. First it sends ``--verify`` persons (and a tenth as many pages) to all four and requires
+4. First it sends ``--verify`` persons (and a tenth as many pages) to all five and requires
    the same ``data``, byte for byte (the ids and cursors included: the peer seals them with
    the hub's key), and the same audited field paths in the hub's and the peer's trails; and
    the whole document, the fields the grant denies included, must give the same data and the
@@ -33,9 +35,9 @@ What it does
    more requests are compared the same way. After the run the peer's trail is verified with
    the hub's own chain verifier (audit/chain.py).
 5. Drives each server at each concurrency with httpx, interleaved (hub, peer, bare peer,
-   floor, hub, ...), ``--rounds`` times ``--seconds`` each, and prints req/s, p50 and p99
-   latency, and the ratios hub / peer, hub / bare peer and hub / floor (req/s: above 1 the
-   hub is faster).
+   floor, hub without audit, hub, ...), ``--rounds`` times ``--seconds`` each, and prints
+   req/s, p50 and p99 latency, the ratios hub / peer, hub / bare peer and hub / floor (req/s: above 1 the hub
+   is faster), and the audit's cost (1 - hub / hub without audit).
 
 The load generator runs on the same cores as the servers (2 on this machine kind): a server
 that answers in well under a millisecond is partly measured by the client's own speed.
@@ -121,7 +123,9 @@ ROLE = CallerRole.WORK_PERMIT_AUTHORITY
 PURPOSE = "permit-administration"
 MARKER = "bench-estate.json"
 PERSONS_CYCLED = 2_000
-TARGETS = ("hub", "peer", "bare peer", "floor")
+TARGETS = ("hub", "peer", "bare peer", "floor", "hub no audit")
+# The servers that verify the benchmark's token (the others take none).
+WITH_TOKEN = ("hub", "peer", "hub no audit")
 Json = dict[str, Any]
 Tree = dict[str, "Tree"]
 
@@ -307,6 +311,13 @@ def serve_floor(data_dir: Path, port: int) -> None:
     uvicorn.run(floor_app(data_dir), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def serve_unaudited_hub(port: int) -> None:
+    """The hub as `hub run` serves it (HUB_* variables), with the audit off: what the audit
+    costs, measured beside the hub in the same run."""
+    app = create_app(replace(Settings.from_environment(), audit=False))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
 # ---------------------------------------------------------------- the servers
 
 
@@ -357,6 +368,8 @@ def servers(data_dir: Path, config: Path, logs: Path, trail: Path) -> Iterator[d
     commands["bare peer"] = ([*peer, "--port", str(ports["bare peer"]), "--bare"], dict(os.environ))
     floor = [sys.executable, __file__, "--serve-floor", str(ports["floor"]), "--data-dir", str(data_dir)]
     commands["floor"] = (floor, hub_env(data_dir))
+    unaudited = [sys.executable, __file__, "--serve-unaudited-hub", str(ports["hub no audit"])]
+    commands["hub no audit"] = (unaudited, hub_env(data_dir))
     started: dict[str, Server] = {}
     try:
         for name, (command, env) in commands.items():
@@ -488,7 +501,7 @@ async def verify_first(
     servers, and the whole document, denied fields included, answers the hub's and the peer's
     same data and the same FORBIDDEN paths."""
     clients = {
-        name: Client(started[name], authorized if name in ("hub", "peer") else plain, 1) for name in TARGETS
+        name: Client(started[name], authorized if name in WITH_TOKEN else plain, 1) for name in TARGETS
     }
     try:
         person, page = every
@@ -500,7 +513,7 @@ async def verify_first(
             raise BenchError("the whole document: the peer's data or FORBIDDEN paths differ from the hub's")
         forbidden = sum(1 for _, code in hub[1] if code == "FORBIDDEN")
         print(
-            f"verified: {count} persons and {max(1, count // 10)} pages give the same data from all four; "
+            f"verified: {count} persons and {max(1, count // 10)} pages give the same data from all five; "
             f"the whole document gives the hub's data and {forbidden} FORBIDDEN paths from the peer too"
         )
     finally:
@@ -577,7 +590,7 @@ async def measure_all(
     for scenario in every:
         for concurrency in args.concurrency:
             clients = {
-                name: Client(started[name], authorized if name in ("hub", "peer") else plain, concurrency)
+                name: Client(started[name], authorized if name in WITH_TOKEN else plain, concurrency)
                 for name in TARGETS
             }
             try:
@@ -618,7 +631,7 @@ def print_rows(rows: Sequence[Row], args: argparse.Namespace, peer_line: str) ->
     )
     print(
         f"each server driven {args.rounds} x {args.seconds:g} s per row, interleaved "
-        f"(hub, peer, bare peer, floor), after {args.warmup:g} s of warm-up each"
+        f"({', '.join(TARGETS)}), after {args.warmup:g} s of warm-up each"
     )
     print(
         f"query: bench/every_agency.graphql as {ROLE.value} ({PURPOSE}) reads it; data checked byte-identical"
@@ -633,7 +646,7 @@ def print_rows(rows: Sequence[Row], args: argparse.Namespace, peer_line: str) ->
     header = (
         f"{'scenario':<12} {'conc':>4} | {'hub':>7} {'peer':>7} {'bare':>7} {'floor':>7} req/s | "
         f"{'hub p50/p99':>15} {'peer p50/p99':>13} {'bare p50/p99':>13} {'floor p50/p99':>13} ms | "
-        f"{'hub/peer':>8} {'hub/bare':>8} {'hub/floor':>9}"
+        f"{'hub/peer':>8} {'hub/bare':>8} {'hub/floor':>9} | {'no audit':>8} {'audit cost':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -650,9 +663,10 @@ def print_rows(rows: Sequence[Row], args: argparse.Namespace, peer_line: str) ->
             f"{row.scenario:<12} {row.concurrency:>4} | {m['hub'].rps:>7.1f} {m['peer'].rps:>7.1f} "
             f"{m['bare peer'].rps:>7.1f} {m['floor'].rps:>7.1f}       | {lat('hub'):>15} {lat('peer'):>13} "
             f"{lat('bare peer'):>13} {lat('floor'):>13}    | {ratio('peer'):>8} {ratio('bare peer'):>8} "
-            f"{ratio('floor'):>9}"
+            f"{ratio('floor'):>9} | {m['hub no audit'].rps:>8.1f} {1 - float(ratio('hub no audit')):>10.1%}"
         )
     print()
+    print("no audit: the same hub with the audit off (req/s); audit cost: 1 - hub req/s / that")
     print("ratios are hub req/s / other req/s: above 1 the hub answers more requests per second")
 
 
@@ -715,7 +729,11 @@ def main() -> None:
     add("--verify", type=int, default=50, help="persons compared across the servers before the first round")
     add("--data-dir", type=Path, default=None, help="the estate's directory (default var/bench-http-N)")
     add("--serve-floor", type=int, default=None, metavar="PORT", help=argparse.SUPPRESS)
+    add("--serve-unaudited-hub", type=int, default=None, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_unaudited_hub is not None:
+        serve_unaudited_hub(args.serve_unaudited_hub)
+        return
     if args.serve_floor is not None:
         serve_floor(args.data_dir.resolve(), args.serve_floor)
         return
