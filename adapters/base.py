@@ -121,6 +121,18 @@ def open_engine(url: str, statement_timeout: float | None = None) -> AsyncEngine
     )
 
 
+async def hold_write_lock(conn: AsyncConnection, lock: int) -> None:
+    """Make this transaction the only writer of what `lock` guards until it ends, across
+    processes: SQLite's own write lock, taken at once (the driver would begin the transaction
+    only at its first write, after what was read to decide it), or PostgreSQL's
+    transaction-scoped advisory lock `lock`. Must be the transaction's first statement. Other
+    databases get no lock: there, run one process per database."""
+    if conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")  # others wait up to the busy timeout
+    elif conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_advisory_xact_lock(lock)))
+
+
 def _interrupt_sqlite(connection: Any) -> None:
     """Interrupt the statement an aiosqlite connection's thread is running (it runs on after
     its awaiting task was cancelled, and the connection could not be closed until it ends)."""

@@ -4,7 +4,12 @@ Writes are group-committed: every response waits until its records are durable, 
 records that arrive while one transaction is being written go into the next one, so that
 auditing costs one commit per batch rather than one per response. Each commit seals the new
 head of the chain in a signed checkpoint, which also goes to the witness (audit/witness.py)
-before the responses waiting on it are released, so a trail emptied or cut is caught."""
+before the responses waiting on it are released, so a trail emptied or cut is caught.
+
+Any number of processes may append to one trail: each batches its own records, and the head
+is serialised by the database itself for the length of one transaction (an immediate
+transaction on SQLite, a transaction-scoped advisory lock on PostgreSQL), so no two commits
+read the same head and no process waits on a coordinator."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -35,9 +40,9 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.base import open_engine
+from adapters.base import hold_write_lock, open_engine
 from audit.chain import (
     GENESIS,
     AuditEntry,
@@ -52,6 +57,8 @@ from audit.witness import Witness
 from domain.records import CallerRole
 
 AUDIT_KEY = "audit-checkpoints"
+# The PostgreSQL advisory lock that serialises the trail's head and its tables' creation.
+HEAD_LOCK = 0x6875625F61756474  # "hub_audt"
 
 log = logging.getLogger("hub.audit")
 
@@ -121,6 +128,7 @@ class AuditLog:
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
+            await hold_write_lock(conn, HEAD_LOCK)  # processes starting at once create them once
             await conn.run_sync(metadata.create_all)
         if self.witness is not None:
             await self.witness.prepare()
@@ -206,6 +214,7 @@ class AuditLog:
 
     async def _commit(self, entries: list[AuditEntry]) -> tuple[Checkpoint, str]:
         async with self.engine.begin() as conn:
+            await hold_write_lock(conn, HEAD_LOCK)
             head = (
                 await conn.execute(
                     select(AUDIT_RECORD.c.seq, AUDIT_RECORD.c.hash)
@@ -232,8 +241,14 @@ class AuditLog:
 
     async def verify(self) -> list[str]:
         """What is wrong with the trail, first break first: its chain and checkpoints, then,
-        with a witness, what the witness holds that the trail does not."""
-        async with self.engine.connect() as conn:
+        with a witness, what the witness holds that the trail does not.
+
+        Writers may go on meanwhile (other processes): the witness is read first, then the
+        records and checkpoints in one snapshot, so the trail read holds every checkpoint the
+        witness had been given (one reaches the witness only after its commit), and every
+        record read has its own checkpoint beside it."""
+        witnessed = await self.witness.read() if self.witness is not None else None
+        async with _snapshot(self.engine) as conn:
             records = (await conn.execute(select(AUDIT_RECORD).order_by(AUDIT_RECORD.c.seq))).all()
             stored = (await conn.execute(select(AUDIT_CHECKPOINT).order_by(AUDIT_CHECKPOINT.c.id))).all()
         checkpoints = [Checkpoint(c.seq, c.hash, c.signature) for c in stored]
@@ -247,7 +262,7 @@ class AuditLog:
             findings += verify_against_witness(
                 {r.seq: r.hash for r in records},
                 checkpoints,
-                await self.witness.read(),
+                witnessed,
                 public,
                 self.witness.name,
             )
@@ -307,6 +322,18 @@ class AuditLog:
             )
             for person_id in person_ids
         ]
+
+
+@contextlib.asynccontextmanager
+async def _snapshot(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose reads all see the trail as of one moment."""
+    async with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.exec_driver_sql("BEGIN")  # WAL: the snapshot is taken at the first read
+        elif conn.dialect.name == "postgresql":
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        yield conn
+        await conn.rollback()
 
 
 def _settle(done: asyncio.Future[None], error: Exception | None) -> None:

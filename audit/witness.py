@@ -19,10 +19,11 @@ from typing import Protocol
 import orjson
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert, inspect, make_url, select
 
-from adapters.base import open_engine
+from adapters.base import hold_write_lock, open_engine
 from audit.chain import Checkpoint, Witnessed
 
 WITNESS_FILE = "audit-witness.jsonl"
+WITNESS_LOCK = 0x6875625F7769746E  # "hub_witn": the PostgreSQL advisory lock of its table's creation
 
 metadata = MetaData()
 
@@ -142,6 +143,7 @@ class DatabaseWitness:
 
     async def prepare(self) -> None:
         async with self.engine.begin() as conn:
+            await hold_write_lock(conn, WITNESS_LOCK)  # processes starting at once create it once
             await conn.run_sync(metadata.create_all)  # nothing when the table is there already
 
     async def record(self, checkpoint: Checkpoint, sealed_at: str) -> None:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
-from adapters.base import Group, insert_rows, insert_tuples, open_engine
+from adapters.base import Group, hold_write_lock, insert_rows, insert_tuples, open_engine
 from adapters.beijing_pass.mapping import key_parts, payment_key
 from adapters.card_service import CARD_LINK
 from domain.evidence import IdentifierKind as IdentifierKind  # re-exported (workflows)
@@ -52,6 +52,8 @@ from identity.tables import (
     table_of,
 )
 
+# The PostgreSQL advisory lock under which the store's tables are created.
+SCHEMA_LOCK = 0x6875625F73746F72  # "hub_stor"
 PERSON = table_of(HubPerson)
 PASSPORT = table_of(PersonPassport)
 LINK = table_of(IdentityLink)
@@ -262,6 +264,7 @@ class HubStore:
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
+            await hold_write_lock(conn, SCHEMA_LOCK)  # processes starting at once create them once
             await conn.run_sync(SQLModel.metadata.create_all)
             await _add_record_keys(conn)
             await _add_news_column(conn)

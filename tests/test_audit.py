@@ -35,6 +35,7 @@ from audit.witness import AUDIT_WITNESS, FileWitness, open_witness
 from domain.records import CallerRole
 from keys.files import load_or_create_key
 from settings import Settings, sqlite_url
+from tests.clock import SAFETY_NET
 from tests.conftest import AS_OF, Estate, person_id_of, serve
 from tests.databases import POSTGRES_ADMIN_DSN, POSTGRES_URL_BASE, PostgresDatabases
 
@@ -1027,3 +1028,66 @@ async def test_hub_audit_verify_command_on_the_estates_trail(
     tampered = await asyncio.to_thread(hub_audit_verify, estate.settings.data_dir, place)
     assert tampered.returncode == 1
     assert tampered.stdout == "TAMPERED: the tail was cut: the witness seals record 7, the trail ends at 5\n"
+
+
+async def test_many_processes_append_to_one_chain_and_lose_no_answer(
+    estate: Estate, audit_databases: AuditDatabases
+) -> None:
+    """Four processes at once, each batching its own records: every append is durable, the chain
+    is whole, and a verification running meanwhile never sees a half-committed trail."""
+    place = await audit_databases.place()
+    writers, each = 4, 150
+    key = audit_key(estate)
+    # A first record, witnessed: on a trail with none, a verification between the first commit
+    # and its witness's copy would rightly find records nothing vouches for yet.
+    first = place.log(key)
+    try:
+        await first.create_tables()
+        at = datetime.now().astimezone()
+        await first.append([AuditEntry(at, "first", "c", "EXIT_ENTRY", None, None, 1, ("Person.id",))])
+    finally:
+        await first.close()
+    command = [sys.executable, "-m", "tests.audit_appender", place.url, place.witness]
+    processes = [
+        await asyncio.create_subprocess_exec(
+            *command,
+            str(estate.settings.data_dir),
+            f"writer{n}",
+            str(each),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for n in range(writers)
+    ]
+    outputs: list[bytes] = []
+    try:
+        async with asyncio.timeout(SAFETY_NET):
+            for process in processes:
+                assert process.stdout is not None
+                assert await process.stdout.readline() == b"ready\n"
+            for process in processes:  # every writer starts at once
+                assert process.stdin is not None
+                process.stdin.write(b"go\n")
+                await process.stdin.drain()
+            exits = [asyncio.ensure_future(process.wait()) for process in processes]
+            verifications = []
+            while not all(exit.done() for exit in exits):
+                verifications.append(await verify(place, key))
+            outputs = [await process.stdout.read() for process in processes if process.stdout]
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert outputs == [f"appended {each}\n".encode()] * writers
+    assert all(process.returncode == 0 for process in processes)
+    assert [finding for findings in verifications for finding in findings] == []
+    records = await fetch(place.url, AUDIT_RECORD)
+    assert [record["seq"] for record in records] == list(range(1, writers * each + 2))
+    assert sorted(record["request_id"] for record in records) == sorted(
+        ["first", *(f"writer{n}-{i}" for n in range(writers) for i in range(each))]
+    )
+    assert await verify(place, key) == []
+    checkpoints = await fetch(place.url, AUDIT_CHECKPOINT)
+    assert len(checkpoints) < writers * each  # batched: fewer commits than records
