@@ -51,12 +51,14 @@ from operations import (
     OperationRecorder,
     Readiness,
     Telemetry,
+    configure_logging,
     drain,
     know_agencies,
     metrics_endpoint,
     observe_engine,
     record_errors,
     tune_for_serving,
+    worker_stopped,
 )
 from resolvers.connection import UNBOUND, connection_context
 from resolvers.context import Context
@@ -258,6 +260,7 @@ def create_app(
             await drain(hub, settings.shutdown_grace)
             await close_hub(hub)
             telemetry.shutdown()
+            worker_stopped()
 
     view = HubGraphQL(schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
     # Loaded before serving too: a trusted-documents file that cannot be read stops the start.
@@ -284,3 +287,12 @@ def create_app(
         middleware=[Middleware(ObserveRequests, routes=[r.path for r in routes], telemetry=telemetry)],
         lifespan=lifespan,
     )
+
+
+def worker_app() -> Starlette:
+    """The app of one worker of `hub run --workers N` (a process of its own, spawned by
+    uvicorn's supervisor): its settings from the environment `hub run` passed on, its logs
+    JSON lines like the supervisor's."""
+    settings = Settings.from_environment()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -119,12 +120,24 @@ def _policy(settings: Settings) -> Policy:
     return load_policy(build_schema()._schema, settings.policy_path)
 
 
-def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
+def workers_problem(settings: Settings, workers: int) -> str | None:
+    """Why `hub run --workers N` cannot serve these settings correctly (None: it can)."""
+    if workers < 1:
+        return "--workers must be at least 1"
+    if workers > 1 and settings.redis_url is None:
+        return (
+            f"--workers {workers}: the processes must share their rate limits, persisted queries and "
+            "notifications; set HUB_REDIS_URL (e.g. redis://127.0.0.1:6379/0), or serve one worker"
+        )
+    return None
+
+
+def _run(settings: Settings, host: str, port: int, demo: bool, workers: int = 1) -> None:
     import uvicorn
 
     from access.issuing import demo_tokens, demo_verifier_jwks
     from app import create_app
-    from operations import configure_logging
+    from operations import configure_logging, share_between_workers
 
     # JSON lines for every logger, uvicorn's included; its access log gives way to the hub's own
     # request line (operations/requests.py), which names no person.
@@ -132,6 +145,7 @@ def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
     if demo and settings.verifier_jwks is None:
         # The demo trusts its own stand-in provider (`hub attest`), never a real hub.
         settings = replace(settings, verifier_jwks=demo_verifier_jwks(settings.data_dir))
+        os.environ["HUB_VERIFIER_JWKS"] = settings.verifier_jwks or ""  # for the workers too
     app = create_app(settings)  # refuses to start on a policy that does not fit the schema
     if demo:
         if not asyncio.run(_estate_exists(settings)):
@@ -162,8 +176,18 @@ def _run(settings: Settings, host: str, port: int, demo: bool) -> None:
     # the lifespan drains workflow runs and the audit queue (operations/shutdown.py). uvicorn
     # raises the signal again once it is done; this handler takes it, so a clean stop exits 0.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    if workers > 1:
+        # Each worker is a fresh process that builds the app from the environment (app.py
+        # worker_app); uvicorn's supervisor restarts one that dies and stops all on SIGTERM.
+        # Their metrics meet in one directory that /metrics of any worker aggregates.
+        share_between_workers(settings.data_dir)
+        app_or_factory: Any = "app:worker_app"
+    else:
+        app_or_factory = app
     uvicorn.run(
-        app,
+        app_or_factory,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         log_config=None,
@@ -271,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--demo", action="store_true", help="seed the demo estate first when there is none")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the one port (default 1; more need HUB_REDIS_URL)",
+    )
 
     seed = commands.add_parser("seed", help="generate the five legacy databases, then link them")
     seed.add_argument("--persons", type=int, required=True)
@@ -314,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # owner-only data directory and files, before anything is written
     match args.command:
         case "run":
-            _run(settings, args.host, args.port, args.demo)
+            problem = workers_problem(settings, args.workers)
+            if problem is not None:
+                parser.error(problem)
+            _run(settings, args.host, args.port, args.demo, args.workers)
         case "seed":
             if args.persons < 1:
                 parser.error("--persons must be at least 1")

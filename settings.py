@@ -97,6 +97,9 @@ class Settings:
     # The verification providers' public keys (a JWK Set, inline JSON or a file) whose
     # real-person attestations e-card registration accepts; none set accepts none.
     verifier_jwks: str | None = None
+    # HUB_REDIS_URL: where all processes of one hub share their rate limits, persisted queries
+    # and notification wake-ups; None: in this process only (then `hub run` serves one worker).
+    redis_url: str | None = None
     # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
     # wait on (clock.py): the system's; tests pass one they move themselves.
     clock: Clock = SYSTEM_CLOCK
@@ -154,6 +157,7 @@ class Settings:
             ready_timeout=_seconds(env, "HUB_READY_TIMEOUT", cls.ready_timeout),
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
+            redis_url=env.get("HUB_REDIS_URL") or None,
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
             if env.get("HUB_TRUSTED_DOCUMENTS")
             else None,

@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from operations.collector import tune_for_serving
 from operations.logs import configure_logging
-from operations.metrics import know_agencies, metrics_endpoint, observe_engine
+from operations.metrics import (
+    know_agencies,
+    metrics_endpoint,
+    observe_engine,
+    share_between_workers,
+    worker_stopped,
+)
 from operations.readiness import Readiness
 from operations.requests import ObserveRequests, OperationRecorder, record_errors
 from operations.shutdown import drain
@@ -33,5 +39,7 @@ __all__ = [
     "metrics_endpoint",
     "observe_engine",
     "record_errors",
+    "share_between_workers",
     "tune_for_serving",
+    "worker_stopped",
 ]

@@ -8,9 +8,13 @@ of a request is ever a label.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -26,13 +30,17 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
 
 from schema.planned import fields_answered
+
+# Under `hub run --workers N` every worker writes its metrics into one directory
+# (prometheus_client's multiprocess mode, chosen by this variable before the import) and
+# /metrics of any worker sums them; the process, platform and GC collectors are per process.
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 # No `_created` series beside every counter and histogram (prometheus_client leaves it unannotated).
 disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus_client: no annotations
@@ -63,7 +71,9 @@ REQUEST_DURATION = Histogram(
     buckets=REQUEST_SECONDS,
     registry=REGISTRY,
 )
-IN_FLIGHT = Gauge("hub_requests_in_flight", "HTTP requests being answered.", registry=REGISTRY)
+IN_FLIGHT = Gauge(
+    "hub_requests_in_flight", "HTTP requests being answered.", multiprocess_mode="livesum", registry=REGISTRY
+)
 ERRORS = Counter(
     "hub_graphql_errors",
     "Errors answered, by extensions.code and, for source errors, the agency.",
@@ -90,15 +100,27 @@ SOURCE_FAILURES = Counter(
     ["source"],
     registry=REGISTRY,
 )
-BREAKER = Enum(
-    "hub_source_breaker_state",
-    "The circuit breaker of each agency's source, as of the scrape.",
-    ["agency"],
-    states=BREAKER_STATES,
-    registry=REGISTRY,
-)
+if MULTIPROCESS_DIR is None:
+    BREAKER: Enum | Gauge = Enum(
+        "hub_source_breaker_state",
+        "The circuit breaker of each agency's source, as of the scrape.",
+        ["agency"],
+        states=BREAKER_STATES,
+        registry=REGISTRY,
+    )
+else:  # prometheus_client has no Enum across processes: the same series, 1 where any worker is
+    BREAKER = Gauge(
+        "hub_source_breaker_state",
+        "The circuit breaker of each agency's source in each state (1: some worker's is in it).",
+        ["agency", "hub_source_breaker_state"],
+        multiprocess_mode="livemax",
+        registry=REGISTRY,
+    )
 WORKFLOWS_IN_FLIGHT = Gauge(
-    "hub_workflow_runs_in_flight", "Workflow runs started and not yet finished.", registry=REGISTRY
+    "hub_workflow_runs_in_flight",
+    "Workflow runs started and not yet finished.",
+    multiprocess_mode="livesum",
+    registry=REGISTRY,
 )
 AUDIT_RECORDS = Counter("hub_audit_records", "Audit records committed.", registry=REGISTRY)
 AUDIT_COMMITS = Counter(
@@ -112,80 +134,86 @@ AUDIT_BATCH = Histogram(
 )
 
 
-class SourceGuards:
-    """The sources' own counts, read at scrape time: each agency's calls, failed calls, calls
-    failed fast by an open breaker, consecutive failures (`Sources.sources_status()`), and the
-    unreadable legacy values met (`adapters.base.problems_by_agency`)."""
+SOURCE_CALLS = Counter(
+    "hub_source_calls", "Calls to each agency's source (batch reads).", ["agency"], registry=REGISTRY
+)
+SOURCE_CALL_FAILURES = Counter(
+    "hub_source_call_failures",
+    "Calls to each agency's source that failed or timed out, after any retries.",
+    ["agency"],
+    registry=REGISTRY,
+)
+SOURCE_CALLS_REJECTED = Counter(
+    "hub_source_calls_rejected",
+    "Calls failed fast because the agency's breaker was open.",
+    ["agency"],
+    registry=REGISTRY,
+)
+SOURCE_CONSECUTIVE_FAILURES = Gauge(
+    "hub_source_consecutive_failures",
+    "Consecutive failed calls to each agency's source (the breaker's count; the highest of all workers).",
+    ["agency"],
+    multiprocess_mode="livemax",
+    registry=REGISTRY,
+)
+SOURCE_INVALID_VALUES = Counter(
+    "hub_source_invalid_values",
+    "Legacy values that could not be mapped or failed their check character, per agency.",
+    ["agency"],
+    registry=REGISTRY,
+)
+FIELDS_ANSWERED = Counter(
+    "hub_graphql_fields",
+    "GraphQL fields answered, by the planned path (plan) or field by field (resolvers).",
+    ["path"],
+    registry=REGISTRY,
+)
+GUARD_COUNTERS = {
+    "calls": SOURCE_CALLS,
+    "failedCalls": SOURCE_CALL_FAILURES,
+    "rejectedCalls": SOURCE_CALLS_REJECTED,
+}
+
+
+class Published:
+    """Counts kept outside prometheus_client (the sources' guards, the invalid values met, the
+    planned path's fields), added to its counters by what grew since the last time, so that
+    they sum across the workers like every other counter (one per hub: its sources' counts)."""
 
     def __init__(self) -> None:
-        self.status: dict[str, dict[str, Any]] = {}
+        self._seen: dict[tuple[str, str], float] = {}
 
-    def describe(self) -> list[Metric]:
-        return []
+    def grow(self, counter: Counter, label: str, value: float) -> None:
+        key = (counter._name, label)
+        grown = value - self._seen.get(key, 0.0)
+        if grown > 0:
+            counter.labels(label).inc(grown)
+        self._seen[key] = value
 
-    def collect(self) -> Iterator[Metric]:
-        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
-            "calls": CounterMetricFamily(
-                "hub_source_calls", "Calls to each agency's source (batch reads).", labels=["agency"]
-            ),
-            "failedCalls": CounterMetricFamily(
-                "hub_source_call_failures",
-                "Calls to each agency's source that failed or timed out, after any retries.",
-                labels=["agency"],
-            ),
-            "rejectedCalls": CounterMetricFamily(
-                "hub_source_calls_rejected",
-                "Calls failed fast because the agency's breaker was open.",
-                labels=["agency"],
-            ),
-            "failures": GaugeMetricFamily(
-                "hub_source_consecutive_failures",
-                "Consecutive failed calls to each agency's source (the breaker's count).",
-                labels=["agency"],
-            ),
-        }
-        for agency, status in self.status.items():
-            for key, family in families.items():
-                value = status.get(key)
+    def sources(self, status: dict[str, dict[str, Any]]) -> None:
+        for agency, reported in status.items():
+            for key, counter in GUARD_COUNTERS.items():
+                value = reported.get(key)
                 if isinstance(value, int | float):
-                    family.add_metric([agency], value)
-        yield from families.values()
-        invalid = CounterMetricFamily(
-            "hub_source_invalid_values",
-            "Legacy values that could not be mapped or failed their check character, per agency.",
-            labels=["agency"],
-        )
-        from adapters import base
-
-        for agency, count in sorted(getattr(base, "problems_by_agency", {}).items()):
-            if agency in AGENCIES:
-                invalid.add_metric([agency], count)
-        yield invalid
+                    self.grow(counter, agency, value)
+            failures = reported.get("failures")
+            if isinstance(failures, int | float):
+                SOURCE_CONSECUTIVE_FAILURES.labels(agency).set(failures)
+            set_breaker(agency, breaker_label(reported.get("breaker")))
 
 
-GUARDS = SourceGuards()
-REGISTRY.register(GUARDS)
+# The counts of this process as a whole (schema/planned.py's, adapters/base.py's).
+PROCESS = Published()
 
 
-class AnsweredFields:
-    """Fields answered by the planned path and by graphql-core's field-by-field chain
-    (schema/planned.py), read at scrape time: how much of the traffic the plan covers."""
+def publish_process_counts() -> None:
+    from adapters import base
 
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "hub_graphql_fields",
-            "GraphQL fields answered, by the planned path (plan) or field by field (resolvers).",
-            labels=["path"],
-        )
-        for path in ("plan", "resolvers"):
-            family.add_metric([path], fields_answered[path])
-        yield family
-
-
-REGISTRY.register(AnsweredFields())
+    for agency, count in sorted(base.problems_by_agency.items()):
+        if agency in AGENCIES:
+            PROCESS.grow(SOURCE_INVALID_VALUES, agency, count)
+    for path in ("plan", "resolvers"):
+        PROCESS.grow(FIELDS_ANSWERED, path, fields_answered[path])
 
 
 def code_label(code: object) -> str:
@@ -248,22 +276,63 @@ def _count_audit(statement: str, params: Any, many: bool) -> None:
         AUDIT_COMMITS.inc()
 
 
-def exposition(sources: dict[str, dict[str, Any]], workflows_in_flight: int | None) -> bytes:
-    """The registry in Prometheus' text format, with what is read at scrape time set."""
-    GUARDS.status = sources
-    for agency, status in sources.items():
-        BREAKER.labels(agency).state(breaker_label(status.get("breaker")))
-    if workflows_in_flight is not None:
-        WORKFLOWS_IN_FLIGHT.set(workflows_in_flight)
-    return generate_latest(REGISTRY)
+def set_breaker(agency: str, state: str) -> None:
+    if isinstance(BREAKER, Enum):
+        BREAKER.labels(agency).state(state)
+        return
+    for each in BREAKER_STATES:
+        BREAKER.labels(agency, each).set(1 if each == state else 0)
+
+
+_HUBS: weakref.WeakKeyDictionary[object, Published] = weakref.WeakKeyDictionary()
+
+
+def publish(hub: Any) -> None:
+    """Add what this process counted outside prometheus_client since the last time (at the end
+    of every request, and before a scrape)."""
+    from operations.readiness import sources_status
+
+    publish_process_counts()
+    if hub is None:
+        return
+    _HUBS.setdefault(hub.sources, Published()).sources(sources_status(hub.sources))
+    in_flight = getattr(hub.workflows, "in_flight", None)
+    if isinstance(in_flight, int):
+        WORKFLOWS_IN_FLIGHT.set(in_flight)
+
+
+def exposition() -> bytes:
+    """The registry in Prometheus' text format: this process's, or every worker's summed."""
+    if MULTIPROCESS_DIR is None:
+        return generate_latest(REGISTRY)
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]  # prometheus_client: no annotations
+    return generate_latest(registry)
+
+
+def share_between_workers(data_dir: Path) -> Path:
+    """Before the workers start: the directory their metrics meet in (PROMETHEUS_MULTIPROC_DIR,
+    or `metrics/` in the data directory, emptied: a former run's workers are gone)."""
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = Path(chosen) if chosen else data_dir / "metrics"
+    if not chosen:
+        shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    return directory
+
+
+def worker_stopped() -> None:
+    """A worker's last word: its live gauges (in flight, breakers) no longer count."""
+    if MULTIPROCESS_DIR is not None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid(), MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]  # prometheus_client: no annotations
 
 
 async def metrics_endpoint(request: Request) -> Response:
     """`GET /metrics`: no token (nothing personal is exposed); restrict it at the network edge."""
-    from operations.readiness import sources_status
-
-    hub = getattr(request.app.state, "hub", None)
-    status = sources_status(hub.sources) if hub is not None else {}
-    in_flight = getattr(hub.workflows, "in_flight", None) if hub is not None else None
-    body = exposition(status, in_flight if isinstance(in_flight, int) else None)
-    return Response(body, media_type=CONTENT_TYPE_LATEST, headers={"cache-control": "no-store"})
+    publish(getattr(request.app.state, "hub", None))
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST, headers={"cache-control": "no-store"})

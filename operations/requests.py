@@ -93,6 +93,9 @@ class ObserveRequests:
             record.seconds = time.perf_counter() - record.started
             current_request.reset(request_token)
             _finish(record, record.caller)
+            if metrics.MULTIPROCESS_DIR is not None:  # one process answers a scrape for all
+                app = scope.get("app")
+                metrics.publish(getattr(app.state, "hub", None) if app is not None else None)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, record: RequestRecord) -> None:
         async def sending(message: Message) -> None:
