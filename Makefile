@@ -28,7 +28,8 @@ $(CLIENTS): tests/clients/package.json tests/clients/package-lock.json
 test: $(STAMP) $(CLIENTS)
 	$(BIN)/pytest -q
 
-## Lint, the layering, strict types, the committed schema against the code, and the contract.
+## Lint, the layering, strict types, the committed schema against the code, the contract, and
+## breaking changes since the last release (CHANGELOG.md) and descriptions (tools/check_schema.py).
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -36,6 +37,7 @@ check: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/hub export-schema | diff -u schema.graphql -
 	$(BIN)/python ../shared/tools/check_contract.py schema.graphql
+	$(BIN)/python tools/check_schema.py
 
 schema: $(STAMP)
 	$(BIN)/hub export-schema > schema.graphql

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
@@ -36,6 +36,7 @@ from audit.witness import open_witness
 from edge.documents import KnownDocuments, TrustedDocuments
 from edge.downloads import permit_routes
 from edge.gateway import Gate
+from edge.graphiql import graphiql_page, graphiql_routes
 from edge.websocket import HubWebSocketAdapter, admit_connection, subscriptions_handler
 from faults import install as install_faults
 from faults import plan_from_environment as fault_plan_from_environment
@@ -103,6 +104,10 @@ class HubGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = HubWebSocketAdapter
     # Set by create_app: the gate's admission of a WebSocket's connection_init payload.
     admit_connection: Callable[[Any, object], Awaitable[datetime]]
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return graphiql_page()  # its assets served by the hub itself, not a CDN
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -271,7 +276,7 @@ def create_app(
     view.graphql_transport_ws_handler_class = subscriptions_handler(
         settings.limits.max_document_bytes, settings.clock, documents
     )
-    routes: list[Route | WebSocketRoute] = [
+    routes: list[Route | WebSocketRoute | Mount] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
@@ -280,6 +285,7 @@ def create_app(
         Route("/metrics", metrics_endpoint),
         # The published verification keys; a cardholder's QR image and signed permit document.
         *permit_routes(graphql, settings.data_dir),
+        *graphiql_routes(),  # the IDE's vendored assets
     ]
     return Starlette(
         routes=routes,

@@ -207,6 +207,8 @@ async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
     from domain.records import CallerRole
     from identity.store import HubStore
     from keys.files import load_or_create_key
+    from opaque.ids import GlobalIds
+    from opaque.sealing import sealer
 
     role = CallerRole(args.role)
     if not args.subject.strip():
@@ -219,7 +221,7 @@ async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
         store = HubStore.open(settings.store_url)
         try:
             await store.create_tables()  # a data directory not linked yet simply finds nobody
-            person_id = await resolve_person(store, args.person)
+            person_id = await resolve_person(store, GlobalIds(sealer(settings.data_dir)), args.person)
         finally:
             await store.close()
     if role is CallerRole.EMPLOYER and not (args.employer and is_valid_credit_code(args.employer)):
@@ -317,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--subject", required=True, help="the client id the token names")
     token.add_argument("--purpose", action="append", help="a purpose the token allows (repeatable)")
     token.add_argument(
-        "--person", help="CARDHOLDER: kind=value (workPermitNumber=..., passport=DEU:...) or a person id"
+        "--person",
+        help="CARDHOLDER: kind=value (workPermitNumber=..., passport=DEU:...), "
+        "a Person's global id (Person.id) or a person id",
     )
     token.add_argument("--employer", help="EMPLOYER: the employer's Unified Social Credit Code")
     token.add_argument("--ttl", default="8h", help="lifetime: 90s, 30m, 8h, 7d (default 8h)")

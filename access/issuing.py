@@ -15,11 +15,13 @@ from jwt.algorithms import OKPAlgorithm
 
 from access.policy import ROLES_WITHOUT_PURPOSE, Policy
 from access.tokens import TOKEN_KEY, TokenAuthority
+from domain.errors import ClientError
 from domain.evidence import IdentifierKind
 from domain.records import CallerRole
 from identity.linking import passport_identifier
 from identity.store import HubStore
 from keys.files import load_or_create_key
+from opaque.ids import GlobalIds
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 # A client token is a credential: a year is the longest it may live.
@@ -52,14 +54,15 @@ def parse_ttl(text: str) -> timedelta:
     return ttl
 
 
-async def resolve_person(store: HubStore, lookup: str) -> int:
-    """A person by `kind=value` (e.g. `workPermitNumber=1101...`, `passport=DEU:C01X00T47`)
-    or by the hub's person id."""
+async def resolve_person(store: HubStore, ids: GlobalIds, lookup: str) -> int:
+    """A person by `kind=value` (e.g. `workPermitNumber=1101...`, `passport=DEU:C01X00T47`),
+    by the global id the graph gives (`Person.id`), or by the hub's person id."""
     kind, separator, value = lookup.partition("=")
     if not separator:
-        if lookup.strip().isdigit() and (await store.persons_by_id([int(lookup)]))[0] is not None:
-            return int(lookup)
-        raise IssuingError(f"--person {lookup!r}: no person with that id; or give kind=value")
+        person_id = int(lookup) if lookup.strip().isdigit() else _person_of_global_id(ids, lookup.strip())
+        if (await store.persons_by_id([person_id]))[0] is not None:
+            return person_id
+        raise IssuingError(f"--person {lookup!r}: no person with that id")
     identifier_kind = LOOKUP_KINDS.get(kind.strip())
     if identifier_kind is None:
         raise IssuingError(f"--person: {kind!r} is not one of {', '.join(LOOKUP_KINDS)}")
@@ -70,6 +73,16 @@ async def resolve_person(store: HubStore, lookup: str) -> int:
     if found is None:
         raise IssuingError(f"--person {lookup!r}: nobody is found by that identifier")
     return found
+
+
+def _person_of_global_id(ids: GlobalIds, global_id: str) -> int:
+    """The person id behind a Person's global id; an id this hub did not issue (edited, or
+    another data directory's) or another type's is refused, naming which."""
+    try:
+        return int(ids.key_of(global_id, "Person", "--person"))
+    except ClientError as error:
+        hint = "give a Person's id as the graph gives it, a person id or kind=value"
+        raise IssuingError(f"{error}; {hint}") from None
 
 
 def check_purposes(policy: Policy, role: CallerRole, purposes: list[str]) -> tuple[str, ...]:

@@ -11,7 +11,15 @@ from domain.records import BenefitPayment as BenefitPaymentRecord
 from identity.store import PersonCore
 from resolvers import benefits
 from resolvers.context import Info
-from schema.common import BenefitPaymentStatus, Node, PageInfo, connection_parts, resolver
+from schema.common import (
+    BenefitPaymentStatus,
+    Node,
+    PageCursor,
+    PageInfo,
+    PageSize,
+    connection_parts,
+    resolver,
+)
 
 
 @strawberry.type(description="A benefit or subsidy paid on the person's card.")
@@ -60,8 +68,8 @@ class PersonBenefits:
     async def benefit_payments(
         root: PersonCore,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: PageSize = None,
+        after: PageCursor = None,
     ) -> BenefitPaymentConnection | None:
         page, kind = await benefits.person_benefit_payments(info, root, first, after)
         pairs, page_info = connection_parts(info, page, kind)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 from strawberry.tools import merge_types
@@ -18,7 +18,7 @@ from resolvers.context import Info
 from resolvers.mutations import PermitAnswer
 from schema.benefits import BenefitPayment
 from schema.card import ElectronicCard, SocialSecurityCard
-from schema.common import Sex, TalentCategory, VerificationMethod, mutation
+from schema.common import Sex, TalentCategory, VerificationMethod, describe_values, mutation
 from schema.inputs import PassportInput, PersonNameInput
 from schema.news import News
 from schema.permit import WorkPermit
@@ -27,6 +27,18 @@ from schema.residence import Entry, ResidencePermit, Visa
 
 UserErrorCode = errors.UserErrorCode
 strawberry.enum(UserErrorCode, description="Why a mutation did not do what was asked.")
+describe_values(
+    UserErrorCode,
+    {
+        "NOT_FOUND": "A record the input names does not exist.",
+        "INVALID_INPUT": "An input value breaks a rule; `field` names it.",
+        "NOT_ELIGIBLE": "The notice's rules do not allow this step for this record now.",
+        "VERIFICATION_FAILED": "A check the step needs failed, e.g. a real-person attestation or a QR code.",
+        "CONFLICT": "The step is done already, or the idempotency key was used for another input.",
+        "FORBIDDEN": "The caller may not do this, or not to this record.",
+        "SOURCE_UNAVAILABLE": "An agency's system did not answer; nothing was written.",
+    },
+)
 
 
 @strawberry.type(description="A rule the input broke: its code, what it means, and the input field.")
@@ -154,7 +166,14 @@ def _answer(payload: Callable[..., _Payload], answer: PermitAnswer) -> _Payload:
 class PermitMutation:
     @mutation(description="Apply for a work permit online (status under review).")
     async def apply_for_work_permit(
-        self, info: Info, input: ApplyForWorkPermitInput
+        self,
+        info: Info,
+        input: Annotated[
+            ApplyForWorkPermitInput,
+            strawberry.argument(
+                description="The applicant, the employer and the position, district and period applied for."
+            ),
+        ],
     ) -> ApplyForWorkPermitPayload:
         applicant = input.applicant
         arguments = {
@@ -176,14 +195,24 @@ class PermitMutation:
 
     @mutation(description="Issue the Notification Letter; the permit's dates are written now.")
     async def issue_notification_letter(
-        self, info: Info, input: IssueNotificationLetterInput
+        self,
+        info: Info,
+        input: Annotated[
+            IssueNotificationLetterInput,
+            strawberry.argument(description="The permit period under review that is approved."),
+        ],
     ) -> IssueNotificationLetterPayload:
         answer = await mutations.issue_notification_letter(info, input.work_permit_id, input.idempotency_key)
         return _answer(IssueNotificationLetterPayload, answer)
 
     @mutation(description="Reject an application under review.")
     async def reject_work_permit_application(
-        self, info: Info, input: RejectWorkPermitApplicationInput
+        self,
+        info: Info,
+        input: Annotated[
+            RejectWorkPermitApplicationInput,
+            strawberry.argument(description="The permit period under review and why it is rejected."),
+        ],
     ) -> RejectWorkPermitApplicationPayload:
         answer = await mutations.reject_work_permit_application(
             info, input.work_permit_id, input.reason, input.idempotency_key
@@ -192,7 +221,12 @@ class PermitMutation:
 
     @mutation(description="Make a permit valid after the holder entered; the cards carry it.")
     async def activate_work_permit(
-        self, info: Info, input: ActivateWorkPermitInput
+        self,
+        info: Info,
+        input: Annotated[
+            ActivateWorkPermitInput,
+            strawberry.argument(description="The notice-issued permit and the day its holder entered China."),
+        ],
     ) -> ActivateWorkPermitPayload:
         answer = await mutations.activate_work_permit(
             info, input.work_permit_number, input.entered_on, input.idempotency_key
@@ -202,7 +236,13 @@ class PermitMutation:
     @mutation(
         description="Extend a valid permit; a legacy physical permit moves to the integrated procedure."
     )
-    async def extend_work_permit(self, info: Info, input: ExtendWorkPermitInput) -> ExtendWorkPermitPayload:
+    async def extend_work_permit(
+        self,
+        info: Info,
+        input: Annotated[
+            ExtendWorkPermitInput, strawberry.argument(description="The valid permit and its new end date.")
+        ],
+    ) -> ExtendWorkPermitPayload:
         answer = await mutations.extend_work_permit(
             info, input.work_permit_number, input.valid_to, input.idempotency_key
         )
@@ -211,7 +251,16 @@ class PermitMutation:
     @mutation(
         description="Change a valid permit; a legacy physical permit moves to the integrated procedure."
     )
-    async def change_work_permit(self, info: Info, input: ChangeWorkPermitInput) -> ChangeWorkPermitPayload:
+    async def change_work_permit(
+        self,
+        info: Info,
+        input: Annotated[
+            ChangeWorkPermitInput,
+            strawberry.argument(
+                description="The valid permit and what changes: employer, position or work district."
+            ),
+        ],
+    ) -> ChangeWorkPermitPayload:
         changes = {
             "employerCreditCode": input.employer_credit_code,
             "position": input.position,
@@ -223,7 +272,13 @@ class PermitMutation:
         return _answer(ChangeWorkPermitPayload, answer)
 
     @mutation(description="Cancel a permit; the reason is kept and the cards carry the cancellation.")
-    async def cancel_work_permit(self, info: Info, input: CancelWorkPermitInput) -> CancelWorkPermitPayload:
+    async def cancel_work_permit(
+        self,
+        info: Info,
+        input: Annotated[
+            CancelWorkPermitInput, strawberry.argument(description="The permit and why it is cancelled.")
+        ],
+    ) -> CancelWorkPermitPayload:
         answer = await mutations.cancel_work_permit(
             info, input.work_permit_number, input.reason, input.idempotency_key
         )
@@ -312,7 +367,16 @@ def _passport(value: PassportInput) -> dict[str, str]:
 @strawberry.type
 class ExitEntryMutation:
     @mutation(description="Issue a Z visa against a Notification Letter of the same passport's holder.")
-    async def issue_z_visa(self, info: Info, input: IssueZVisaInput) -> IssueZVisaPayload:
+    async def issue_z_visa(
+        self,
+        info: Info,
+        input: Annotated[
+            IssueZVisaInput,
+            strawberry.argument(
+                description="The passport, the Notification Letter it rests on, and the visa's end date."
+            ),
+        ],
+    ) -> IssueZVisaPayload:
         arguments = {
             "passport": _passport(input.passport),
             "notificationLetterNumber": input.notification_letter_number,
@@ -322,7 +386,16 @@ class ExitEntryMutation:
         return IssueZVisaPayload(visa=answer.record, user_errors=_errors(answer))
 
     @mutation(description="Record an entry on a visa of the passport's holder.")
-    async def record_entry(self, info: Info, input: RecordEntryInput) -> RecordEntryPayload:
+    async def record_entry(
+        self,
+        info: Info,
+        input: Annotated[
+            RecordEntryInput,
+            strawberry.argument(
+                description="The passport and visa shown at the border, the day and the port of entry."
+            ),
+        ],
+    ) -> RecordEntryPayload:
         arguments = {
             "passport": _passport(input.passport),
             "visaNumber": input.visa_number,
@@ -334,7 +407,14 @@ class ExitEntryMutation:
 
     @mutation(description="Issue a residence permit after an entry on a Z visa within 30 days.")
     async def apply_for_residence_permit(
-        self, info: Info, input: ApplyForResidencePermitInput
+        self,
+        info: Info,
+        input: Annotated[
+            ApplyForResidencePermitInput,
+            strawberry.argument(
+                description="The passport, the valid permit or e-card it rests on, the office and end date."
+            ),
+        ],
     ) -> ApplyForResidencePermitPayload:
         evidence = {
             "notificationLetterNumber": _given(input.evidence.notification_letter_number),
@@ -352,7 +432,12 @@ class ExitEntryMutation:
 
     @mutation(description="Extend a residence permit in force, at least 30 days before it expires.")
     async def extend_residence_permit(
-        self, info: Info, input: ExtendResidencePermitInput
+        self,
+        info: Info,
+        input: Annotated[
+            ExtendResidencePermitInput,
+            strawberry.argument(description="The residence permit and its new end date."),
+        ],
     ) -> ExtendResidencePermitPayload:
         arguments = {"residencePermitNumber": input.residence_permit_number, "validTo": input.valid_to}
         answer = await mutations.extend_residence_permit(info, arguments, input.idempotency_key)
@@ -507,7 +592,14 @@ class ActivateSocialSecurityCardPayload:
 class CardMutation:
     @mutation(description="Register an e-card after the real-name and real-person checks.")
     async def register_electronic_card(
-        self, info: Info, input: RegisterElectronicCardInput
+        self,
+        info: Info,
+        input: Annotated[
+            RegisterElectronicCardInput,
+            strawberry.argument(
+                description="The person (name, permit or social security number) and their real-person proof."
+            ),
+        ],
     ) -> RegisterElectronicCardPayload:
         arguments = {
             "name": {"surname": input.name.surname, "givenNames": input.name.given_names},
@@ -534,7 +626,12 @@ class CardMutation:
         )
     )
     async def revoke_electronic_card(
-        self, info: Info, input: RevokeElectronicCardInput
+        self,
+        info: Info,
+        input: Annotated[
+            RevokeElectronicCardInput,
+            strawberry.argument(description="The signed e-card and why it is revoked."),
+        ],
     ) -> RevokeElectronicCardPayload:
         answer = await mutations.revoke_electronic_card(
             info, input.electronic_card_id, input.reason, input.idempotency_key
@@ -548,7 +645,12 @@ class CardMutation:
         )
     )
     async def reissue_activation_code(
-        self, info: Info, input: ReissueActivationCodeInput
+        self,
+        info: Info,
+        input: Annotated[
+            ReissueActivationCodeInput,
+            strawberry.argument(description="The signed e-card and the new real-person check."),
+        ],
     ) -> ReissueActivationCodePayload:
         arguments = {
             "electronicCardId": input.electronic_card_id,
@@ -571,7 +673,14 @@ class CardMutation:
         )
     )
     async def activate_cardholder(
-        self, info: Info, input: ActivateCardholderInput
+        self,
+        info: Info,
+        input: Annotated[
+            ActivateCardholderInput,
+            strawberry.argument(
+                description="The one-time activation code, the person's name and their work permit number."
+            ),
+        ],
     ) -> ActivateCardholderPayload:
         arguments = {
             "activationCode": input.activation_code,
@@ -583,7 +692,14 @@ class CardMutation:
 
     @mutation(description="Enroll in the five insurance types and request a physical card, all or nothing.")
     async def enroll_in_insurance(
-        self, info: Info, input: EnrollInInsuranceInput
+        self,
+        info: Info,
+        input: Annotated[
+            EnrollInInsuranceInput,
+            strawberry.argument(
+                description="The valid permit, the evidence shown, the employer and the insuring district."
+            ),
+        ],
     ) -> EnrollInInsurancePayload:
         arguments = {
             "workPermitNumber": input.work_permit_number,
@@ -600,7 +716,12 @@ class CardMutation:
 
     @mutation(description="Put a pending card into use: the permit is loaded, the e-card linked.")
     async def activate_social_security_card(
-        self, info: Info, input: ActivateSocialSecurityCardInput
+        self,
+        info: Info,
+        input: Annotated[
+            ActivateSocialSecurityCardInput,
+            strawberry.argument(description="The card pending production to put into use."),
+        ],
     ) -> ActivateSocialSecurityCardPayload:
         answer = await mutations.activate_social_security_card(info, input.card_number, input.idempotency_key)
         return ActivateSocialSecurityCardPayload(
@@ -677,7 +798,16 @@ class RejectBenefitPaymentPayload:
 @strawberry.type
 class BenefitMutation:
     @mutation(description="Grant a catalogue benefit to a card: a pending payment of its amount.")
-    async def grant_benefit(self, info: Info, input: GrantBenefitInput) -> GrantBenefitPayload:
+    async def grant_benefit(
+        self,
+        info: Info,
+        input: Annotated[
+            GrantBenefitInput,
+            strawberry.argument(
+                description="The card, the catalogue's benefit code and the planned payment day."
+            ),
+        ],
+    ) -> GrantBenefitPayload:
         arguments = {
             "card": {
                 "cardNumber": _given(input.card.card_number),
@@ -690,7 +820,14 @@ class BenefitMutation:
         return GrantBenefitPayload(benefit_payment=answer.record, user_errors=_errors(answer))
 
     @mutation(description="Mark a pending payment paid; the cardholder is told (BENEFIT_PAID).")
-    async def mark_benefit_paid(self, info: Info, input: MarkBenefitPaidInput) -> MarkBenefitPaidPayload:
+    async def mark_benefit_paid(
+        self,
+        info: Info,
+        input: Annotated[
+            MarkBenefitPaidInput,
+            strawberry.argument(description="The pending payment and the day it was paid."),
+        ],
+    ) -> MarkBenefitPaidPayload:
         arguments = {"benefitPaymentId": input.benefit_payment_id, "paidOn": input.paid_on}
         answer = await benefit_mutations.mark_benefit_paid(info, arguments, input.idempotency_key)
         return MarkBenefitPaidPayload(benefit_payment=answer.record, user_errors=_errors(answer))
@@ -699,7 +836,12 @@ class BenefitMutation:
         description="Reject a pending payment with a reason; the cardholder is told (BENEFIT_REJECTED)."
     )
     async def reject_benefit_payment(
-        self, info: Info, input: RejectBenefitPaymentInput
+        self,
+        info: Info,
+        input: Annotated[
+            RejectBenefitPaymentInput,
+            strawberry.argument(description="The pending payment and why it is rejected."),
+        ],
     ) -> RejectBenefitPaymentPayload:
         arguments = {"benefitPaymentId": input.benefit_payment_id, "reason": input.reason}
         answer = await benefit_mutations.reject_benefit_payment(info, arguments, input.idempotency_key)
@@ -744,7 +886,16 @@ class NewsMutation:
             " stored once, delivered as a NEWS notification."
         )
     )
-    async def publish_news(self, info: Info, input: PublishNewsInput) -> PublishNewsPayload:
+    async def publish_news(
+        self,
+        info: Info,
+        input: Annotated[
+            PublishNewsInput,
+            strawberry.argument(
+                description="The message and its audience: all with a signed e-card, or those it matches."
+            ),
+        ],
+    ) -> PublishNewsPayload:
         audience = input.audience
         arguments = {
             "message": input.message,

@@ -14,7 +14,9 @@ from resolvers import permit
 from resolvers.context import Info
 from schema.common import (
     Node,
+    PageCursor,
     PageInfo,
+    PageSize,
     PermitEventKind,
     PermitEventOutcome,
     PermitProcedure,
@@ -55,8 +57,8 @@ class Employer(Node):
     async def work_permits(
         root: EmployerRecord,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: PageSize = None,
+        after: PageCursor = None,
     ) -> WorkPermitConnection | None:
         page, kind = await permit.employer_permits(info, root, first, after)
         pairs, page_info = connection_parts(info, page, kind)

@@ -15,7 +15,9 @@ from schema.common import (
     CallerRole,
     LinkConfidence,
     Node,
+    PageCursor,
     PageInfo,
+    PageSize,
     Sex,
     as_graph,
     connection_parts,
@@ -97,8 +99,8 @@ class Person(Node):
     async def notifications(
         root: PersonCore,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: PageSize = None,
+        after: PageCursor = None,
     ) -> NotificationConnection | None:
         page, kind = await person.notifications(info, root, first, after)
         pairs, page_info = connection_parts(info, page, kind)
@@ -110,8 +112,8 @@ class Person(Node):
     async def access_log(
         root: PersonCore,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: PageSize = None,
+        after: PageCursor = None,
     ) -> AccessEventConnection | None:
         page, kind = await person.access_log(info, root, first, after)
         pairs, page_info = connection_parts(info, page, kind)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import strawberry
 
@@ -11,7 +11,9 @@ from resolvers.context import Info
 from schema.common import (
     CallerRole,
     Node,
+    PageCursor,
     PageInfo,
+    PageSize,
     StatisticsDimension,
     as_graph,
     connection_parts,
@@ -58,20 +60,34 @@ def _unset_to_none(value: _Value) -> _Value | None:
 @strawberry.type(description="What can be read from the hub.")
 class Query:
     @resolver(description="Any object by its global id.")
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id, as the graph gave it.")],
+    ) -> Node | None:
         return as_graph(Node, await query.node(info, id))
 
     @resolver(description="A person, by any identifier an agency knows them by.")
-    async def person(self, info: Info, lookup: PersonLookup) -> Person | None:
+    async def person(
+        self,
+        info: Info,
+        lookup: Annotated[
+            PersonLookup,
+            strawberry.argument(description="Exactly one identifier any agency knows the person by."),
+        ],
+    ) -> Person | None:
         return as_graph(Person, await query.person(info, lookup.to_lookup()))
 
     @resolver(description="Persons in id order, filtered; `first` defaults to 20, at most 100.")
     async def persons(
         self,
         info: Info,
-        filter: PersonFilter | None = None,
-        first: int | None = None,
-        after: str | None = None,
+        filter: Annotated[
+            PersonFilter | None,
+            strawberry.argument(description="Only the persons every given criterion matches; none: all."),
+        ] = None,
+        first: PageSize = None,
+        after: PageCursor = None,
     ) -> PersonConnection:
         criteria = (filter or PersonFilter()).to_criteria()
         page, kind = await query.persons(info, criteria, first, after)
@@ -83,15 +99,36 @@ class Query:
         )
 
     @resolver(description="A person's current permit period, by the permit number.")
-    async def work_permit(self, info: Info, number: str) -> WorkPermit | None:
+    async def work_permit(
+        self,
+        info: Info,
+        number: Annotated[
+            str, strawberry.argument(description="The permit number: one person, one number, for life.")
+        ],
+    ) -> WorkPermit | None:
         return as_graph(WorkPermit, await permit.by_number(info, number))
 
     @resolver(description="An employer by its Unified Social Credit Code.")
-    async def employer(self, info: Info, credit_code: str) -> Employer | None:
+    async def employer(
+        self,
+        info: Info,
+        credit_code: Annotated[
+            str, strawberry.argument(description="The Unified Social Credit Code (GB 32100, 18 characters).")
+        ],
+    ) -> Employer | None:
         return as_graph(Employer, await permit.employer_by_credit_code(info, credit_code))
 
     @resolver(description="Whether a work permit is valid today, checked by number or e-card.")
-    async def verify_work_permit(self, info: Info, input: PermitVerificationInput) -> PermitVerification:
+    async def verify_work_permit(
+        self,
+        info: Info,
+        input: Annotated[
+            PermitVerificationInput,
+            strawberry.argument(
+                description="Exactly one of the permit's number, its QR code or the e-card carrying it."
+            ),
+        ],
+    ) -> PermitVerification:
         return as_graph(
             PermitVerification,
             await verification.verify(
@@ -121,8 +158,16 @@ class Query:
     async def workforce_statistics(
         self,
         info: Info,
-        group_by: list[StatisticsDimension],
-        filter: PersonFilter | None = None,
+        group_by: Annotated[
+            list[StatisticsDimension],
+            strawberry.argument(
+                description="The dimensions to count by: one row per combination of their values."
+            ),
+        ],
+        filter: Annotated[
+            PersonFilter | None,
+            strawberry.argument(description="Only the persons every given criterion matches; none: all."),
+        ] = None,
     ) -> list[StatisticsRow]:
         criteria = (filter or PersonFilter()).to_criteria()
         return [statistics_row(c) for c in await query.workforce_statistics(info, group_by, criteria)]
@@ -133,9 +178,11 @@ class Query:
     async def expiring_work_permits(
         self,
         info: Info,
-        within_days: int,
-        first: int | None = None,
-        after: str | None = None,
+        within_days: Annotated[
+            int, strawberry.argument(description="How many days ahead, from today, 1 to 365.")
+        ],
+        first: PageSize = None,
+        after: PageCursor = None,
     ) -> WorkPermitConnection:
         page, kind = await query.expiring_work_permits(info, within_days, first, after)
         pairs, page_info = connection_parts(info, page, kind)

@@ -10,7 +10,9 @@ from identity.store import PersonCore
 from resolvers import residence
 from resolvers.context import Info
 from schema.common import (
+    PageCursor,
     PageInfo,
+    PageSize,
     ResidencePermitStatus,
     ResidencePurpose,
     VerificationChannel,
@@ -75,8 +77,8 @@ class PersonExitEntry:
     async def entries(
         root: PersonCore,
         info: Info,
-        first: int | None = None,
-        after: str | None = None,
+        first: PageSize = None,
+        after: PageCursor = None,
     ) -> EntryConnection | None:
         page, kind = await residence.entries(info, root, first, after)
         pairs, page_info = connection_parts(info, page, kind)
