@@ -289,6 +289,28 @@ async def _verify_audit(settings: Settings) -> int:
     return 0
 
 
+# Options whose value may begin with "-": a global id (`hub token --person -Vq3...`) is
+# url-safe base64, which argparse would take for an option and refuse.
+VALUED_OPTIONS = frozenset({"--person"})
+
+
+def _joined_values(argv: list[str], options: frozenset[str]) -> list[str]:
+    """`--person VALUE` as `--person=VALUE`, so that a VALUE beginning with "-" stays a value."""
+    joined: list[str] = []
+    pending: str | None = None
+    for word in argv:
+        if pending is not None:
+            joined.append(f"{pending}={word}")
+            pending = None
+        elif word in options:
+            pending = word
+        else:
+            joined.append(word)
+    if pending is not None:
+        joined.append(pending)  # argparse says the value is missing
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hub", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -341,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         "notify", help="write a PERMIT_EXPIRING notice for each permit ending within 30 days (once each)"
     )
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined_values(sys.argv[1:] if argv is None else argv, VALUED_OPTIONS))
     settings = Settings.from_environment()
     keep_private(
         settings.data_dir, settings.private_files()

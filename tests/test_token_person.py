@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+import cli
 from tests.conftest import Estate, graphql
 from tests.examples import known_to_all
 
@@ -80,3 +82,21 @@ async def test_an_edited_global_id_is_refused(estate: Estate, client: httpx.Asyn
     person = await known_to_all(client)
     edited = person["id"][:-2] + ("AA" if person["id"][-2:] != "AA" else "BB")
     _refused(await _hub_token(estate, edited), "is not an id this hub issued")
+
+
+def test_a_global_id_that_begins_with_a_dash_stays_the_value_of_person() -> None:
+    # Url-safe base64 begins with "-" for one id in 64; argparse alone would take it for an option.
+    assert cli._joined_values(["token", "--person", "-Vq3x", "--ttl", "1h"], cli.VALUED_OPTIONS) == [
+        "token",
+        "--person=-Vq3x",
+        "--ttl",
+        "1h",
+    ]
+    parser_error = subprocess.run(
+        [*HUB, "token", "--role", "CARDHOLDER", "--subject", "s", "--person"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert parser_error.returncode == 2 and "--person: expected one argument" in parser_error.stderr
