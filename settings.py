@@ -100,6 +100,8 @@ class Settings:
     # HUB_REDIS_URL: where all processes of one hub share their rate limits, persisted queries
     # and notification wake-ups; None: in this process only (then `hub run` serves one worker).
     redis_url: str | None = None
+    # HUB_REDIS_PREFIX: the start of every key and channel of this hub in that Redis.
+    redis_prefix: str = "hub:"
     # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
     # wait on (clock.py): the system's; tests pass one they move themselves.
     clock: Clock = SYSTEM_CLOCK
@@ -158,6 +160,7 @@ class Settings:
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
             redis_url=env.get("HUB_REDIS_URL") or None,
+            redis_prefix=env.get("HUB_REDIS_PREFIX") or cls.redis_prefix,
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
             if env.get("HUB_TRUSTED_DOCUMENTS")
             else None,
