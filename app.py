@@ -47,6 +47,7 @@ from keys.data_dir import keep_private
 from keys.files import load_or_create_key
 from notifications.doorbell import doorbell
 from notifications.expiry import expiry_checks, interval_from_environment
+from notifications.seats import Seats
 from opaque.cursors import Cursors
 from opaque.ids import GlobalIds
 from opaque.sealing import sealer
@@ -172,7 +173,7 @@ class HubGraphQL(GraphQL[Context, None]):
         return unset
 
 
-async def open_hub(settings: Settings, policy: Policy) -> HubState:
+async def open_hub(settings: Settings, policy: Policy, shared: SharedRedis | None = None) -> HubState:
     # Each source bounded, retried and cut off by its breaker; faults injected only in drills and tests.
     sources = Sources.open(settings.source_urls, settings.source_budgets, settings.clock, settings.agencies)
     install_faults(sources, fault_plan_from_environment(agencies=[spec.id for spec in settings.agencies]))
@@ -205,6 +206,7 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
         verifiers=Verifiers.from_setting(settings.verifier_jwks),
         sealer=sealed,
         permit_keys=permit_keys(settings.data_dir),
+        seats=Seats(settings.max_subscriptions_per_person, shared),
     )
 
 
@@ -254,7 +256,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub = await open_hub(settings, policy)
+        hub = await open_hub(settings, policy, shared)
         app.state.hub = hub
         tune_for_serving()
         graphql.revoked = partial(is_revoked, hub.store)  # a lost phone's token is refused

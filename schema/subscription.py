@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 import strawberry
@@ -54,7 +55,11 @@ class Subscription:
     ) -> AsyncIterator[Notification]:
         person_id = subscriber(info)
         position = resume_position(after, info.context.ids, info.context.cursors)
-        return _events(info.context, info.context.store, person_id, position)
+        hub = info.context.hub
+        # Taken before the stream starts: over the limit, the subscribe answers its error.
+        seat = hub.seats.seat(person_id)
+        await seat.__aenter__()
+        return _events(info.context, info.context.store, person_id, position, seat)
 
 
 def subscriber(info: Info) -> int:
@@ -95,9 +100,16 @@ def resume_position(after: str | None, ids: GlobalIds, cursors: Cursors) -> int 
 
 
 async def _events(
-    context: Context, store: HubStore, person_id: int, after: int | None
+    context: Context,
+    store: HubStore,
+    person_id: int,
+    after: int | None,
+    seat: AbstractAsyncContextManager[None],
 ) -> AsyncIterator[Notification]:
-    async for record in follow(store, person_id, after):
-        if isinstance(context, ConnectionContext):
-            context.renew()
-        yield as_graph(Notification, record)
+    try:
+        async for record in follow(store, person_id, after, context.hub.settings.subscription_poll):
+            if isinstance(context, ConnectionContext):
+                context.renew()
+            yield as_graph(Notification, record)
+    finally:
+        await seat.__aexit__(None, None, None)
