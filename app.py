@@ -265,7 +265,7 @@ def create_app(
             checks = expiry_checks(
                 hub.sources, hub.store, settings.today, notify_interval, settings.clock.sleep
             )
-            rings = doorbell.shared(hub.store, shared) if shared else contextlib.nullcontext()
+            rings = doorbell.across_processes(hub.store, shared)
             async with checks as task, rings:
                 app.state.expiry_check = task
                 yield

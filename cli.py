@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -252,7 +251,7 @@ async def _notify(settings: Settings) -> str:
         await store.create_tables()
         today = settings.today()
         # With Redis, the servers' live subscribers hear of the notices at once.
-        rings = doorbell.shared(store, shared) if shared else contextlib.nullcontext()
+        rings = doorbell.across_processes(store, shared)
         async with rings:
             report = await write_expiry_notices(sources, store, today)
         return report.summary(today)

@@ -1,15 +1,17 @@
 """How long a notification made by one process takes to reach a subscriber on another.
 
-.venv/bin/python bench/notify_latency.py [--count 200] [--postgres]
+.venv/bin/python bench/notify_latency.py [--count 200] [--postgres] [--ring redis|postgres]
 
 Seeds a small estate (SQLite files in a temporary directory, or PostgreSQL databases on
-HUB_TEST_POSTGRES with `--postgres`), starts `hub run` (process B) with HUB_REDIS_URL
-(HUB_BENCH_REDIS, default `redis://127.0.0.1:6379/14`, under a prefix of its own) and its poll
-an hour away, and subscribes to a cardholder's notifications on it over WebSocket. This
-process (A) then, `--count` times one after another, stores a notification for that person
-with `notify` (its doorbell on the same Redis) and waits for it to arrive through B. Prints
-p50, p99 and the worst of the time from `notify` being called to the event received: the
-store's write, the ring over Redis pub/sub, B's read of the store and its WebSocket message.
+HUB_TEST_POSTGRES with `--postgres`; `--ring postgres` implies it), starts `hub run` (process
+B) with its poll an hour away and, for `--ring redis` (the default), HUB_REDIS_URL
+(HUB_BENCH_REDIS, default `redis://127.0.0.1:6379/14`, under a prefix of its own); for
+`--ring postgres`, no Redis: the ring goes over the hub store's LISTEN/NOTIFY. It subscribes
+to a cardholder's notifications on B over WebSocket. This process (A) then, `--count` times
+one after another, stores a notification for that person with `notify` (its doorbell on the
+same channel) and waits for it to arrive through B. Prints p50, p99 and the worst of the time
+from `notify` being called to the event received: the store's write, the ring, B's read of
+the store and its WebSocket message.
 """
 
 from __future__ import annotations
@@ -46,21 +48,21 @@ REDIS_URL = os.environ.get("HUB_BENCH_REDIS", "redis://127.0.0.1:6379/14")
 PERSON = 7
 
 
-async def measure(settings: Settings, count: int, log: Path) -> list[float]:
+async def measure(settings: Settings, count: int, log: Path, redis: bool) -> list[float]:
     prefix = f"bench-{uuid.uuid4().hex[:8]}:"
-    server = Workers(
-        settings, 1, log, HUB_REDIS_URL=REDIS_URL, HUB_REDIS_PREFIX=prefix, HUB_SUBSCRIPTION_POLL="3600"
-    )
-    shared = SharedRedis(REDIS_URL, prefix)
+    channel = {"HUB_REDIS_URL": REDIS_URL, "HUB_REDIS_PREFIX": prefix} if redis else {}
+    server = Workers(settings, 1, log, HUB_SUBSCRIPTION_POLL="3600", **channel)
+    shared = SharedRedis(REDIS_URL, prefix) if redis else None
     store = HubStore.open(settings.store_url)
     try:
         await server.ready(1)
         token = caller_headers(settings, CallerRole.CARDHOLDER, person_id=PERSON)["Authorization"]
         url = server.url.replace("http://", "ws://") + "/graphql"
         async with (
-            doorbell.shared(store, shared) as ring,
+            doorbell.across_processes(store, shared) as ring,
             connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws,
         ):
+            assert ring is not None, "no channel between processes"
             await asyncio.wait_for(ring.subscribed.wait(), SAFETY_NET)
             await ws.send(
                 orjson.dumps({"type": "connection_init", "payload": {"Authorization": token}}).decode()
@@ -84,10 +86,11 @@ async def measure(settings: Settings, count: int, log: Path) -> list[float]:
     finally:
         server.stop()
         await store.close()
-        await shared.close()
+        if shared is not None:
+            await shared.close()
 
 
-async def run(count: int, postgres: bool) -> None:
+async def run(count: int, postgres: bool, ring: str) -> None:
     with tempfile.TemporaryDirectory(prefix="notify-bench-") as directory:
         databases = None
         if postgres:
@@ -96,15 +99,16 @@ async def run(count: int, postgres: bool) -> None:
             settings = Settings.for_directory(Path(directory), fixed_today=AS_OF)
         try:
             await seed_estate(settings, 200, 1)
-            latencies = await measure(settings, count, Path(directory) / "server.log")
+            latencies = await measure(settings, count, Path(directory) / "server.log", ring == "redis")
         finally:
             if databases is not None:
                 await databases.drop()
     ms = sorted(seconds * 1000 for seconds in latencies)
     p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
     store = "PostgreSQL" if postgres else "SQLite"
+    channel = "Redis pub/sub" if ring == "redis" else "PostgreSQL LISTEN/NOTIFY"
     print(
-        f"cross-process notification, Redis pub/sub, hub store on {store}: {len(ms)} notifications, "
+        f"cross-process notification, {channel}, hub store on {store}: {len(ms)} notifications, "
         f"p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, worst {ms[-1]:.1f} ms"
     )
 
@@ -113,8 +117,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--ring", choices=["redis", "postgres"], default="redis")
     args = parser.parse_args()
-    asyncio.run(run(args.count, args.postgres))
+    asyncio.run(run(args.count, args.postgres or args.ring == "postgres", args.ring))
 
 
 if __name__ == "__main__":

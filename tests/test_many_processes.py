@@ -73,11 +73,25 @@ def stopped_at_end(*servers: Workers) -> Iterator[None]:
                 server.process.wait()
 
 
+@asynccontextmanager
+async def two_processes(settings: Settings, directory: Path, **env: str) -> AsyncIterator[Pair]:
+    """Two `hub run` processes, each on a port of its own, over one estate."""
+    a = hub_process(settings, directory / "a.log", **env)
+    with stopped_at_end(a):
+        await a.ready(1)  # one at a time: each opens (and recovers) the stores at start
+        b = hub_process(settings, directory / "b.log", **env)
+        with stopped_at_end(b):
+            await b.ready(1)
+            yield Pair(settings, a, b)
+            assert b.stop() == 0
+        assert a.stop() == 0
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 async def pair(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Pair]:
-    """Two `hub run` processes, each on a port of its own, over one estate and one Redis."""
+    """Two processes over one estate and one Redis."""
     reason = redis_unavailable(SHARED_REDIS)
     if reason is not None:
         pytest.skip(reason)
@@ -91,15 +105,8 @@ async def pair(
             # No subscriber reads the store by itself within a test: only a ring wakes it.
             "HUB_SUBSCRIPTION_POLL": "3600",
         }
-        a = hub_process(estate.settings, directory / "a.log", **shared)
-        with stopped_at_end(a):
-            await a.ready(1)  # one at a time: each opens (and recovers) the stores at start
-            b = hub_process(estate.settings, directory / "b.log", **shared)
-            with stopped_at_end(b):
-                await b.ready(1)
-                yield Pair(estate.settings, a, b)
-                assert b.stop() == 0
-            assert a.stop() == 0
+        async with two_processes(estate.settings, directory, **shared) as both:
+            yield both
 
 
 async def post(server: Workers, token: str, body: dict[str, Any], purpose: str = "") -> httpx.Response:
@@ -198,9 +205,24 @@ async def test_a_persisted_query_registered_through_one_process_runs_by_its_hash
 async def test_news_through_one_process_reaches_a_subscriber_on_the_other_and_a_reconnect_replays_the_missed(
     pair: Pair,
 ) -> None:
-    """Process B's subscriber is woken by A's ring at once (its poll is an hour away), and a
-    reconnect with `after` replays exactly what it missed, in order."""
-    person = await a_signed_person(pair, 0)
+    """Process B's subscriber is woken by A's ring over Redis at once (its poll is an hour
+    away), and a reconnect with `after` replays exactly what it missed, in order."""
+    await news_reach_the_other_process(pair, await a_signed_person(pair, 0))
+
+
+async def test_without_redis_news_rings_across_processes_over_postgresql(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Hub store on PostgreSQL and no Redis: the ring goes over LISTEN/NOTIFY."""
+    directory = tmp_path_factory.mktemp("many-listen-notify")
+    async with (
+        fresh_estate("postgresql", directory, 120, 9) as estate,
+        two_processes(estate.settings, directory, HUB_SUBSCRIPTION_POLL="3600") as both,
+    ):
+        await news_reach_the_other_process(both, await a_signed_person(both, 0))
+
+
+async def news_reach_the_other_process(pair: Pair, person: int) -> None:
     token = pair.token(CallerRole.CARDHOLDER, person_id=person)
     run = uuid.uuid4().hex[:6]
     await publish(pair, f"{run} before")
