@@ -14,7 +14,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -46,6 +46,32 @@ class TooManySubscriptions(Refusal):
         )
 
 
+class Seat:
+    """One subscription's seat, held until `release` (which may be called more than once)."""
+
+    def __init__(self, seats: Seats, person_id: int, key: str | None) -> None:
+        self.seats = seats
+        self.person_id = person_id
+        self.key = key  # the seat in Redis; None: counted by this process
+        self.renewing: asyncio.Task[None] | None = None
+        self.released = False
+
+    async def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        if self.renewing is not None:
+            self.renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.renewing
+        if self.key is None:
+            self.seats.local[self.person_id] -= 1
+            if self.seats.local[self.person_id] <= 0:
+                del self.seats.local[self.person_id]
+        else:
+            await self.seats.quietly(self.seats.redis().zrem(self.seats.key_of(self.person_id), self.key))
+
+
 class Seats:
     def __init__(self, limit: int, shared: SharedRedis | None = None) -> None:
         self.limit = limit
@@ -53,37 +79,23 @@ class Seats:
         self.local: Counter[int] = Counter()
         self._take = shared.client.register_script(TAKE) if shared is not None else None
 
-    @contextlib.asynccontextmanager
-    async def seat(self, person_id: int) -> AsyncIterator[None]:
-        """A seat for one subscription of the person while the block runs, or
-        TooManySubscriptions."""
-        seat = uuid.uuid4().hex
-        shared = await self._take_shared(person_id, seat)
-        if not shared:
-            if self.local[person_id] >= self.limit:
-                raise TooManySubscriptions(self.limit)
-            self.local[person_id] += 1
-            try:
-                yield
-            finally:
-                self.local[person_id] -= 1
-                if self.local[person_id] <= 0:
-                    del self.local[person_id]
-            return
-        renewing = asyncio.get_running_loop().create_task(self._renew(person_id, seat))
-        try:
-            yield
-        finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
-            await self._quietly(self._client().zrem(self._key(person_id), seat))
+    async def take(self, person_id: int) -> Seat:
+        """A seat for one more subscription of the person, or TooManySubscriptions."""
+        seat_key = uuid.uuid4().hex
+        if await self._take_shared(person_id, seat_key):
+            seat = Seat(self, person_id, seat_key)
+            seat.renewing = asyncio.get_running_loop().create_task(self._renew(person_id, seat_key))
+            return seat
+        if self.local[person_id] >= self.limit:
+            raise TooManySubscriptions(self.limit)
+        self.local[person_id] += 1
+        return Seat(self, person_id, None)
 
-    def _key(self, person_id: int) -> str:
+    def key_of(self, person_id: int) -> str:
         assert self.shared is not None
         return self.shared.key("seats", person_id)
 
-    def _client(self) -> Redis:
+    def redis(self) -> Redis:
         assert self.shared is not None
         return self.shared.client
 
@@ -95,7 +107,7 @@ class Seats:
         now = time.time()
         try:
             taken = await self._take(
-                keys=[self._key(person_id)], args=[now, now + LEASE, seat, self.limit, int(LEASE * 2000)]
+                keys=[self.key_of(person_id)], args=[now, now + LEASE, seat, self.limit, int(LEASE * 2000)]
             )
         except RedisError as error:
             self.shared.failed(PIECE, error)
@@ -108,10 +120,11 @@ class Seats:
     async def _renew(self, person_id: int, seat: str) -> None:
         while True:
             await asyncio.sleep(RENEW)
-            renewal = self._client().zadd(self._key(person_id), {seat: time.time() + LEASE}, xx=True)
-            await self._quietly(renewal)
+            await self.quietly(
+                self.redis().zadd(self.key_of(person_id), {seat: time.time() + LEASE}, xx=True)
+            )
 
-    async def _quietly(self, call: Awaitable[object]) -> None:
+    async def quietly(self, call: Awaitable[object]) -> None:
         """A call whose failure only costs the seat its lease (it lapses by itself)."""
         assert self.shared is not None
         try:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 import strawberry
@@ -12,6 +11,7 @@ import strawberry
 from domain.errors import ClientError, Forbidden
 from identity.store import HubStore
 from notifications.feed import follow
+from notifications.seats import Seat
 from opaque.cursors import Cursors
 from opaque.ids import GlobalIds
 from resolvers.connection import ConnectionContext
@@ -55,10 +55,8 @@ class Subscription:
     ) -> AsyncIterator[Notification]:
         person_id = subscriber(info)
         position = resume_position(after, info.context.ids, info.context.cursors)
-        hub = info.context.hub
         # Taken before the stream starts: over the limit, the subscribe answers its error.
-        seat = hub.seats.seat(person_id)
-        await seat.__aenter__()
+        seat = await info.context.hub.seats.take(person_id)
         return _events(info.context, info.context.store, person_id, position, seat)
 
 
@@ -104,7 +102,7 @@ async def _events(
     store: HubStore,
     person_id: int,
     after: int | None,
-    seat: AbstractAsyncContextManager[None],
+    seat: Seat,
 ) -> AsyncIterator[Notification]:
     try:
         async for record in follow(store, person_id, after, context.hub.settings.subscription_poll):
@@ -112,4 +110,4 @@ async def _events(
                 context.renew()
             yield as_graph(Notification, record)
     finally:
-        await seat.__aexit__(None, None, None)
+        await seat.release()

@@ -320,6 +320,13 @@ async def test_without_redis_answering_a_process_serves_alone_and_readyz_says_so
         token = pair.token(CallerRole.INTEGRATION_DEVELOPER)
         statuses = [(await post(alone, token, {"query": READ})).status_code for _ in range(RATE + 1)]
         assert statuses == [200] * RATE + [429]  # the limit still holds, in this process
+        # Persisted queries: those this process kept.
+        developer = pair.token(CallerRole.INTEGRATION_DEVELOPER)
+        document = f"query Alone{uuid.uuid4().hex[:8]} {{ __typename }}"
+        digest = hashlib.sha256(document.encode()).hexdigest()
+        by_hash = {"extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}}
+        assert (await post(alone, developer, {"query": document, **by_hash})).status_code == 200
+        assert (await post(alone, developer, by_hash)).json() == {"data": {"__typename": "Query"}}
         async with httpx.AsyncClient(base_url=alone.url, timeout=SAFETY_NET) as http:
             ready = await http.get("/readyz")
         assert ready.status_code == 200
