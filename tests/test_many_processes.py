@@ -49,6 +49,7 @@ class Pair:
     settings: Settings
     a: Workers
     b: Workers
+    env: dict[str, str]  # what both were started with
 
     def token(self, role: CallerRole, purpose: str | None = None, **bound: Any) -> str:
         """A token of a client of its own (its rate limit untouched by the other tests)."""
@@ -82,7 +83,7 @@ async def two_processes(settings: Settings, directory: Path, **env: str) -> Asyn
         b = hub_process(settings, directory / "b.log", **env)
         with stopped_at_end(b):
             await b.ready(1)
-            yield Pair(settings, a, b)
+            yield Pair(settings, a, b, env)
             assert b.stop() == 0
         assert a.stop() == 0
 
@@ -334,3 +335,88 @@ async def test_without_redis_answering_a_process_serves_alone_and_readyz_says_so
         await until(lambda: "Redis unreachable for rate limits" in log.read_text(), "the log says so")
         assert log.read_text().count("Redis unreachable for rate limits") == 1
         assert alone.stop() == 0
+
+
+class RedisLink:
+    """A TCP link to Redis that the test cuts and mends: a process connected through it loses
+    Redis as if the server went away, while the other processes keep it."""
+
+    def __init__(self, target: str) -> None:
+        host_port = target.split("//", 1)[1].split("/", 1)[0]
+        self.host, _, port = host_port.rpartition(":")
+        self.target_port = int(port)
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/{SHARED_REDIS.rsplit('/', 1)[1]}"
+
+    async def mend(self) -> None:
+        self.server = await asyncio.start_server(self._carry, "127.0.0.1", self.port, reuse_address=True)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(self.host, self.target_port)
+        self.writers |= {writer, upstream_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except OSError:
+                pass
+            finally:
+                sink.close()
+                self.writers.discard(sink)
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+
+async def test_a_process_that_loses_redis_degrades_and_catches_up_when_it_is_back(
+    pair: Pair, tmp_path: Path
+) -> None:
+    """Process C reaches Redis through a link the test cuts: /readyz says Redis is down, news
+    rung meanwhile does not reach C's subscriber at once (pub/sub keeps nothing), and once the
+    link is mended C subscribes again and wakes its subscribers, who read what they missed."""
+    link = RedisLink(SHARED_REDIS)
+    await link.mend()
+    c = hub_process(pair.settings, tmp_path / "c.log", **{**pair.env, "HUB_REDIS_URL": link.url()})
+    with stopped_at_end(c):
+        await c.ready(1)
+        person = await a_signed_person(pair, 2)
+        token = pair.token(CallerRole.CARDHOLDER, person_id=person)
+        run = uuid.uuid4().hex[:6]
+        await publish(pair, f"{run} before")
+        before = await latest_of(c, token)
+        await publish(pair, f"{run} seen")
+        async with subscribed(c, token) as session:
+            stream = session.subscribe(GraphQLRequest(SUBSCRIBE, variable_values={"after": before["id"]}))
+            assert await next_message(stream) == f"{run} seen"
+            await link.cut()
+            async with httpx.AsyncClient(base_url=c.url, timeout=SAFETY_NET) as http:
+                ready = (await http.get("/readyz")).json()
+            assert ready["status"] == "degraded" and ready["redis"]["status"] == "down", ready
+            await publish(pair, f"{run} while cut")  # through A, whose Redis is whole
+            await link.mend()
+            assert await next_message(stream) == f"{run} while cut"
+            await stream.aclose()
+        async with httpx.AsyncClient(base_url=c.url, timeout=SAFETY_NET) as http:
+            await until_ready(http)
+        assert c.stop() == 0
+    await link.cut()
+
+
+async def until_ready(http: httpx.AsyncClient) -> None:
+    """Until /readyz says ready again (Redis answers through the mended link)."""
+    async with asyncio.timeout(SAFETY_NET):
+        # Redis is probed by /readyz itself; there is no event to wait for instead.
+        while (await http.get("/readyz")).json()["status"] != "ready":  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
