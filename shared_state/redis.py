@@ -5,7 +5,8 @@ server.
 Each shared piece (rate limits, persisted queries, subscription seats, the doorbell) calls
 Redis itself and, when a call fails, falls back to what its process knows alone and reports it
 here: the first failure of each piece is logged once (the error's type, never its message,
-which may name hosts), and `/readyz` shows Redis as down until a call succeeds again."""
+which may name hosts) until a call of that piece succeeds again. `/readyz` PINGs Redis itself
+(operations/readiness.py)."""
 
 from __future__ import annotations
 
@@ -52,11 +53,6 @@ class SharedRedis:
         if piece in self._failing:
             self._failing.discard(piece)
             log.warning("Redis answers again for %s: shared across processes once more", piece)
-
-    @property
-    def failing(self) -> frozenset[str]:
-        """The pieces whose last call to Redis failed."""
-        return frozenset(self._failing)
 
     async def ping(self) -> Any:
         return await self.client.ping()
