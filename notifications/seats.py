@@ -47,7 +47,8 @@ class TooManySubscriptions(Refusal):
 
 
 class Seat:
-    """One subscription's seat, held until `release` (which may be called more than once)."""
+    """One subscription's seat: renewed from `hold` (once its stream runs) until `release`
+    (which may be called more than once). A seat in Redis never held lapses by itself."""
 
     def __init__(self, seats: Seats, person_id: int, key: str | None) -> None:
         self.seats = seats
@@ -55,6 +56,11 @@ class Seat:
         self.key = key  # the seat in Redis; None: counted by this process
         self.renewing: asyncio.Task[None] | None = None
         self.released = False
+
+    def hold(self) -> None:
+        if self.key is not None and self.renewing is None and not self.released:
+            renewal = self.seats.renew(self.person_id, self.key)
+            self.renewing = asyncio.get_running_loop().create_task(renewal)
 
     async def release(self) -> None:
         if self.released:
@@ -83,9 +89,7 @@ class Seats:
         """A seat for one more subscription of the person, or TooManySubscriptions."""
         seat_key = uuid.uuid4().hex
         if await self._take_shared(person_id, seat_key):
-            seat = Seat(self, person_id, seat_key)
-            seat.renewing = asyncio.get_running_loop().create_task(self._renew(person_id, seat_key))
-            return seat
+            return Seat(self, person_id, seat_key)
         if self.local[person_id] >= self.limit:
             raise TooManySubscriptions(self.limit)
         self.local[person_id] += 1
@@ -117,7 +121,7 @@ class Seats:
             raise TooManySubscriptions(self.limit)
         return True
 
-    async def _renew(self, person_id: int, seat: str) -> None:
+    async def renew(self, person_id: int, seat: str) -> None:
         while True:
             await asyncio.sleep(RENEW)
             await self.quietly(

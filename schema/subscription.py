@@ -104,6 +104,7 @@ async def _events(
     after: int | None,
     seat: Seat,
 ) -> AsyncIterator[Notification]:
+    seat.hold()
     try:
         async for record in follow(store, person_id, after, context.hub.settings.subscription_poll):
             if isinstance(context, ConnectionContext):
