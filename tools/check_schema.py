@@ -90,7 +90,7 @@ def newest_release_tag(repo: Path) -> str | None:
     return tags[0] if tags else None
 
 
-RELEASE_HEADING = re.compile(r"^## (?P<version>v\d+(?:\.\d+)*) \((?:commit )?(?P<commit>[0-9a-f]{7,40})\)\s*$")
+RELEASE_HEADING = re.compile(r"^## (?P<version>v\d+(?:\.\d+)*) \((?P<commit>[0-9a-f]{7,40})\)\s*$")
 
 
 def changelog_release(repo: Path, changelog: str) -> tuple[str, str] | None:
