@@ -30,6 +30,7 @@ from domain.errors import ErrorCode, SourceUnavailable
 from domain.limits import Limits
 from domain.records import CallerRole
 from edge.documents import DocumentRefused, KnownDocuments
+from edge.media import GRAPHQL_RESPONSE, prefers_graphql_response
 from schema.errors import MASKED_MESSAGE
 from tracing.request import SCOPE_KEY, RequestRecord, new_request, request_of
 
@@ -91,6 +92,7 @@ class Gate:
             await HTMLResponse(self.app.graphql_ide_html)(scope, receive, send)
             return
         record = _record_of(scope)
+        record.graphql_response = prefers_graphql_response(headers.get("accept"))
         try:
             # A GET carries its document in the query string: it counts against the same limit.
             in_url = len(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
@@ -406,15 +408,16 @@ def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 async def _refuse(send: Send, refused: Refused, record: RequestRecord) -> None:
-    """The refusal in the graph's JSON error shape; its code is the request's, for the metrics."""
+    """The refusal in the graph's JSON error shape; its code is the request's, for the metrics.
+    As `application/graphql-response+json` it has no `data` entry: nothing was executed."""
     record.errors.append((refused.code.value, ""))
-    body: dict[str, Any] = {
-        "data": None,
-        "errors": [{"message": str(refused), "extensions": {"code": refused.code}}],
-    }
+    body: dict[str, Any] = {"errors": [{"message": str(refused), "extensions": {"code": refused.code}}]}
+    if not record.graphql_response:
+        body = {"data": None, **body}
     payload = orjson.dumps(body)
+    media = f"{GRAPHQL_RESPONSE}; charset=utf-8" if record.graphql_response else "application/json"
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", media.encode()),
         (b"content-length", str(len(payload)).encode()),
         (b"x-request-id", record.request_id.encode()),
         *((k.encode(), v.encode()) for k, v in refused.headers.items()),

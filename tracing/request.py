@@ -61,6 +61,8 @@ class RequestRecord:
     # (extensions.code, agency or "") of every error answered, recorded where it was shaped.
     errors: list[tuple[str, str]] = field(default_factory=list)
     trace_id: str | None = None
+    # Whether the client's Accept asked for application/graphql-response+json (edge/media.py).
+    graphql_response: bool = False
 
 
 current_request: ContextVar[RequestRecord | None] = ContextVar("current_request", default=None)
