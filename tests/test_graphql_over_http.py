@@ -52,7 +52,6 @@ async def test_the_graphql_over_http_audit_passes_every_check(estate: Estate) ->
     assert process.returncode == 0, err.decode()
     results = [json.loads(line) for line in out.decode().splitlines()]
     not_ok = [f"{r['status']} {r['id']} {r['name']}: {r['reason']}" for r in results if r["status"] != "ok"]
-    print(out.decode())  # the audit's own lines, for `pytest -s`
     assert len(results) == 61, out.decode()
     assert not_ok == [], "\n".join(not_ok)
 
