@@ -56,9 +56,11 @@ async def test_the_graphql_over_http_audit_passes_every_check(estate: Estate) ->
     assert not_ok == [], "\n".join(not_ok)
 
 
-def _post(accept: str | None, body: object, headers: dict[str, str]) -> dict[str, object]:
+async def _post(
+    client: httpx.AsyncClient, accept: str | None, body: object, headers: dict[str, str]
+) -> httpx.Response:
     sent = {**headers, **({"Accept": accept} if accept is not None else {})}
-    return {"url": "/graphql", "headers": sent, "content": json.dumps(body)}
+    return await client.post("/graphql", headers=sent, content=json.dumps(body))
 
 
 @ON_SQLITE
@@ -75,12 +77,12 @@ async def test_a_request_error_is_400_without_data_as_graphql_response_json_and_
 ) -> None:
     headers = {**estate.headers(CallerRole.INTEGRATION_DEVELOPER), "Content-Type": "application/json"}
     body = {"query": document, "variables": variables}
-    modern = await policy_client.post(**_post(GRAPHQL_RESPONSE, body, headers))  # type: ignore[arg-type]
+    modern = await _post(policy_client, GRAPHQL_RESPONSE, body, headers)
     assert modern.status_code == 400
     assert modern.headers["content-type"].startswith(GRAPHQL_RESPONSE)
     assert "data" not in modern.json()
     assert modern.json()["errors"][0]["extensions"]["code"]
-    legacy = await policy_client.post(**_post("application/json", body, headers))  # type: ignore[arg-type]
+    legacy = await _post(policy_client, "application/json", body, headers)
     assert legacy.status_code == 200
     assert legacy.headers["content-type"] == "application/json"
     assert legacy.json()["data"] is None
@@ -100,7 +102,7 @@ async def test_a_result_is_200_in_the_media_type_asked_for(
         ("*/*", "application/json"),
         (None, "application/json"),
     ]:
-        answer = await policy_client.post(**_post(accept, body, headers))  # type: ignore[arg-type]
+        answer = await _post(policy_client, accept, body, headers)
         assert answer.status_code == 200, accept
         assert answer.headers["content-type"].startswith(media), accept
         assert answer.json() == {"data": {"__typename": "Query"}}
@@ -112,9 +114,7 @@ async def test_the_gates_refusals_keep_their_status_in_either_media_type(
 ) -> None:
     body = {"query": "{ __typename }"}
     for accept in (GRAPHQL_RESPONSE, "application/json"):
-        unauthenticated = await policy_client.post(
-            **_post(accept, body, {"Content-Type": "application/json"})
-        )  # type: ignore[arg-type]
+        unauthenticated = await _post(policy_client, accept, body, {"Content-Type": "application/json"})
         assert unauthenticated.status_code == 401
         assert unauthenticated.headers["content-type"].startswith(accept)
         assert unauthenticated.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -122,12 +122,10 @@ async def test_the_gates_refusals_keep_their_status_in_either_media_type(
     # A role that may not introspect is refused the schema: 403 when the client can tell.
     cardholder = {**estate.headers(CallerRole.CARDHOLDER, person_id=1), "Content-Type": "application/json"}
     introspection = {"query": "{ __schema { queryType { name } } }"}
-    refused = await policy_client.post(**_post(GRAPHQL_RESPONSE, introspection, cardholder))  # type: ignore[arg-type]
+    refused = await _post(policy_client, GRAPHQL_RESPONSE, introspection, cardholder)
     assert refused.status_code == 403
     assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    assert (
-        await policy_client.post(**_post("application/json", introspection, cardholder))
-    ).status_code == 200  # type: ignore[arg-type]
+    assert (await _post(policy_client, "application/json", introspection, cardholder)).status_code == 200
 
 
 @ON_SQLITE
