@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -130,7 +131,9 @@ class Gate:
             await _refuse(send, Refused(500, ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE), record)
 
     def admitted(self, record: RequestRecord, caller: Caller) -> None:
-        """The request's caller, and the grant of its role and purpose, looked up once here."""
+        """The request's caller, with the request's trace, and the grant of its role and
+        purpose, looked up once here."""
+        caller = replace(caller, trace_id=record.trace_id) if record.trace_id else caller
         record.caller = caller
         record.grant = (
             self.policy.grant(caller.role, caller.purpose) if caller.authenticated else self.policy.anonymous

@@ -1,0 +1,168 @@
+"""A gateway's request ids (tracing/incoming.py): a well-formed `X-Request-Id` is the request's
+id and a valid W3C `traceparent` its trace, in the answer, the JSON log line and the audit
+record; anything else is ignored. The audit record's `trace_id` is chained when present, and a
+trail written before it existed gets the column, still verifies, and goes on."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from audit.chain import AuditEntry
+from audit.log import AuditLog
+from audit.witness import open_witness
+from domain.records import CallerRole
+from operations.logs import JsonLines
+from tests.conftest import Estate
+from tests.test_audit import audit_key, records_of
+from tracing.incoming import request_id_of, trace_id_of
+
+ON_SQLITE = pytest.mark.parametrize("estate", ["sqlite"], indirect=True)
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
+READ = "{ persons(first: 1) { edges { node { id name { full } } } } }"
+
+
+async def _read(http: httpx.AsyncClient, estate: Estate, extra: dict[str, str]) -> httpx.Response:
+    headers = {**estate.headers(CallerRole.EXIT_ENTRY, "entry-control"), **extra}
+    response = await http.post("/graphql", json={"query": READ}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _log_line(caplog: pytest.LogCaptureFixture, request_id: str) -> dict[str, object]:
+    [line] = [
+        r for r in caplog.records if r.name == "hub.request" and getattr(r, "request_id", None) == request_id
+    ]
+    parsed: dict[str, object] = json.loads(JsonLines().format(line))
+    return parsed
+
+
+@ON_SQLITE
+async def test_a_gateways_request_id_and_trace_are_kept_in_the_answer_the_log_and_the_audit(
+    policy_client: httpx.AsyncClient, estate: Estate, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = await _read(
+            policy_client, estate, {"X-Request-Id": "gw-7f3a9c", "traceparent": TRACEPARENT}
+        )
+    assert response.headers["x-request-id"] == "gw-7f3a9c"
+    line = _log_line(caplog, "gw-7f3a9c")
+    assert line["trace_id"] == TRACE
+    [record] = await records_of(estate.settings.audit_url, "gw-7f3a9c")
+    assert record["trace_id"] == TRACE
+    assert record["role"] == "EXIT_ENTRY"
+
+
+@ON_SQLITE
+@pytest.mark.parametrize(
+    ("request_id", "traceparent"),
+    [
+        ("x" * 41, f"00-{'0' * 32}-00f067aa0ba902b7-01"),  # too long; an all-zero trace id
+        ("has space", f"ff-{TRACE}-00f067aa0ba902b7-01"),  # a space; version ff
+        ("-leading-dash", f"00-{TRACE.upper()}-00f067aa0ba902b7-01"),  # upper-case hex
+        ("line\tbreak", "00-short-00f067aa0ba902b7-01"),
+    ],
+)
+async def test_ids_that_are_not_well_formed_are_ignored(
+    policy_client: httpx.AsyncClient,
+    estate: Estate,
+    caplog: pytest.LogCaptureFixture,
+    request_id: str,
+    traceparent: str,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = await _read(
+            policy_client, estate, {"X-Request-Id": request_id, "traceparent": traceparent}
+        )
+    own = response.headers["x-request-id"]
+    assert own != request_id and len(own) == 32 and int(own, 16) >= 0  # the hub's own
+    assert "trace_id" not in _log_line(caplog, own)
+    [record] = await records_of(estate.settings.audit_url, own)
+    assert record["trace_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "adopted"),
+    [
+        ("0f8fad5b-d9cb-469f-a165-70867728950e", "0f8fad5b-d9cb-469f-a165-70867728950e"),
+        ("  gw:1.2_3  ", "gw:1.2_3"),
+        ("a" * 40, "a" * 40),
+        ("a" * 41, None),
+        ("", None),
+        ("é", None),
+        (None, None),
+    ],
+)
+def test_which_request_ids_are_adopted(value: str | None, adopted: str | None) -> None:
+    assert request_id_of(value) == adopted
+
+
+def test_which_traceparents_give_a_trace() -> None:
+    assert trace_id_of(TRACEPARENT) == TRACE
+    assert trace_id_of(f"00-{TRACE}-{'0' * 16}-01") is None  # an all-zero parent id
+    assert trace_id_of(f"00-{TRACE}-00f067aa0ba902b7-01-extra") is None
+    assert trace_id_of(None) is None
+
+
+def _entry(request_id: str, trace_id: str | None) -> AuditEntry:
+    return AuditEntry(
+        at=datetime.now(UTC),
+        request_id=request_id,
+        client="test-client",
+        role="EXIT_ENTRY",
+        purpose="entry-control",
+        case_reference=None,
+        person_id=1,
+        fields=("Person.name.full",),
+        trace_id=trace_id,
+    )
+
+
+def _execute(path: Path, statement: str, *parameters: str) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(statement, parameters)
+
+
+@ON_SQLITE
+async def test_a_trail_from_before_trace_ids_opens_verifies_and_chains_the_new_ones(
+    estate: Estate, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}"
+    key = audit_key(estate)
+    witness = str(tmp_path / "witness.jsonl")
+    log = AuditLog.open(url, key, open_witness(witness))
+    await log.create_tables()
+    await log.append([_entry("old-1", None), _entry("old-2", None)])
+    await log.close()
+    # As a hub before this change left it: no trace_id column at all.
+    _execute(tmp_path / "audit.sqlite", "ALTER TABLE audit_record DROP COLUMN trace_id")
+    log = AuditLog.open(url, key, open_witness(witness))
+    await log.create_tables()  # what every start and `hub audit verify` do first
+    assert await log.verify() == []
+    await log.append([_entry("new-1", TRACE)])
+    assert await log.verify() == []
+    await log.close()
+    [new] = await records_of(url, "new-1")
+    assert new["trace_id"] == TRACE
+    assert [r["trace_id"] for r in await records_of(url, "old-1")] == [None]
+    # The trace id is inside the chain: edited, the record no longer matches its hash.
+    _execute(
+        tmp_path / "audit.sqlite",
+        "UPDATE audit_record SET trace_id = ? WHERE request_id = 'new-1'",
+        "0" * 31 + "1",
+    )
+    log = AuditLog.open(url, key, open_witness(witness))
+    try:
+        assert await log.verify() == [
+            f"record {new['seq']} was edited: its contents no longer match its hash"
+        ]
+    finally:
+        await log.close()
