@@ -17,10 +17,12 @@ import httpx
 import orjson
 import pytest
 
+from app import create_app
 from domain.records import CallerRole
 from schema import export_sdl
 from tests.clock import SAFETY_NET
 from tests.conftest import Estate, graphql, person_id_of
+from tests.servers import uvicorn_serving
 from tests.test_audit import records_of
 
 CLIENTS = Path(__file__).parent / "clients"
@@ -220,15 +222,16 @@ def _composition_unavailable() -> str | None:
     return None
 
 
-async def _compose(subgraphs: list[dict[str, str]]) -> dict[str, Any]:
+async def _node(script: str, given: object) -> dict[str, Any]:
+    """A script of tests/clients run with `given` as JSON on stdin; its one JSON line."""
     process = await asyncio.create_subprocess_exec(
         "node",
-        str(CLIENTS / "compose.mjs"),
+        str(CLIENTS / script),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(json.dumps(subgraphs).encode()), SAFETY_NET)
+    out, err = await asyncio.wait_for(process.communicate(json.dumps(given).encode()), SAFETY_NET)
     assert process.returncode == 0, err.decode()
     result: dict[str, Any] = json.loads(out)
     return result
@@ -245,11 +248,12 @@ async def test_the_sdl_composes_with_a_city_graph_and_the_gateways_entity_fetch_
     sdl = (await _post(policy_client, {"query": "{ _service { sdl } }"}, gateway)).json()["data"]["_service"][
         "sdl"
     ]
-    composed = await _compose(
+    composed = await _node(
+        "compose.mjs",
         [
             {"name": "hub", "url": "http://hub/graphql", "sdl": sdl},
             {"name": "city", "url": "http://city/graphql", "sdl": CITY_SDL},
-        ]
+        ],
     )
     assert composed["errors"] == []
     supergraph = composed["supergraphSdl"]
@@ -271,3 +275,60 @@ async def test_the_sdl_composes_with_a_city_graph_and_the_gateways_entity_fetch_
     assert "errors" not in answer, answer["errors"]
     assert [p["id"] for p in answer["data"]["_entities"]] == [s.global_id for s in two]
     assert all(p["name"]["full"] for p in answer["data"]["_entities"])
+
+
+@ON_SQLITE
+async def test_a_query_through_a_federation_gateway_reads_the_hubs_entities_as_the_caller(
+    policy_client: httpx.AsyncClient, estate: Estate, two: tuple[Someone, Someone]
+) -> None:
+    """The city's `residentsOfDistrict` gives Person ids; the gateway (tests/clients/gateway.mjs:
+    composition, then Hive Gateway's planner and executor) fetches their names from the hub's
+    `_entities` over HTTP with the desk's headers and its own request id."""
+    reason = _composition_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    desk = estate.headers(CallerRole.EXIT_ENTRY, "entry-control")
+    query = (
+        '{ residentsOfDistrict(district: "Chaoyang") { id name { full } nationality socialSecurityNumber } }'
+    )
+    direct = {
+        someone.global_id: (
+            await _post(
+                policy_client,
+                {
+                    "query": f'{{ person(lookup: {{id: "{someone.global_id}"}}) {{ name {{ full }} nationality }} }}'
+                },
+                desk,
+            )
+        ).json()["data"]["person"]
+        for someone in two
+    }
+    sdl = (
+        await _post(
+            policy_client, {"query": "{ _service { sdl } }"}, estate.headers(CallerRole.INTEGRATION_DEVELOPER)
+        )
+    ).json()
+    async with uvicorn_serving(create_app(estate.settings)) as address:
+        result = await _node(
+            "gateway.mjs",
+            {
+                "hubUrl": f"http://{address}/graphql",
+                "sdl": sdl["data"]["_service"]["sdl"],
+                "headers": {**desk, "X-Request-Id": "city-gw-0001"},
+                "residents": [someone.global_id for someone in two],
+                "query": query,
+            },
+        )
+    assert "compositionErrors" not in result, result
+    residents = result["data"]["residentsOfDistrict"]
+    assert [r["id"] for r in residents] == [someone.global_id for someone in two]
+    for resident in residents:
+        expected = direct[resident["id"]]
+        assert (resident["name"], resident["nationality"]) == (expected["name"], expected["nationality"])
+        assert resident["socialSecurityNumber"] is None  # not granted to the desk, through the gateway too
+    assert {e["extensions"]["code"] for e in result["errors"]} == {"FORBIDDEN"}
+    assert all(e["path"][-1] == "socialSecurityNumber" for e in result["errors"])
+    # The hub kept the gateway's request id: its audit records the two persons under it.
+    records = await records_of(estate.settings.audit_url, "city-gw-0001")
+    assert sorted(r["person_id"] for r in records) == sorted(someone.person_id for someone in two)
+    assert all(r["role"] == "EXIT_ENTRY" and r["purpose"] == "entry-control" for r in records)
