@@ -15,7 +15,7 @@ from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -167,7 +167,8 @@ class HubGraphQL(GraphQL[Context, None]):
         """The answer, as the media type the client's Accept chose (edge/media.py)."""
         response = await super().run(request, context, root_value)
         record = request_of(request.scope)
-        if isinstance(response, Response) and record is not None and record.graphql_response:
+        streamed = isinstance(response, StreamingResponse)  # multipart, SSE: their own media type
+        if isinstance(response, Response) and not streamed and record is not None and record.graphql_response:
             response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
             response.status_code = getattr(request.state, "graphql_status", response.status_code)
         return response

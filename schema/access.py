@@ -275,7 +275,7 @@ class AccessControl(SchemaExtension):
 
     def _entity_owner(self, path: Path) -> tuple[int, str] | None:
         """The owner of an item of `_entities`, which graphql-core's list path stands for."""
-        if path.prev is None or path.prev is not self.entities_path or not isinstance(path.key, int):
+        if self.entities_path is None or path.prev is not self.entities_path or not isinstance(path.key, int):
             return None
         self.entities_reached.add(path.key)
         return self.entity_owners.get(path.key)
