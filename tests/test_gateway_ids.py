@@ -21,7 +21,7 @@ from audit.witness import open_witness
 from domain.records import CallerRole
 from operations.logs import JsonLines
 from tests.conftest import Estate
-from tests.test_audit import audit_key, records_of
+from tests.test_audit import Place, audit_key, hub_audit_verify, records_of
 from tracing.incoming import request_id_of, trace_id_of
 
 ON_SQLITE = pytest.mark.parametrize("estate", ["sqlite"], indirect=True)
@@ -150,6 +150,10 @@ async def test_a_trail_from_before_trace_ids_opens_verifies_and_chains_the_new_o
     await log.append([_entry("new-1", TRACE)])
     assert await log.verify() == []
     await log.close()
+    # The real command, in its own process, on the old records and the new one.
+    verified = hub_audit_verify(estate.settings.data_dir, Place(url, witness))
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("audit trail intact: 3 records, sealed by 2 signed checkpoints")
     [new] = await records_of(url, "new-1")
     assert new["trace_id"] == TRACE
     assert [r["trace_id"] for r in await records_of(url, "old-1")] == [None]
