@@ -132,13 +132,9 @@ def first_difference(planned: Any, chain: Any, path: str = "") -> str:
 
 def masked(response: httpx.Response) -> Any:
     try:
-        body = _mask(response.json())
+        return _mask(response.json())
     except ValueError:
         return response.text
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        # The order of errors is the order fields finished in, which GraphQL leaves open.
-        body["errors"] = sorted(body["errors"], key=lambda error: json.dumps(error, sort_keys=True))
-    return body
 
 
 def _mask(value: Any) -> Any:
