@@ -9,7 +9,7 @@ import asyncio
 import json
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from app import create_app
 from domain.records import CallerRole
 from schema import export_sdl
 from tests.clock import SAFETY_NET
-from tests.conftest import Estate, graphql, person_id_of
+from tests.conftest import Estate, graphql, person_id_of, read_everything, serve
 from tests.servers import uvicorn_serving
 from tests.test_audit import records_of
 
@@ -332,3 +332,24 @@ async def test_a_query_through_a_federation_gateway_reads_the_hubs_entities_as_t
     records = await records_of(estate.settings.audit_url, "city-gw-0001")
     assert sorted(r["person_id"] for r in records) == sorted(someone.person_id for someone in two)
     assert all(r["role"] == "EXIT_ENTRY" and r["purpose"] == "entry-control" for r in records)
+
+
+@ON_SQLITE
+async def test_an_entity_fetch_costs_as_many_entities_as_it_names(
+    estate: Estate, two: tuple[Someone, Someone]
+) -> None:
+    """A gateway's fetch of many entities is counted per entity, as a page per item."""
+    document = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Person { id nationality } } }"
+    representations = [{"__typename": "Person", "id": s.global_id} for s in two] * 5  # 10 entities
+    expected = 1 + 10 * 2  # _entities, then id and nationality per entity
+    settings, headers = read_everything(estate.settings)
+    for max_cost, refused in ((expected, False), (expected - 1, True)):
+        limited = replace(settings, limits=replace(settings.limits, max_cost=max_cost))
+        async with serve(limited, headers) as http:
+            body = (
+                await _post(http, {"query": document, "variables": {"r": representations}}, headers)
+            ).json()
+        if refused:
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COSTLY"]
+        else:
+            assert "errors" not in body and len(body["data"]["_entities"]) == 10
