@@ -35,6 +35,7 @@ type Person @key(fields: "id", resolvable: false) { id: ID! }
 type Query { residentsOfDistrict(district: String!): [Person!]! }
 """
 
+GATEWAY_ID = "6f1c4a8e-2b7d-4c1e-9a3f-5d8e7b6a4c21"  # the gateway's id for one client request
 PERSON = "id name { full } nationality socialSecurityNumber workPermit { number } visas { number }"
 PERMIT = "number status validTo employer { creditCode }"
 EMPLOYER = "creditCode employerName: name"
@@ -314,7 +315,7 @@ async def test_a_query_through_a_federation_gateway_reads_the_hubs_entities_as_t
             {
                 "hubUrl": f"http://{address}/graphql",
                 "sdl": sdl["data"]["_service"]["sdl"],
-                "headers": {**desk, "X-Request-Id": "city-gw-0001"},
+                "headers": {**desk, "X-Request-Id": GATEWAY_ID},
                 "residents": [someone.global_id for someone in two],
                 "query": query,
             },
@@ -329,7 +330,7 @@ async def test_a_query_through_a_federation_gateway_reads_the_hubs_entities_as_t
     assert {e["extensions"]["code"] for e in result["errors"]} == {"FORBIDDEN"}
     assert all(e["path"][-1] == "socialSecurityNumber" for e in result["errors"])
     # The hub kept the gateway's request id: its audit records the two persons under it.
-    records = await records_of(estate.settings.audit_url, "city-gw-0001")
+    records = await records_of(estate.settings.audit_url, GATEWAY_ID)
     assert sorted(r["person_id"] for r in records) == sorted(someone.person_id for someone in two)
     assert all(r["role"] == "EXIT_ENTRY" and r["purpose"] == "entry-control" for r in records)
 

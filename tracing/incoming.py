@@ -1,15 +1,15 @@
 """The ids a caller (a gateway in front of the hub) sends with its request, adopted only when
-well-formed: `X-Request-Id` becomes the request's id (in the answer, the log line and the
-audit record), the W3C `traceparent`'s trace id the request's trace id. Anything else (too
-long, other characters, an all-zero trace id) is ignored and the hub makes its own."""
+well-formed: an `X-Request-Id` that is a UUID (what gateways and proxies generate) becomes the
+request's id (in the answer, the log line and the audit record), the W3C `traceparent`'s trace
+id the request's trace id. Anything else is ignored and the hub makes its own: free text in a
+request id could carry a name or a permit number into the logs."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
 
-# The audit record's request_id column holds 40 characters: a UUID, with or without dashes, fits.
-REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,39}")
+REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 # version "-" trace-id "-" parent-id "-" flags (https://www.w3.org/TR/trace-context/#traceparent-header).
 TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
@@ -23,10 +23,10 @@ def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
 
 
 def request_id_of(value: str | None) -> str | None:
-    """The caller's request id, if it is one the hub may adopt."""
+    """The caller's request id, in lower case, if it is a UUID."""
     if value is None or not REQUEST_ID.fullmatch(value.strip()):
         return None
-    return value.strip()
+    return value.strip().lower()
 
 
 def trace_id_of(traceparent: str | None) -> str | None:
