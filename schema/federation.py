@@ -7,13 +7,13 @@ root field it stands for (resolvers/entities.py) and checked as that field is
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Annotated, Any, Final, cast
 
 import strawberry
 from strawberry.federation.schema import FederationAny
 from strawberry.types.scalar import scalar
 
-from domain.errors import Refusal
 from resolvers.context import Info
 from resolvers.entities import entity
 from schema.permit import Employer, WorkPermit
@@ -92,18 +92,27 @@ def service(info: Info) -> FederationService:
     return FederationService(sdl=info.schema.as_str())
 
 
-async def _entity_or_refusal(info: Info, representation: Any, index: int) -> object:
+def _at_item(info: Info, index: int) -> Info:
+    """`info` at the entity's own item of the list, where what its reader reports (a value
+    failing its check character) belongs, as at the direct field's path."""
+    raw = info._raw_info
+    return replace(info, _raw_info=raw._replace(path=raw.path.add_key(index, None)))
+
+
+async def _entity_or_error(info: Info, representation: Any, index: int) -> object:
     try:
-        return await entity(info, representation, index)
-    except Refusal as refusal:
-        return refusal  # this entity is null with the refusal's error; the others stand
+        return await entity(_at_item(info, index), representation, index)
+    except Exception as error:
+        # This entity is null with its error (shaped as any field's: a refusal's code, a source
+        # unavailable, the rest masked); the others stand, as the direct fields would.
+        return error
 
 
 async def entities(info: Info, representations: Representations) -> list[Entity | None]:
     # Together, so that the loaders batch them as they batch a list's fields.
     found = await asyncio.gather(
         *(
-            _entity_or_refusal(info, representation, index)
+            _entity_or_error(info, representation, index)
             for index, representation in enumerate(representations)
         )
     )

@@ -16,9 +16,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import create_app
-from domain.records import CallerRole
+from domain.records import Agency, CallerRole
 from schema import export_sdl
 from tests.clock import SAFETY_NET
 from tests.conftest import Estate, graphql, person_id_of, read_everything, serve
@@ -354,3 +356,50 @@ async def test_an_entity_fetch_costs_as_many_entities_as_it_names(
             assert [e["extensions"]["code"] for e in body["errors"]] == ["QUERY_TOO_COSTLY"]
         else:
             assert "errors" not in body and len(body["data"]["_entities"]) == 10
+
+
+@ON_SQLITE
+async def test_a_value_failing_its_check_character_is_reported_at_its_entity(
+    policy_client: httpx.AsyncClient, estate: Estate, two: tuple[Someone, Someone]
+) -> None:
+    """The employer's credit code broken in the work-permit system: the entity still answers,
+    with SOURCE_DATA_INVALID at its own item, as `employer(creditCode:)` has it at its field."""
+    code = two[1].credit_code
+    broken = code[:17] + ("0" if code[17] != "0" else "1")
+    headers = estate.headers(CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration")
+    representations = [
+        {"__typename": "Employer", "creditCode": two[0].credit_code},
+        {"__typename": "Employer", "creditCode": broken},
+    ]
+    url = estate.settings.source_urls[Agency.WORK_PERMIT_SYSTEM]
+    await _execute(url, f'UPDATE "WP_XKZ" SET "TYSHXYDM" = \'{broken}\' WHERE "TYSHXYDM" = \'{code}\'')
+    try:
+        direct = (
+            await _post(
+                policy_client, {"query": f'{{ employer(creditCode: "{broken}") {{ creditCode }} }}'}, headers
+            )
+        ).json()
+        fetched = (
+            await _post(
+                policy_client, {"query": ENTITIES, "variables": {"representations": representations}}, headers
+            )
+        ).json()
+    finally:
+        await _execute(url, f'UPDATE "WP_XKZ" SET "TYSHXYDM" = \'{code}\' WHERE "TYSHXYDM" = \'{broken}\'')
+    assert direct["data"]["employer"]["creditCode"] == broken
+    assert [(e["path"], e["extensions"]["code"]) for e in direct["errors"]] == [
+        (["employer"], "SOURCE_DATA_INVALID")
+    ]
+    assert fetched["data"]["_entities"][1]["creditCode"] == broken
+    assert [(e["path"], e["extensions"]["code"]) for e in fetched["errors"]] == [
+        (["_entities", 1], "SOURCE_DATA_INVALID")
+    ]
+
+
+async def _execute(url: str, statement: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
