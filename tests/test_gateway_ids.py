@@ -5,23 +5,22 @@ trail written before it existed gets the column, still verifies, and goes on."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from audit.chain import AuditEntry
-from audit.log import AuditLog
-from audit.witness import open_witness
 from domain.records import CallerRole
 from operations.logs import JsonLines
 from tests.conftest import Estate
-from tests.test_audit import Place, audit_key, hub_audit_verify, records_of
+from tests.databases import PostgresDatabases
+from tests.test_audit import AuditDatabases, audit_key, hub_audit_verify, records_of
 from tracing.incoming import request_id_of, trace_id_of
 
 ON_SQLITE = pytest.mark.parametrize("estate", ["sqlite"], indirect=True)
@@ -126,44 +125,54 @@ def _entry(request_id: str, trace_id: str | None) -> AuditEntry:
     )
 
 
-def _execute(path: Path, statement: str, *parameters: str) -> None:
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute(statement, parameters)
+async def _execute(url: str, statement: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
 
 
-@ON_SQLITE
+@pytest.fixture(scope="module")
+async def trails(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AuditDatabases]:
+    """Fresh audit databases on the estate's backend, as tests/test_audit.py makes them."""
+    databases = AuditDatabases(
+        estate, tmp_path_factory.mktemp(f"trails-{estate.backend}"), PostgresDatabases([])
+    )
+    try:
+        yield databases
+    finally:
+        await databases.postgres.drop()
+
+
 async def test_a_trail_from_before_trace_ids_opens_verifies_and_chains_the_new_ones(
-    estate: Estate, tmp_path: Path
+    estate: Estate, trails: AuditDatabases
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'audit.sqlite'}"
+    place = await trails.place()
     key = audit_key(estate)
-    witness = str(tmp_path / "witness.jsonl")
-    log = AuditLog.open(url, key, open_witness(witness))
+    log = place.log(key)
     await log.create_tables()
     await log.append([_entry("old-1", None), _entry("old-2", None)])
     await log.close()
     # As a hub before this change left it: no trace_id column at all.
-    _execute(tmp_path / "audit.sqlite", "ALTER TABLE audit_record DROP COLUMN trace_id")
-    log = AuditLog.open(url, key, open_witness(witness))
+    await _execute(place.url, "ALTER TABLE audit_record DROP COLUMN trace_id")
+    log = place.log(key)
     await log.create_tables()  # what every start and `hub audit verify` do first
     assert await log.verify() == []
     await log.append([_entry("new-1", TRACE)])
     assert await log.verify() == []
     await log.close()
     # The real command, in its own process, on the old records and the new one.
-    verified = hub_audit_verify(estate.settings.data_dir, Place(url, witness))
+    verified = hub_audit_verify(estate.settings.data_dir, place)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("audit trail intact: 3 records, sealed by 2 signed checkpoints")
-    [new] = await records_of(url, "new-1")
+    [new] = await records_of(place.url, "new-1")
     assert new["trace_id"] == TRACE
-    assert [r["trace_id"] for r in await records_of(url, "old-1")] == [None]
+    assert [r["trace_id"] for r in await records_of(place.url, "old-1")] == [None]
     # The trace id is inside the chain: edited, the record no longer matches its hash.
-    _execute(
-        tmp_path / "audit.sqlite",
-        "UPDATE audit_record SET trace_id = ? WHERE request_id = 'new-1'",
-        "0" * 31 + "1",
-    )
-    log = AuditLog.open(url, key, open_witness(witness))
+    await _execute(place.url, f"UPDATE audit_record SET trace_id = '{'0' * 31}1' WHERE request_id = 'new-1'")
+    log = place.log(key)
     try:
         assert await log.verify() == [
             f"record {new['seq']} was edited: its contents no longer match its hash"
