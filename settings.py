@@ -100,6 +100,14 @@ class Settings:
     # HUB_REDIS_URL: where all processes of one hub share their rate limits, persisted queries
     # and notification wake-ups; None: in this process only (then `hub run` serves one worker).
     redis_url: str | None = None
+    # HUB_REDIS_PREFIX: the start of every key and channel of this hub in that Redis.
+    redis_prefix: str = "hub:"
+    # HUB_MAX_SUBSCRIPTIONS_PER_PERSON: live subscriptions one person may hold at once, over
+    # every connection and process (notifications/seats.py).
+    max_subscriptions_per_person: int = 10
+    # HUB_SUBSCRIPTION_POLL: seconds after which a subscriber reads the store though no ring
+    # came (notifications/feed.py), the safety net under the doorbell.
+    subscription_poll: float = 30.0
     # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
     # wait on (clock.py): the system's; tests pass one they move themselves.
     clock: Clock = SYSTEM_CLOCK
@@ -158,6 +166,11 @@ class Settings:
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
             redis_url=env.get("HUB_REDIS_URL") or None,
+            redis_prefix=env.get("HUB_REDIS_PREFIX") or cls.redis_prefix,
+            max_subscriptions_per_person=_count(
+                env, "HUB_MAX_SUBSCRIPTIONS_PER_PERSON", cls.max_subscriptions_per_person
+            ),
+            subscription_poll=_poll(env, "HUB_SUBSCRIPTION_POLL", cls.subscription_poll),
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
             if env.get("HUB_TRUSTED_DOCUMENTS")
             else None,
@@ -205,6 +218,14 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name}: {value!r} is not a number of seconds") from None
     if not seconds >= 0 or seconds == float("inf"):
         raise ValueError(f"{name}: {value!r} is not a number of seconds")
+    return seconds
+
+
+def _poll(env: dict[str, str], name: str, default: float) -> float:
+    """Seconds between reads of a poll: more than 0."""
+    seconds = _seconds(env, name, default)
+    if seconds <= 0:
+        raise ValueError(f"{name}: {env[name]!r} is not a number of seconds above 0")
     return seconds
 
 
