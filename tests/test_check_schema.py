@@ -130,7 +130,9 @@ def test_a_clone_without_tags_compares_with_the_contract_only(repo: Path, tmp_pa
     assert _git(shallow, "tag", "--list") == ""
     status, out = _check(shallow, RELEASED)
     assert status == 0, out
-    assert "no v* tag in this clone, and no release in CHANGELOG.md" in out and "against the contract\n" in out
+    assert (
+        "no v* tag in this clone, and no release in CHANGELOG.md" in out and "against the contract\n" in out
+    )
     status, out = _check(shallow, WITHOUT_ANSWER)  # the contract still catches the removal
     assert status == 1 and f"against the contract: FIELD_REMOVED: {REMOVED}" in out
 
@@ -170,7 +172,12 @@ def test_a_clone_without_tags_finds_the_release_by_the_changelogs_commit(repo: P
             sys.executable,
             str(TOOL),
             *("--repo", str(untagged), "--schema", str(untagged / "schema.graphql")),
-            *("--contract", str(untagged / "contract.graphql"), "--changelog", str(untagged / "CHANGELOG.md")),
+            *(
+                "--contract",
+                str(untagged / "contract.graphql"),
+                "--changelog",
+                str(untagged / "CHANGELOG.md"),
+            ),
         ],
         capture_output=True,
         text=True,
