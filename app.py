@@ -8,18 +8,19 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -37,6 +38,7 @@ from edge.documents import MAX_KEPT, KnownDocuments, TrustedDocuments
 from edge.downloads import permit_routes
 from edge.gateway import Gate
 from edge.graphiql import graphiql_page, graphiql_routes
+from edge.media import GRAPHQL_RESPONSE, is_request_error, request_error_status
 from edge.rate_limits import RateLimits
 from edge.shared_documents import SharedDocuments
 from edge.websocket import HubWebSocketAdapter, admit_connection, subscriptions_handler
@@ -138,7 +140,43 @@ class HubGraphQL(GraphQL[Context, None]):
         if result.errors:
             result.errors = shape_all(result.errors)
             record_errors(result.errors)  # metrics and the request's log line count their codes
-        return process_result(result)
+        answer = process_result(result)
+        record = request_of(request.scope)
+        if record is not None and record.graphql_response and is_request_error(result.data, result.errors):
+            # application/graphql-response+json: a request error has no `data` and a 4xx status.
+            del answer["data"]
+            codes = [(error.extensions or {}).get("code") for error in result.errors or ()]
+            request.state.graphql_status = request_error_status(codes)
+        return answer
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as error:
+            # GraphQL over HTTP: a mutation sent by GET is 405 Method Not Allowed.
+            if isinstance(error.__cause__, InvalidOperationTypeError):
+                raise HTTPException(405, error.reason) from error
+            raise
+
+    @overload
+    async def run(self, request: Request, context: Context = UNSET, root_value: None = UNSET) -> Response: ...
+
+    @overload
+    async def run(
+        self, request: WebSocket, context: Context = UNSET, root_value: None = UNSET
+    ) -> WebSocket: ...
+
+    async def run(
+        self, request: Request | WebSocket, context: Context = UNSET, root_value: None = UNSET
+    ) -> Response | WebSocket:
+        """The answer, as the media type the client's Accept chose (edge/media.py)."""
+        response = await super().run(request, context, root_value)
+        record = request_of(request.scope)
+        streamed = isinstance(response, StreamingResponse)  # multipart, SSE: their own media type
+        if isinstance(response, Response) and not streamed and record is not None and record.graphql_response:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+            response.status_code = getattr(request.state, "graphql_status", response.status_code)
+        return response
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         hub: HubState = request.app.state.hub

@@ -29,6 +29,8 @@ class Caller:
     # False for the one request the hub serves without a token: a person's app exchanging its
     # activation code (policy.toml [anonymous]); it reaches nobody.
     authenticated: bool = True
+    # The W3C trace the request belongs to (its traceparent's, or the hub's own span's).
+    trace_id: str | None = None
 
     def audit_entry(self, person_id: int, fields: Iterable[str], at: datetime) -> AuditEntry:
         """The record of this caller reading (or being handed) `fields` of a person."""
@@ -42,6 +44,7 @@ class Caller:
             person_id=person_id,
             fields=tuple(fields),
             restricted_until=self.restricted_until,
+            trace_id=self.trace_id,
         )
 
     @property

@@ -33,7 +33,8 @@ ROLES_WITHOUT_PURPOSE = frozenset(
 # Types that come with the field that reaches them, for every caller: paging structure, a
 # mutation's answer (it comes with the grant to call the mutation), the caller's own grants,
 # and a person's identity (DOMAIN.md: name and passports come with any grant on the person).
-OPEN_TYPES = frozenset({"PageInfo", "AccessGrants", "PersonName", "Passport", "UserError"})
+# `_Service`: federation's SDL, which only introspection reads (schema/federation.py).
+OPEN_TYPES = frozenset({"PageInfo", "AccessGrants", "PersonName", "Passport", "UserError", "_Service"})
 OPEN_SUFFIXES = ("Connection", "Edge", "Payload")
 
 FieldKey = tuple[str, str]

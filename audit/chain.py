@@ -28,10 +28,15 @@ class AuditEntry:
     person_id: int
     fields: tuple[str, ...]
     restricted_until: date | None = None
+    # The caller's W3C trace id; chained when present, so records without one (all those
+    # written before it existed) keep their hashes.
+    trace_id: str | None = None
 
     def canonical(self) -> bytes:
+        traced = {"trace_id": self.trace_id} if self.trace_id is not None else {}
         return orjson.dumps(
             {
+                **traced,
                 "at": self.at.isoformat(),
                 "request_id": self.request_id,
                 "client": self.client,

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import (
     Column,
     ColumnElement,
+    Connection,
     Date,
     Integer,
     MetaData,
@@ -37,8 +38,10 @@ from sqlalchemy import (
     and_,
     func,
     insert,
+    inspect,
     or_,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -77,6 +80,7 @@ AUDIT_RECORD = Table(
     Column("person_id", Integer, nullable=False, index=True),
     Column("fields", Text, nullable=False),
     Column("restricted_until", Date),
+    Column("trace_id", String(32)),  # added to existing trails by create_tables
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
@@ -130,6 +134,7 @@ class AuditLog:
         async with self.engine.begin() as conn:
             await hold_write_lock(conn, HEAD_LOCK)  # processes starting at once create them once
             await conn.run_sync(metadata.create_all)
+            await conn.run_sync(_add_trace_id)
         if self.witness is not None:
             await self.witness.prepare()
 
@@ -348,6 +353,12 @@ def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
         done.set_exception(AuditUnavailable(f"audit records could not be written ({type(error).__name__})"))
 
 
+def _add_trace_id(conn: Connection) -> None:
+    """A trail made before records carried their trace gets the column, empty for them."""
+    if "trace_id" not in {column["name"] for column in inspect(conn).get_columns(AUDIT_RECORD.name)}:
+        conn.execute(text(f"ALTER TABLE {AUDIT_RECORD.name} ADD COLUMN trace_id VARCHAR(32)"))
+
+
 def _row(seq: int, entry: AuditEntry, prev_hash: str, digest: str) -> dict[str, object]:
     return {
         "seq": seq,
@@ -360,6 +371,7 @@ def _row(seq: int, entry: AuditEntry, prev_hash: str, digest: str) -> dict[str, 
         "person_id": entry.person_id,
         "fields": orjson.dumps(list(entry.fields)).decode(),
         "restricted_until": entry.restricted_until,
+        "trace_id": entry.trace_id,
         "prev_hash": prev_hash,
         "hash": digest,
     }
@@ -379,4 +391,5 @@ def entry_of(row: Mapping[Any, Any]) -> AuditEntry:
         person_id=row["person_id"],
         fields=tuple(orjson.loads(row["fields"])),
         restricted_until=date.fromisoformat(restricted) if isinstance(restricted, str) else restricted,
+        trace_id=row["trace_id"] if "trace_id" in row.keys() else None,  # not in a trail's old copy
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
@@ -25,6 +26,7 @@ from domain.errors import ErrorCode, SourceUnavailable
 from domain.limits import Limits
 from domain.records import CallerRole
 from edge.documents import DocumentRefused, KnownDocuments
+from edge.media import GRAPHQL_RESPONSE, prefers_graphql_response
 from edge.rate_limits import RateLimits
 from schema.errors import MASKED_MESSAGE
 from tracing.request import SCOPE_KEY, RequestRecord, new_request, request_of
@@ -87,6 +89,7 @@ class Gate:
             await HTMLResponse(self.app.graphql_ide_html)(scope, receive, send)
             return
         record = _record_of(scope)
+        record.graphql_response = prefers_graphql_response(headers.get("accept"))
         try:
             # A GET carries its document in the query string: it counts against the same limit.
             in_url = len(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
@@ -124,7 +127,9 @@ class Gate:
             await _refuse(send, Refused(500, ErrorCode.INTERNAL_SERVER_ERROR, MASKED_MESSAGE), record)
 
     def admitted(self, record: RequestRecord, caller: Caller) -> None:
-        """The request's caller, and the grant of its role and purpose, looked up once here."""
+        """The request's caller, with the request's trace, and the grant of its role and
+        purpose, looked up once here."""
+        caller = replace(caller, trace_id=record.trace_id) if record.trace_id else caller
         record.caller = caller
         record.grant = (
             self.policy.grant(caller.role, caller.purpose) if caller.authenticated else self.policy.anonymous
@@ -401,15 +406,16 @@ def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
 
 
 async def _refuse(send: Send, refused: Refused, record: RequestRecord) -> None:
-    """The refusal in the graph's JSON error shape; its code is the request's, for the metrics."""
+    """The refusal in the graph's JSON error shape; its code is the request's, for the metrics.
+    As `application/graphql-response+json` it has no `data` entry: nothing was executed."""
     record.errors.append((refused.code.value, ""))
-    body: dict[str, Any] = {
-        "data": None,
-        "errors": [{"message": str(refused), "extensions": {"code": refused.code}}],
-    }
+    body: dict[str, Any] = {"errors": [{"message": str(refused), "extensions": {"code": refused.code}}]}
+    if not record.graphql_response:
+        body = {"data": None, **body}
     payload = orjson.dumps(body)
+    media = f"{GRAPHQL_RESPONSE}; charset=utf-8" if record.graphql_response else "application/json"
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", media.encode()),
         (b"content-length", str(len(payload)).encode()),
         (b"x-request-id", record.request_id.encode()),
         *((k.encode(), v.encode()) for k, v in refused.headers.items()),

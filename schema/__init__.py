@@ -8,12 +8,14 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache
+from strawberry.federation.schema import FederationAny
 from strawberry.types import ExecutionContext
 
 from domain.limits import Limits
 from schema.access import AccessControl
 from schema.agencies import DEFAULT_PARTS, GraphPart, compose, part_types
 from schema.errors import ShapeErrors, SourceTraceReport
+from schema.federation import ANY_SCALAR, FEDERATION_DEFINITIONS, FEDERATION_VERSION
 from schema.limits import limit_extensions
 from schema.mutation import Mutation
 from schema.notifications import Notification
@@ -23,12 +25,15 @@ from schema.query import Query
 from schema.subscription import Subscription
 
 
-class HubSchema(strawberry.Schema):
+class HubSchema(strawberry.federation.Schema):  # always a federation v2 subgraph (schema/federation.py)
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         # ShapeErrors logs what it masks, by code and path; messages may carry personal data.
         return None
+
+    def as_str(self) -> str:
+        return FEDERATION_DEFINITIONS + "\n" + super().as_str()
 
 
 def build_schema(
@@ -49,6 +54,8 @@ def build_schema(
             SourceTraceReport,
         ],
         execution_context_class=PlannedExecutionContext if planned else None,
+        federation_version=FEDERATION_VERSION,
+        scalar_overrides={FederationAny: ANY_SCALAR},
     )
     compose(schema, parts)
     return schema

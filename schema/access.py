@@ -46,11 +46,16 @@ from domain.errors import AuditNotRecorded, Forbidden, Refusal
 from domain.records import PERSON_RECORDS, Employer
 from identity.store import NotificationRecord, PersonCore
 from resolvers.context import Context
+from resolvers.entities import ENTITY_KEYS, entity_type, entity_type_of
 from resolvers.verification import Verification
 from schema.mutation import UserError, UserErrorCode
 
-# Fields every authenticated caller may read: what it may read.
-OPEN_FIELDS = frozenset({("Query", "accessGrants")})
+# Fields every authenticated caller may read: what it may read; federation's entry points,
+# whose entities are checked as the root fields they stand for, and whose SDL is introspection.
+ENTITIES = ("Query", "_entities")
+OPEN_FIELDS = frozenset({("Query", "accessGrants"), ENTITIES, ("Query", "_service")})
+# Fields that read the schema: granted with `introspect`.
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "_service"})
 
 
 class DeniedMutation:
@@ -81,6 +86,10 @@ class AccessControl(SchemaExtension):
         self.owned_at: dict[int, tuple[int, str]] = {}  # path -> (person id, type name)
         self.leaf_fields: frozenset[tuple[str, str]] = frozenset()
         self.objects: list[Path] = []  # every object (or non-empty list) returned
+        # Federation's `_entities`: its field's path, and per item (person id, type name).
+        self.entities_path: Path | None = None
+        self.entity_owners: dict[int, tuple[int, str]] = {}
+        self.entities_reached: set[int] = set()  # the items some leaf or object is under
 
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
@@ -100,6 +109,8 @@ class AccessControl(SchemaExtension):
             return _next(root, info, *args, **kwargs)
         context: Context = info.context
         key = (info.parent_type.name, info.field_name)
+        if key == ENTITIES:
+            return self._entities(_next, root, info, kwargs["representations"])
         if key[0] == "Mutation" and key[1] not in context.grant.mutations:
             return _answer(DeniedMutation(context, key[1]))  # mutations are async: answer awaitably
         if not context.policy.reaches(context.grant, key[0]):
@@ -148,9 +159,51 @@ class AccessControl(SchemaExtension):
             return value
         context: Context = info.context
         type_name = _concrete_type(value, info)
-        if not context.policy.reaches(context.grant, type_name):
-            raise Forbidden(f"{type_name} is not granted to {_caller(context)}")
+        _check_reach(context, type_name)
         self.objects.append(info.path)
+        person_id = self._owner(value, context, info.path.prev, info.parent_type.name == "Query")
+        if person_id is not None:
+            self.owned_at[id(info.path)] = (person_id, type_name)
+        return value
+
+    async def _entities(
+        self, _next: Callable[..., Any], root: Any, info: GraphQLResolveInfo[Any], representations: list[Any]
+    ) -> list[Any]:
+        """Federation's entities, each checked as the root field it stands for: that field's
+        grant, before anything is read, then the entity's type, scope and owner, as `_inspect`
+        checks a root field's object. A refused entity is null with its error; the rest stand."""
+        context: Context = info.context
+        refusals: dict[int, Exception] = {}
+        for index, representation in enumerate(representations):
+            try:
+                _check_entity_field(context, representation, index)
+            except Refusal as refusal:
+                refusals[index] = refusal
+        allowed = [r for index, r in enumerate(representations) if index not in refusals]
+        resolved = iter(await _next(root, info, representations=allowed))
+        self.entities_path = info.path
+        results: list[Any] = []
+        for index in range(len(representations)):
+            value = refusals.get(index) or next(resolved)
+            if value is not None and not isinstance(value, Exception):
+                value = self._inspect_entity(value, context, index)
+            results.append(value)
+        return results
+
+    def _inspect_entity(self, value: Any, context: Context, index: int) -> Any:
+        type_name = entity_type_of(value)
+        try:
+            _check_reach(context, type_name)
+            person_id = self._owner(value, context, None, at_root=True)
+        except Refusal as refusal:
+            return refusal
+        if person_id is not None:
+            self.entity_owners[index] = (person_id, type_name)
+        return value
+
+    def _owner(self, value: Any, context: Context, above: Path | None, at_root: bool) -> int | None:
+        """Whose data an object is, where the audit notes it (None: nobody's, or its person's
+        object above notes it); Forbidden for what is outside a scoped caller's scope."""
         person_id: int | None = None
         if isinstance(value, PersonCore):
             person_id = value.id
@@ -160,23 +213,22 @@ class AccessControl(SchemaExtension):
             person_id = value.holder_id
         elif isinstance(value, PERSON_RECORDS):
             # The loader that read it noted whose it is (None: a record of nobody known).
-            under = self._owner_of(info.path.prev)
+            under = self._owner_of(above)
             if value.person_id is None:
                 if under is None and context.caller.scoped:
                     raise Forbidden("this record is outside the caller's scope")
-                return value
+                return None
             _check_scope(context, value.person_id)
             if under is not None and not context.caller.scoped:  # under its person: theirs
-                return value
+                return None
             person_id = value.person_id
-        elif isinstance(value, Employer) and context.caller.scoped and info.parent_type.name == "Query":
+        elif isinstance(value, Employer) and context.caller.scoped and at_root:
             if value.credit_code != context.caller.employer:
                 raise Forbidden("this employer is outside the caller's scope")
-            return value
+            return None
         if person_id is not None:
             _check_scope(context, person_id)
-            self.owned_at[id(info.path)] = (person_id, type_name)
-        return value
+        return person_id
 
     async def on_operation(self) -> AsyncIterator[None]:
         yield
@@ -195,7 +247,7 @@ class AccessControl(SchemaExtension):
             result.errors = [_as_error(refusal)]
 
     async def _audit_entries(self, context: Context) -> list[AuditEntry]:
-        if not self.owned_at:
+        if not self.owned_at and not self.entity_owners:
             return []
         fields: dict[int, set[str]] = defaultdict(set)
         above_leaves: set[int] = set()
@@ -211,15 +263,26 @@ class AccessControl(SchemaExtension):
             if prefix is not None:
                 fields[prefix[0]].add(prefix[1])
                 _mark_ancestors(path, above_leaves)
+        # An entity read for its `__typename` alone, as its root field's object would be.
+        for index, (person_id, type_name) in self.entity_owners.items():
+            if index not in self.entities_reached:
+                fields[person_id].add(type_name)
         caller = context.caller
         now = datetime.now(UTC)
         return [
             caller.audit_entry(person_id, sorted(paths), now) for person_id, paths in sorted(fields.items())
         ]
 
+    def _entity_owner(self, path: Path) -> tuple[int, str] | None:
+        """The owner of an item of `_entities`, which graphql-core's list path stands for."""
+        if self.entities_path is None or path.prev is not self.entities_path or not isinstance(path.key, int):
+            return None
+        self.entities_reached.add(path.key)
+        return self.entity_owners.get(path.key)
+
     def _owner_of(self, path: Path | None) -> int | None:
         while path is not None:
-            owned = self.owned_at.get(id(path))
+            owned = self.owned_at.get(id(path)) or self._entity_owner(path)
             if owned is not None:
                 return owned[0]
             path = path.prev
@@ -234,7 +297,7 @@ class AccessControl(SchemaExtension):
         known: tuple[int, str] | None | Literal[False] = self.prefixes.get(id(path), False)
         if known is not False:
             return known
-        owned = self.owned_at.get(id(path))
+        owned = self.owned_at.get(id(path)) or self._entity_owner(path)
         if owned is not None:
             prefix: tuple[int, str] | None = owned
         elif isinstance(path.key, int):  # a list item: its list's prefix
@@ -275,7 +338,7 @@ def _introspects(document: DocumentNode) -> bool:
     class Finder(Visitor):
         def enter_field(self, node: FieldNode, *_args: Any) -> Any:
             nonlocal found
-            if node.name.value in ("__schema", "__type"):
+            if node.name.value in INTROSPECTION_FIELDS:
                 found = True
                 return BREAK
             return None
@@ -300,6 +363,25 @@ def _concrete_type(value: Any, info: GraphQLResolveInfo[Any]) -> str:
         if candidate.is_type_of is not None and candidate.is_type_of(item, info):
             return candidate.name
     return named.name
+
+
+def _check_reach(context: Context, type_name: str) -> None:
+    if not context.policy.reaches(context.grant, type_name):
+        raise Forbidden(f"{type_name} is not granted to {_caller(context)}")
+
+
+def _check_entity_field(context: Context, representation: object, index: int) -> None:
+    """An entity's root field (`Query.person` for a Person) must be granted, and its key
+    testable as that field's argument is (`Query.person.lookup.id`)."""
+    type_name = entity_type(representation, index)
+    key_field, root_field = ENTITY_KEYS[type_name]
+    if _denied(context, ("Query", root_field)):
+        raise Forbidden(f"Query.{root_field} is not granted to {_caller(context)}")
+    argument = f"Query.{root_field}.lookup.{key_field}"
+    if argument in context.policy.tests and argument not in context.grant.arguments:
+        field = f"representations[{index}].{key_field}"
+        tested = f"{type_name}.{key_field}"
+        raise Forbidden(f"{field} tests {tested}, which {_caller(context)} may not read", field=field)
 
 
 def _denied(context: Context, key: tuple[str, str]) -> bool:

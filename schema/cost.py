@@ -1,10 +1,11 @@
 """What a query may cost at most, counted on the expanded document before anything runs.
 
 Every field costs 1, and what a field selects counts as many times as the field may answer
-items: a paged field its page (`first`, else the default page), an unpaged list its worst
-size (`WORST_SIZES`), `workforceStatistics` its worst number of cells and a statistics row's
-`keys` the dimensions asked for. Aliases are fields of their own; a fragment counts at each
-spread, its cost taken once (schema/expansion.py) so counting stays linear in the document.
+items: a paged field its page (`first`, else the default page), federation's `_entities` its
+representations, an unpaged list its worst size (`WORST_SIZES`), `workforceStatistics` its
+worst number of cells and a statistics row's `keys` the dimensions asked for. Aliases are
+fields of their own; a fragment counts at each spread, its cost taken once
+(schema/expansion.py) so counting stays linear in the document.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from opaque.cursors import DEFAULT_PAGE
 from schema.expansion import Flat, Walk
 
 STATISTICS = ("Query", "workforceStatistics")
+ENTITIES = ("Query", "_entities")  # federation's: as many items as representations given
 STATISTICS_KEYS = ("StatisticsRow", "keys")
 
 # How many items an unpaged list may hold for one parent, generously above what the agencies'
@@ -212,6 +214,8 @@ class _Counter:
             return statistics_cells(dimensions or [], self.persons, fixed)
         if key == STATISTICS_KEYS:
             return len(CARDINALITIES) if dimensions is None else len(dimensions)
+        if key == ENTITIES:
+            return self._representations(node)
         if "first" in field.args:
             return self._page_size(node)
         if parent.endswith("Connection") and node.name.value == "edges":
@@ -223,6 +227,15 @@ class _Counter:
 
     def _argument(self, node: FieldNode, name: str) -> ValueNode | None:
         return next((a.value for a in node.arguments or () if a.name.value == name), None)
+
+    def _representations(self, node: FieldNode) -> int:
+        value = self._argument(node, "representations")
+        if isinstance(value, ListValueNode):
+            return max(1, len(value.values))
+        if isinstance(value, VariableNode):
+            given = self.variables.get(value.name.value)
+            return max(1, len(given)) if isinstance(given, list) else 1
+        return 1
 
     def _page_size(self, node: FieldNode) -> int:
         value = self._argument(node, "first")

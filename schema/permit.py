@@ -6,6 +6,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
 
 from domain.records import Employer as EmployerRecord
 from domain.records import WorkPermit as WorkPermitRecord
@@ -44,7 +46,10 @@ class PermitEvent:
     )
 
 
-@strawberry.type(description="An employer, known by its Unified Social Credit Code.")
+@strawberry.type(
+    description="An employer, known by its Unified Social Credit Code.",
+    directives=[Key(fields=FieldSet("creditCode"))],  # a federation entity (schema/federation.py)
+)
 class Employer(Node):
     credit_code: str = strawberry.field(description="The Unified Social Credit Code (GB 32100).")
     name: str = strawberry.field(description="The employer's name.")
@@ -73,7 +78,11 @@ class Employer(Node):
         return isinstance(obj, EmployerRecord)
 
 
-@strawberry.type(description="One period of a foreigner's work permit; successive periods share the number.")
+@strawberry.type(
+    description="One period of a foreigner's work permit; successive periods share the number.",
+    # A federation entity (schema/federation.py): by number, the current period.
+    directives=[Key(fields=FieldSet("number"))],
+)
 class WorkPermit(Node):
     number: str = strawberry.field(description="The permit number: one person, one number, for life.")
     status: WorkPermitStatus = strawberry.field(description="Where this period stands today.")

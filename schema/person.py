@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import strawberry
+from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
 
 from identity.store import PersonCore
 from resolvers import person
@@ -71,7 +73,10 @@ class AccessEventConnection:
     page_info: PageInfo = strawberry.field(description="Where this page ends.")
 
 
-@strawberry.type(description="A foreigner working in China, joined from every agency that knows them.")
+@strawberry.type(
+    description="A foreigner working in China, joined from every agency that knows them.",
+    directives=[Key(fields=FieldSet("id"))],  # a federation entity (schema/federation.py)
+)
 class Person(Node):
     sex: Sex = strawberry.field(description="Sex, as the work-permit system records it.")
     birth_date: date = strawberry.field(description="Date of birth.")

@@ -8,6 +8,7 @@ import strawberry
 
 from resolvers import permit, query, verification
 from resolvers.context import Info
+from schema import federation
 from schema.common import (
     CallerRole,
     Node,
@@ -191,3 +192,15 @@ class Query:
             page_info=page_info,
             total_count=page.total or 0,
         )
+
+    # Apollo Federation v2 (schema/federation.py): how a gateway composes the hub and fetches its entities.
+    federation_entities: list[federation.Entity | None] = strawberry.field(
+        name="_entities",
+        resolver=federation.entities,
+        description="Entities by their `@key`, for a federation gateway; each read as its own root field.",
+    )
+    federation_service: federation.FederationService = strawberry.field(
+        name="_service",
+        resolver=federation.service,
+        description="This subgraph's SDL, for a federation gateway; granted with introspection.",
+    )

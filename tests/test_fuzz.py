@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from graphql import StringValueNode
+from graphql import NameNode, ObjectFieldNode, ObjectValueNode, StringValueNode, ValueNode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, queries
@@ -130,7 +130,28 @@ def _string_literals() -> st.SearchStrategy[StringValueNode]:
     return st.text(max_size=40).map(lambda value: StringValueNode(value=value))
 
 
-SCALARS = {name: _string_literals() for name in ("Date", "DateTime", "Decimal")}
+def _representations() -> st.SearchStrategy[ValueNode]:
+    """Any representation where federation's `_Any` is expected: an entity type (or another
+    name) with a key (or another field), or no object at all."""
+    typename = st.sampled_from(["Person", "WorkPermit", "Employer", "Visa"]) | st.text(max_size=20)
+    key = st.sampled_from(["id", "number", "creditCode", "other"])
+
+    def field(name: str, value: str) -> ObjectFieldNode:
+        return ObjectFieldNode(name=NameNode(value=name), value=StringValueNode(value=value))
+
+    objects = st.builds(
+        lambda kind, name, value: ObjectValueNode(fields=(field("__typename", kind), field(name, value))),
+        typename,
+        key,
+        st.text(max_size=40),
+    )
+    return st.one_of(objects, _string_literals())
+
+
+SCALARS: dict[str, st.SearchStrategy[Any]] = {
+    **{name: _string_literals() for name in ("Date", "DateTime", "Decimal")},
+    "_Any": _representations(),
+}
 CALLER = st.integers(min_value=0, max_value=64)
 
 

@@ -13,6 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tracing.incoming import header, request_id_of, trace_id_of
+
 if TYPE_CHECKING:
     from access.caller import Caller
     from access.policy import Grant
@@ -61,15 +63,25 @@ class RequestRecord:
     # (extensions.code, agency or "") of every error answered, recorded where it was shaped.
     errors: list[tuple[str, str]] = field(default_factory=list)
     trace_id: str | None = None
+    # Whether the client's Accept asked for application/graphql-response+json (edge/media.py).
+    graphql_response: bool = False
 
 
 current_request: ContextVar[RequestRecord | None] = ContextVar("current_request", default=None)
 
 
 def new_request(scope: Mapping[str, Any], route: str = "other") -> RequestRecord:
-    """A request's state, with a new id."""
+    """A request's state, with the caller's request id and trace id where they are
+    well-formed (tracing/incoming.py), else a new id and none."""
     method = scope.get("method", "GET") if scope.get("type") == "http" else "WEBSOCKET"
-    return RequestRecord(request_id=uuid.uuid4().hex, method=method, route=route, started=time.perf_counter())
+    headers = scope.get("headers", [])
+    return RequestRecord(
+        request_id=request_id_of(header(headers, b"x-request-id")) or uuid.uuid4().hex,
+        method=method,
+        route=route,
+        started=time.perf_counter(),
+        trace_id=trace_id_of(header(headers, b"traceparent")),
+    )
 
 
 def request_of(scope: Mapping[str, Any]) -> RequestRecord | None:
