@@ -5,7 +5,7 @@ a fifth of a request's CPU)."""
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -61,14 +61,14 @@ async def _two_persons_known_everywhere(client: httpx.AsyncClient) -> list[dict[
 async def test_a_second_person_request_builds_no_statement(client: httpx.AsyncClient) -> None:
     persons = await _two_persons_known_everywhere(client)
     query = "query($l: PersonLookup!) { person(lookup: $l) {" + EVERYTHING + "} }"
-    lookups = {
+    lookups: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "id": lambda p: {"id": p["id"]},
         "workPermitNumber": lambda p: {"workPermitNumber": p["workPermit"]["number"]},
         "cardNumber": lambda p: {"cardNumber": p["socialSecurityCard"]["number"]},
         "passport": lambda p: {"passport": p["passports"][0]},
     }
     for kind, lookup in lookups.items():
-        executed = []
+        executed: list[list[Any]] = []
         for person in persons:
             with selects_executed() as statements:
                 body = await graphql(client, query, {"l": lookup(person)})
