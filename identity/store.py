@@ -107,6 +107,31 @@ NOTIFICATIONS_BY_ID = (
 NEWS_BY_ID = select(NEWS).where(NEWS.c.id.in_(_IDS))
 
 
+def _notification_pages(after: bool) -> Any:
+    """A page of each person's notifications, newest first, at most `per_person` each (the
+    caller's first + 1), before the notification `after` when paging on."""
+    ranked = (
+        select(
+            *NOTIFICATION_COLUMNS,
+            func.row_number()
+            .over(partition_by=NOTIFICATION.c.person_id, order_by=NOTIFICATION.c.id.desc())
+            .label("pos"),
+        )
+        .select_from(NOTIFICATION_SOURCE)
+        .where(NOTIFICATION.c.person_id.in_(_IDS))
+        .where(NOTIFICATION.c.id < bindparam("after") if after else NOTIFICATION.c.id.isnot(None))
+        .subquery()
+    )
+    return (
+        select(ranked)
+        .where(ranked.c.pos <= bindparam("per_person"))
+        .order_by(ranked.c.person_id, ranked.c.pos)
+    )
+
+
+NOTIFICATION_PAGES = {False: _notification_pages(after=False), True: _notification_pages(after=True)}
+
+
 @dataclass(frozen=True, slots=True)
 class PersonCore:
     """A person as the hub's store knows them: the identity core."""
@@ -532,21 +557,10 @@ class HubStore:
     async def notifications_by_person(
         self, ids: Sequence[int], first: int, after: int | None
     ) -> list[Page[NotificationRecord]]:
-        ranked = (
-            select(
-                *NOTIFICATION_COLUMNS,
-                func.row_number()
-                .over(partition_by=NOTIFICATION.c.person_id, order_by=NOTIFICATION.c.id.desc())
-                .label("pos"),
-            )
-            .select_from(NOTIFICATION_SOURCE)
-            .where(NOTIFICATION.c.person_id.in_(list(ids)))
-            .where(NOTIFICATION.c.id < after if after is not None else NOTIFICATION.c.id.isnot(None))
-            .subquery()
-        )
-        statement = select(ranked).where(ranked.c.pos <= first + 1).order_by(ranked.c.person_id, ranked.c.pos)
+        statement = NOTIFICATION_PAGES[after is not None]
+        parameters = {"ids": list(ids), "after": after, "per_person": first + 1}
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(statement, parameters)).all()
         grouped: dict[int, list[NotificationRecord]] = {i: [] for i in ids}
         for r in rows:
             grouped[r.person_id].append(_notification(r))
