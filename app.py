@@ -35,6 +35,7 @@ from audit.log import AUDIT_KEY, AuditLog
 from audit.witness import open_witness
 from edge.documents import KnownDocuments, TrustedDocuments
 from edge.downloads import permit_routes
+from edge.exports import export_routes
 from edge.gateway import Gate
 from edge.graphiql import graphiql_page, graphiql_routes
 from edge.websocket import HubWebSocketAdapter, admit_connection, subscriptions_handler
@@ -285,6 +286,8 @@ def create_app(
         Route("/metrics", metrics_endpoint),
         # The published verification keys; a cardholder's QR image and signed permit document.
         *permit_routes(graphql, settings.data_dir),
+        # Reporting jobs' exports, streamed as CSV, NDJSON or Parquet.
+        *export_routes(graphql),
         *graphiql_routes(),  # the IDE's vendored assets
     ]
     return Starlette(

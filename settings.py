@@ -103,6 +103,9 @@ class Settings:
     # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
     # wait on (clock.py): the system's; tests pass one they move themselves.
     clock: Clock = SYSTEM_CLOCK
+    # HUB_EXPORT_BATCH_ROWS: rows an export reads per keyset batch, audits per commit and
+    # writes per Parquet row group (edge/exports.py); what its memory is bounded by.
+    export_batch_rows: int = 2000
 
     @classmethod
     def for_directory(
@@ -158,6 +161,7 @@ class Settings:
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
             redis_url=env.get("HUB_REDIS_URL") or None,
+            export_batch_rows=_count(env, "HUB_EXPORT_BATCH_ROWS", cls.export_batch_rows),
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
             if env.get("HUB_TRUSTED_DOCUMENTS")
             else None,

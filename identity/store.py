@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -514,6 +514,30 @@ class HubStore:
             for row in rows
             if row.n > 0
         ]
+
+    async def expiring_counts(
+        self, group_by: Sequence[StatisticsDimension], today: date, until: date
+    ) -> AsyncIterator[tuple[date, StatisticsCount]]:
+        """Persons whose current permit is valid and ends from `today` to `until` inclusive,
+        counted per end date and `group_by` values, by end date then values; streamed, so a
+        year of cells never sits in memory at once."""
+        ends = INDEX.c.permit_valid_to.label("ends")
+        dims = [_dimension(d, today).label(f"d{i}") for i, d in enumerate(group_by)]
+        statement = (
+            select(ends, *dims, func.count().label("n"), func.sum(PERSON.c.record_key).label("k"))
+            .select_from(INDEX.join(PERSON, PERSON.c.id == INDEX.c.person_id))
+            .where(
+                INDEX.c.permit_status == WorkPermitStatus.VALID.value,
+                INDEX.c.permit_valid_to >= today,
+                INDEX.c.permit_valid_to <= until,
+            )
+            .group_by(ends, *dims)
+            .order_by(ends, *dims)
+        )
+        async with self.engine.connect() as conn:
+            async for row in await conn.stream(statement):
+                keys = tuple((d, str(row[i + 1])) for i, d in enumerate(group_by))
+                yield row.ends, StatisticsCount(keys, int(row.n), int(row.k))
 
     async def notifications_by_person(
         self, ids: Sequence[int], first: int, after: int | None

@@ -219,10 +219,17 @@ class WorkPermitSystem(SqlSource):
         ]
 
     async def expiring_permits(
-        self, today: date, until: date, first: int, after: tuple[Any, ...] | None, employer: str | None = None
+        self,
+        today: date,
+        until: date,
+        first: int,
+        after: tuple[Any, ...] | None,
+        employer: str | None = None,
+        counted: bool = True,
     ) -> Page[WorkPermit | SourceDataInvalid]:
         """Current periods, valid, ending from today to `until` inclusive; by end date, then
-        number; only those naming `employer` when one is given."""
+        number; only those naming `employer` when one is given. Uncounted, the page's total
+        is None (an export's later batches: the count reads every period again)."""
         periods = _current_periods(WP_XKZ.c.XKZH)
         where = and_(
             periods.c.rank == 1,
@@ -239,7 +246,11 @@ class WorkPermitSystem(SqlSource):
         statement = statement.order_by(periods.c.YXQZ, periods.c.XKZH).limit(first + 1)
         async with self.connect() as conn:
             rows = await fetch_all(conn, statement)
-            total = (await conn.execute(select(func.count()).select_from(periods).where(where))).scalar_one()
+            total = (
+                (await conn.execute(select(func.count()).select_from(periods).where(where))).scalar_one()
+                if counted
+                else None
+            )
         return Page(
             items=[self._permit(r, today) for r in rows[:first]],
             positions=[(r.YXQZ, r.XKZH) for r in rows[:first]],
