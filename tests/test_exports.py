@@ -185,11 +185,12 @@ async def test_workforce_is_what_workforce_statistics_shows(
     http: httpx.AsyncClient, settings: Settings, file_format: str
 ) -> None:
     headers = caller_headers(settings, CallerRole.REPORTING)
-    for group_by, filters in [
+    questions: list[tuple[list[str], dict[str, str | bool]]] = [
         (["NATIONALITY", "INSURED"], {}),
         (["TALENT_CATEGORY", "WORK_DISTRICT"], {"permitStatus": "VALID"}),
         ([], {"insured": True}),
-    ]:
+    ]
+    for group_by, filters in questions:
         body = await graphql(http, STATISTICS, {"groupBy": group_by, "filter": filters or None}, headers)
         expected = [
             {**{_column(k["dimension"]): k["value"] for k in row["keys"]}, "count": str(row["count"])}
