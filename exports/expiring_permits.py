@@ -1,14 +1,14 @@
 """`expiring-permits`, person-level: the current valid permits ending within `withinDays`
-days, with their holders' names, as `expiringWorkPermits` lists them (by end date, then
-number), an EMPLOYER's only those naming it. Read in keyset batches on the order the
-work-permit system's query already pages by, so memory holds one batch at a time."""
+days, with their holders' names, the permits `expiringWorkPermits` lists, an EMPLOYER's only
+those naming it. Read in keyset batches in the order of the work-permit table's primary key
+(period id), which the agency's schema already indexes: each batch costs what it holds, and
+memory holds one batch at a time (docs/decisions.md, "Exports")."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
-from datetime import timedelta
-from typing import Any
+from datetime import date, timedelta
 
 from adapters.work_permit import APPLICANT_LINK
 from domain.errors import SourceDataInvalid
@@ -62,25 +62,20 @@ async def open_expiring_permits(params: Params, reader: Reader) -> Extract:
     check_within_days(within_days)
     params.check_all_read()
     until = reader.today + timedelta(days=within_days)
-    first = await reader.sources.work_permits.expiring_permits(
-        reader.today, until, reader.batch_rows, None, employer=reader.employer
-    )
-    return Extract(COLUMNS, _batches(reader, until, first), rows=first.total)
+    # The person index knows how many (as linking last saw them) in one cheap count.
+    expected = await reader.store.count_expiring(reader.today, until, reader.employer)
+    return Extract(COLUMNS, _batches(reader, until), rows=expected)
 
 
-async def _batches(reader: Reader, until: Any, page: Any) -> AsyncGenerator[Batch, None]:
+async def _batches(reader: Reader, until: date) -> AsyncGenerator[Batch, None]:
+    after: int | None = None
     while True:
-        yield await _batch(reader, page.items)
-        if not page.has_next:
-            return
-        page = await reader.sources.work_permits.expiring_permits(
-            reader.today,
-            until,
-            reader.batch_rows,
-            page.positions[-1],
-            employer=reader.employer,
-            counted=False,
+        permits, after = await reader.sources.work_permits.expiring_permits_by_key(
+            reader.today, until, reader.batch_rows, after, employer=reader.employer
         )
+        yield await _batch(reader, permits)
+        if after is None:
+            return
 
 
 async def _batch(reader: Reader, items: list[WorkPermit | SourceDataInvalid]) -> Batch:

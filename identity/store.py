@@ -252,6 +252,15 @@ def _dimension(dimension: StatisticsDimension, today: date) -> ColumnElement[Any
             return case((INDEX.c.insured, "true"), else_="false")
 
 
+def _expiring(today: date, until: date) -> tuple[ColumnElement[bool], ...]:
+    """Index rows of a valid current permit ending from `today` to `until` inclusive."""
+    return (
+        INDEX.c.permit_status == WorkPermitStatus.VALID.value,
+        INDEX.c.permit_valid_to >= today,
+        INDEX.c.permit_valid_to <= until,
+    )
+
+
 class HubStore:
     """The hub's own database."""
 
@@ -515,6 +524,15 @@ class HubStore:
             if row.n > 0
         ]
 
+    async def count_expiring(self, today: date, until: date, employer: str | None = None) -> int:
+        """How many persons' current permits are valid and end from `today` to `until`
+        inclusive (naming `employer`, when given), as linking last saw them."""
+        statement = select(func.count()).where(
+            *_expiring(today, until), *([INDEX.c.employer_credit_code == employer] if employer else [])
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
     async def expiring_counts(
         self, group_by: Sequence[StatisticsDimension], today: date, until: date
     ) -> AsyncIterator[tuple[date, StatisticsCount]]:
@@ -526,11 +544,7 @@ class HubStore:
         statement = (
             select(ends, *dims, func.count().label("n"), func.sum(PERSON.c.record_key).label("k"))
             .select_from(INDEX.join(PERSON, PERSON.c.id == INDEX.c.person_id))
-            .where(
-                INDEX.c.permit_status == WorkPermitStatus.VALID.value,
-                INDEX.c.permit_valid_to >= today,
-                INDEX.c.permit_valid_to <= until,
-            )
+            .where(*_expiring(today, until))
             .group_by(ends, *dims)
             .order_by(ends, *dims)
         )

@@ -219,17 +219,10 @@ class WorkPermitSystem(SqlSource):
         ]
 
     async def expiring_permits(
-        self,
-        today: date,
-        until: date,
-        first: int,
-        after: tuple[Any, ...] | None,
-        employer: str | None = None,
-        counted: bool = True,
+        self, today: date, until: date, first: int, after: tuple[Any, ...] | None, employer: str | None = None
     ) -> Page[WorkPermit | SourceDataInvalid]:
         """Current periods, valid, ending from today to `until` inclusive; by end date, then
-        number; only those naming `employer` when one is given. Uncounted, the page's total
-        is None (an export's later batches: the count reads every period again)."""
+        number; only those naming `employer` when one is given."""
         periods = _current_periods(WP_XKZ.c.XKZH)
         where = and_(
             periods.c.rank == 1,
@@ -246,17 +239,46 @@ class WorkPermitSystem(SqlSource):
         statement = statement.order_by(periods.c.YXQZ, periods.c.XKZH).limit(first + 1)
         async with self.connect() as conn:
             rows = await fetch_all(conn, statement)
-            total = (
-                (await conn.execute(select(func.count()).select_from(periods).where(where))).scalar_one()
-                if counted
-                else None
-            )
+            total = (await conn.execute(select(func.count()).select_from(periods).where(where))).scalar_one()
         return Page(
             items=[self._permit(r, today) for r in rows[:first]],
             positions=[(r.YXQZ, r.XKZH) for r in rows[:first]],
             has_next=len(rows) > first,
             total=total,
         )
+
+    async def expiring_permits_by_key(
+        self, today: date, until: date, first: int, after: int | None, employer: str | None = None
+    ) -> tuple[list[WorkPermit | SourceDataInvalid], int | None]:
+        """What `expiring_permits` lists, in period key (XKID) order, a batch at a time in time
+        linear in the batch: the next `first` valid periods ending in the range are found on
+        the primary key (on `ix_WP_XKZ_TYSHXYDM` for one employer), and only their permits'
+        periods are ranked, to keep the current ones. Answers the batch (fewer than `first`
+        when some periods are not current) and the key to read on after (None: no more)."""
+        candidates = (
+            select(WP_XKZ.c.XKID, WP_XKZ.c.XKZH)
+            .where(
+                WP_XKZ.c.ZT == "30",
+                WP_XKZ.c.YXQZ >= mapping.compact_date(today),
+                WP_XKZ.c.YXQZ <= mapping.compact_date(until),
+                *([WP_XKZ.c.TYSHXYDM == employer] if employer else []),
+                *([WP_XKZ.c.XKID > after] if after is not None else []),
+            )
+            .order_by(WP_XKZ.c.XKID)
+            .limit(first)
+        )
+        async with self.connect() as conn:
+            found = await fetch_all(conn, candidates)
+            if not found:
+                return [], None
+            periods = _current_periods(WP_XKZ.c.XKZH, WP_XKZ.c.XKZH.in_(list({r.XKZH for r in found})))
+            statement = (
+                select(periods)
+                .where(periods.c.rank == 1, periods.c.XKID.in_([r.XKID for r in found]))
+                .order_by(periods.c.XKID)
+            )
+            rows = await fetch_all(conn, statement)
+        return [self._permit(r, today) for r in rows], found[-1].XKID if len(found) == first else None
 
     async def applicant_keys_matching(self, criteria: PermitCriteria, today: date) -> list[str]:
         """SQRIDs whose current period meets every criterion (evaluated here, in SQL)."""
