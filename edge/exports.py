@@ -3,9 +3,10 @@ the graph's gate (the same token, X-Purpose and rate limit) and the grants of th
 fields it answers from: aggregates for REPORTING, person-level exports for the work-permit
 authority and an employer (its own staff only).
 
-Audit: each batch's persons are recorded, durably, before the batch's bytes are sent; if the
-trail cannot take them the stream is cut there, so the file received ends before the first
-row nobody recorded (a cut file fails its transfer: no final chunk, no Parquet footer)."""
+Audit: each batch's persons are recorded, durably, before the batch's bytes are sent. If the
+trail cannot take the first batch the answer is 503 `AUDIT_UNAVAILABLE`; if it fails later
+the stream is cut there, so the file received ends before the first row nobody recorded (a
+cut file fails its transfer: no final chunk, no Parquet footer)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,15 @@ class Exports:
         headers = {**PRIVATE, "content-disposition": f'attachment; filename="{file_name}"'}
         if extract.rows is not None:
             headers[ROWS_HEADER] = str(extract.rows)
+        if first is not None and first.person_ids:
+            try:
+                await _audit(hub, caller, export, first.person_ids)
+            except AuditCut:
+                raise Refused(
+                    503,
+                    ErrorCode.AUDIT_UNAVAILABLE,
+                    "The access could not be recorded in the audit trail, so no data is returned.",
+                ) from None
         writer = file_format.writer(extract.columns)
         body = _body(hub, caller, export, writer, first, extract.batches)
         return StreamingResponse(body, media_type=file_format.media_type, headers=headers)
@@ -128,14 +138,17 @@ async def _body(
     first: Batch | None,
     batches: AsyncGenerator[Batch, None],
 ) -> AsyncIterator[bytes]:
+    """The file, batch by batch; the first batch was audited before the response started."""
     try:
         yield writer.start()
-        batch = first
-        while batch is not None:
+        if first is None:
+            yield writer.end()
+            return
+        yield writer.batch(first.rows)
+        async for batch in batches:
             if batch.person_ids:
                 await _audit(hub, caller, export, batch.person_ids)
             yield writer.batch(batch.rows)
-            batch = await anext(batches, None)
         yield writer.end()
     finally:
         await batches.aclose()  # a client gone mid-stream: the open read ends with it

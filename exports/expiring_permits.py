@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator
 from datetime import date, timedelta
+from typing import TypeVar
 
 from adapters.work_permit import APPLICANT_LINK
 from domain.errors import SourceDataInvalid
@@ -55,6 +56,7 @@ READS = (
 )
 
 log = logging.getLogger("hub.exports")
+T = TypeVar("T")
 
 
 async def open_expiring_permits(params: Params, reader: Reader) -> Extract:
@@ -84,9 +86,11 @@ async def _batch(reader: Reader, items: list[WorkPermit | SourceDataInvalid]) ->
         # A row the work-permit system holds but cannot be read is left out, as the graph
         # answers it as an error at its item; only how many is logged, never whose.
         log.warning("expiring-permits export left out %d unreadable permit rows", len(items) - len(permits))
-    owners = await reader.store.person_ids_by_owner([(APPLICANT_LINK, p.owner) for p in permits])
+    keys = [(APPLICANT_LINK, p.owner) for p in permits]
+    owners = (await reader.store.person_ids_by_owner(_padded(keys, reader.batch_rows)))[: len(keys)]
     known = list(dict.fromkeys(i for i in owners if i is not None))
-    persons = {p.id: p for p in await reader.store.persons_by_id(known) if p is not None}
+    found = await reader.store.persons_by_id(_padded(known, reader.batch_rows))
+    persons = {p.id: p for p in found if p is not None}
     rows = []
     for permit, person_id in zip(permits, owners, strict=True):
         person = persons.get(person_id) if person_id is not None else None
@@ -106,3 +110,11 @@ async def _batch(reader: Reader, items: list[WorkPermit | SourceDataInvalid]) ->
             )
         )
     return Batch(rows, [p for p in known if p in persons])
+
+
+def _padded(values: list[T], size: int) -> list[T]:
+    """The list made `size` long by repeating its last value, so that every batch's `IN (...)`
+    has as many parameters and runs the same SQL: the drivers' statement caches (sqlite3's,
+    asyncpg's) then keep one statement, not one per batch length, which grew the memory with
+    the number of batches."""
+    return values + values[-1:] * (size - len(values)) if values else values

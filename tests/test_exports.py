@@ -23,10 +23,14 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from starlette.types import Message
 
 from app import create_app
 from domain.records import CallerRole
-from settings import Settings
+from edge.exports import AuditCut
+from settings import Settings, sqlite_url
 from tests.clock import SAFETY_NET
 from tests.conftest import AS_OF, Estate, caller_headers, graphql, person_id_of, serve
 from tests.servers import uvicorn_serving
@@ -185,6 +189,94 @@ async def test_reporting_exports_no_named_person_and_agencies_no_aggregate(
     cardholder = caller_headers(settings, CallerRole.CARDHOLDER, person_id=1)
     assert (await _export(http, name, cardholder, withinDays="30")).status_code == 403
     assert (await http.get(f"/exports/{name}")).status_code == 401
+
+
+def _own_trail(settings: Settings, directory: Path) -> Settings:
+    """The settings with an audit trail (and witness) of their own, for a test to break."""
+    return replace(
+        settings,
+        audit_url=sqlite_url(directory / "audit.sqlite"),
+        audit_witness=str(directory / "audit-witness.jsonl"),
+    )
+
+
+async def _break(trail: Settings) -> None:
+    engine = create_async_engine(trail.audit_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP TABLE audit_record"))
+    finally:
+        await engine.dispose()
+
+
+async def test_an_export_the_trail_cannot_record_returns_no_row(
+    http: httpx.AsyncClient, settings: Settings, tmp_path: Path
+) -> None:
+    expected, _total = await _expiring_in_graph(http, caller_headers(settings, *AUTHORITY))
+    trail = _own_trail(settings, tmp_path)
+    async with serve(trail) as broken:
+        await _break(trail)
+        response = await _export(
+            broken, "expiring-permits", caller_headers(trail, *AUTHORITY), withinDays="365"
+        )
+        assert response.status_code == 503
+        assert response.json()["errors"][0]["extensions"] == {"code": "AUDIT_UNAVAILABLE"}
+        assert not any(row["permitNumber"] in response.text for row in expected)
+        # An aggregate names no one: it needs no record and still answers.
+        reporting = caller_headers(trail, CallerRole.REPORTING)
+        assert (await _export(broken, "workforce", reporting, groupBy="NATIONALITY")).status_code == 200
+
+
+async def test_a_trail_failing_mid_stream_cuts_the_file_before_any_unrecorded_row(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Driven through the ASGI app itself, so that the trail breaks exactly once the first
+    batch has been sent: the next batch is never sent, and the file never completed."""
+    trail = _own_trail(settings, tmp_path)
+    app = create_app(trail)
+    token = caller_headers(trail, *AUTHORITY)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/exports/expiring-permits",
+        "raw_path": b"/exports/expiring-permits",
+        "root_path": "",
+        "query_string": f"withinDays={WITHIN_DAYS}".encode(),
+        "headers": [(b"host", b"hub"), *((k.lower().encode(), v.encode()) for k, v in token.items())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("hub", 80),
+    }
+    started: dict[str, Any] = {}
+    chunks: list[bytes] = []
+    recorded: set[int] = set()
+    finished = asyncio.Event()
+
+    async def receive() -> Message:
+        await finished.wait()  # connected until the test ends
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            started.update(message)
+            return
+        chunks.append(message.get("body", b""))
+        assert message.get("more_body", False), "the file was completed"
+        if len(chunks) == 2:  # the header row, then the first batch: recorded before it was sent
+            request_id = dict(started["headers"])[b"x-request-id"].decode()
+            recorded.update(r["person_id"] for r in await audit_records(trail.audit_url, request_id))
+            await _break(trail)
+
+    async with app.router.lifespan_context(app):
+        with pytest.raises(AuditCut):
+            await app(scope, receive, send)
+    finished.set()
+    assert started["status"] == 200
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    assert 0 < len(rows) <= BATCH_ROWS, "the first batch, and nothing after it"
+    assert {person_id_of(trail, row["personId"]) for row in rows} == recorded
 
 
 # --- aggregates: workforce statistics and expiring permits by week ---------------------------------

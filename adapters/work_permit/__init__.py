@@ -254,31 +254,34 @@ class WorkPermitSystem(SqlSource):
         linear in the batch: the next `first` valid periods ending in the range are found on
         the primary key (on `ix_WP_XKZ_TYSHXYDM` for one employer), and only their permits'
         periods are ranked, to keep the current ones. Answers the batch (fewer than `first`
-        when some periods are not current) and the key to read on after (None: no more)."""
-        candidates = (
+        when some periods are not current) and the key to read on after (None: no more).
+        The batch is a subquery, not a list of keys, so every batch runs the same SQL (one
+        entry in the driver's statement cache, however many batches)."""
+        batch = (
             select(WP_XKZ.c.XKID, WP_XKZ.c.XKZH)
             .where(
                 WP_XKZ.c.ZT == "30",
                 WP_XKZ.c.YXQZ >= mapping.compact_date(today),
                 WP_XKZ.c.YXQZ <= mapping.compact_date(until),
                 *([WP_XKZ.c.TYSHXYDM == employer] if employer else []),
-                *([WP_XKZ.c.XKID > after] if after is not None else []),
+                WP_XKZ.c.XKID > (after if after is not None else -1),
             )
             .order_by(WP_XKZ.c.XKID)
             .limit(first)
+            .subquery("batch")
+        )
+        periods = _current_periods(WP_XKZ.c.XKZH, WP_XKZ.c.XKZH.in_(select(batch.c.XKZH)))
+        current = (
+            select(periods)
+            .where(periods.c.rank == 1, periods.c.XKID.in_(select(batch.c.XKID)))
+            .order_by(periods.c.XKID)
         )
         async with self.connect() as conn:
-            found = await fetch_all(conn, candidates)
-            if not found:
-                return [], None
-            periods = _current_periods(WP_XKZ.c.XKZH, WP_XKZ.c.XKZH.in_(list({r.XKZH for r in found})))
-            statement = (
-                select(periods)
-                .where(periods.c.rank == 1, periods.c.XKID.in_([r.XKID for r in found]))
-                .order_by(periods.c.XKID)
-            )
-            rows = await fetch_all(conn, statement)
-        return [self._permit(r, today) for r in rows], found[-1].XKID if len(found) == first else None
+            extent = (
+                await fetch_all(conn, select(func.count().label("n"), func.max(batch.c.XKID).label("last")))
+            )[0]
+            rows = await fetch_all(conn, current) if extent.n else []
+        return [self._permit(r, today) for r in rows], extent.last if extent.n == first else None
 
     async def applicant_keys_matching(self, criteria: PermitCriteria, today: date) -> list[str]:
         """SQRIDs whose current period meets every criterion (evaluated here, in SQL)."""
