@@ -74,6 +74,13 @@ NOTIFICATION_KEY = Table(
 # A notification as read: a news item's recipients take its text from the news row.
 NOTIFICATION_SOURCE = NOTIFICATION.outerjoin(NEWS, NEWS.c.id == NOTIFICATION.c.news_id)
 NOTIFICATION_COLUMNS = (*NOTIFICATION.c, NEWS.c.message.label("news_message"))
+# Statements a batch read runs again and again (an export's every batch), built once: built per
+# call, their expression objects are garbage only a full collection frees (exports/).
+PERSONS_BY_ID = select(PERSON).where(PERSON.c.id.in_(bindparam("ids", expanding=True)))
+PERSON_IDS_BY_OWNER = select(LINK.c.record_type, LINK.c.owner_key, LINK.c.person_id).where(
+    LINK.c.owner_key.in_(bindparam("owners", expanding=True)),
+    LINK.c.confidence == LinkConfidence.CONFIRMED.value,
+)
 # PostgreSQL: notifications are inserted under this transaction-level advisory lock, so their ids
 # commit in id order and `id > last seen` never skips one (SQLite serializes writers anyway).
 NOTIFICATION_LOCK = 0x6E6F74696679  # "notify"
@@ -387,7 +394,7 @@ class HubStore:
 
     async def persons_by_id(self, ids: Sequence[int]) -> list[PersonCore | None]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(PERSON).where(PERSON.c.id.in_(list(ids))))).all()
+            rows = (await conn.execute(PERSONS_BY_ID, {"ids": list(ids)})).all()
         found = {r.id: _person(r) for r in rows}
         return [found.get(i) for i in ids]
 
@@ -429,11 +436,8 @@ class HubStore:
     async def person_ids_by_owner(self, keys: Sequence[tuple[str, str]]) -> list[int | None]:
         """(record type, owner key) of a confirmed link -> person id: who a record belongs to."""
         owners = [owner for _type, owner in keys]
-        statement = select(LINK.c.record_type, LINK.c.owner_key, LINK.c.person_id).where(
-            and_(LINK.c.owner_key.in_(owners), LINK.c.confidence == LinkConfidence.CONFIRMED.value)
-        )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(PERSON_IDS_BY_OWNER, {"owners": owners})).all()
         found = {(r.record_type, r.owner_key): r.person_id for r in rows}
         return [found.get(key) for key in keys]
 
