@@ -36,6 +36,7 @@ from audit.log import AUDIT_KEY, AuditLog
 from audit.witness import open_witness
 from edge.documents import MAX_KEPT, KnownDocuments, TrustedDocuments
 from edge.downloads import permit_routes
+from edge.exports import export_routes
 from edge.gateway import Gate
 from edge.graphiql import graphiql_page, graphiql_routes
 from edge.media import GRAPHQL_RESPONSE, is_request_error, request_error_status
@@ -335,6 +336,8 @@ def create_app(
         Route("/metrics", metrics_endpoint),
         # The published verification keys; a cardholder's QR image and signed permit document.
         *permit_routes(graphql, settings.data_dir),
+        # Reporting jobs' exports, streamed as CSV, NDJSON or Parquet.
+        *export_routes(graphql),
         *graphiql_routes(),  # the IDE's vendored assets
     ]
     return Starlette(

@@ -111,6 +111,9 @@ class Settings:
     # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
     # wait on (clock.py): the system's; tests pass one they move themselves.
     clock: Clock = SYSTEM_CLOCK
+    # HUB_EXPORT_BATCH_ROWS: rows an export reads per keyset batch, audits per commit and
+    # writes per Parquet row group (edge/exports.py); what its memory is bounded by.
+    export_batch_rows: int = 2000
 
     @classmethod
     def for_directory(
@@ -171,6 +174,7 @@ class Settings:
                 env, "HUB_MAX_SUBSCRIPTIONS_PER_PERSON", cls.max_subscriptions_per_person
             ),
             subscription_poll=_poll(env, "HUB_SUBSCRIPTION_POLL", cls.subscription_poll),
+            export_batch_rows=_count(env, "HUB_EXPORT_BATCH_ROWS", cls.export_batch_rows),
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
             if env.get("HUB_TRUSTED_DOCUMENTS")
             else None,

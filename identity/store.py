@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -74,6 +74,13 @@ NOTIFICATION_KEY = Table(
 # A notification as read: a news item's recipients take its text from the news row.
 NOTIFICATION_SOURCE = NOTIFICATION.outerjoin(NEWS, NEWS.c.id == NOTIFICATION.c.news_id)
 NOTIFICATION_COLUMNS = (*NOTIFICATION.c, NEWS.c.message.label("news_message"))
+# Statements a batch read runs again and again (an export's every batch), built once: built per
+# call, their expression objects are garbage only a full collection frees (exports/).
+PERSONS_BY_ID = select(PERSON).where(PERSON.c.id.in_(bindparam("ids", expanding=True)))
+PERSON_IDS_BY_OWNER = select(LINK.c.record_type, LINK.c.owner_key, LINK.c.person_id).where(
+    LINK.c.owner_key.in_(bindparam("owners", expanding=True)),
+    LINK.c.confidence == LinkConfidence.CONFIRMED.value,
+)
 # PostgreSQL: notifications are inserted under this transaction-level advisory lock, so their ids
 # commit in id order and `id > last seen` never skips one (SQLite serializes writers anyway).
 NOTIFICATION_LOCK = 0x6E6F74696679  # "notify"
@@ -252,6 +259,15 @@ def _dimension(dimension: StatisticsDimension, today: date) -> ColumnElement[Any
             return case((INDEX.c.insured, "true"), else_="false")
 
 
+def _expiring(today: date, until: date) -> tuple[ColumnElement[bool], ...]:
+    """Index rows of a valid current permit ending from `today` to `until` inclusive."""
+    return (
+        INDEX.c.permit_status == WorkPermitStatus.VALID.value,
+        INDEX.c.permit_valid_to >= today,
+        INDEX.c.permit_valid_to <= until,
+    )
+
+
 class HubStore:
     """The hub's own database."""
 
@@ -378,7 +394,7 @@ class HubStore:
 
     async def persons_by_id(self, ids: Sequence[int]) -> list[PersonCore | None]:
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(PERSON).where(PERSON.c.id.in_(list(ids))))).all()
+            rows = (await conn.execute(PERSONS_BY_ID, {"ids": list(ids)})).all()
         found = {r.id: _person(r) for r in rows}
         return [found.get(i) for i in ids]
 
@@ -420,11 +436,8 @@ class HubStore:
     async def person_ids_by_owner(self, keys: Sequence[tuple[str, str]]) -> list[int | None]:
         """(record type, owner key) of a confirmed link -> person id: who a record belongs to."""
         owners = [owner for _type, owner in keys]
-        statement = select(LINK.c.record_type, LINK.c.owner_key, LINK.c.person_id).where(
-            and_(LINK.c.owner_key.in_(owners), LINK.c.confidence == LinkConfidence.CONFIRMED.value)
-        )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(statement)).all()
+            rows = (await conn.execute(PERSON_IDS_BY_OWNER, {"owners": owners})).all()
         found = {(r.record_type, r.owner_key): r.person_id for r in rows}
         return [found.get(key) for key in keys]
 
@@ -514,6 +527,35 @@ class HubStore:
             for row in rows
             if row.n > 0
         ]
+
+    async def count_expiring(self, today: date, until: date, employer: str | None = None) -> int:
+        """How many persons' current permits are valid and end from `today` to `until`
+        inclusive (naming `employer`, when given), as linking last saw them."""
+        statement = select(func.count()).where(
+            *_expiring(today, until), *([INDEX.c.employer_credit_code == employer] if employer else [])
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    async def expiring_counts(
+        self, group_by: Sequence[StatisticsDimension], today: date, until: date
+    ) -> AsyncIterator[tuple[date, StatisticsCount]]:
+        """Persons whose current permit is valid and ends from `today` to `until` inclusive,
+        counted per end date and `group_by` values, by end date then values; streamed, so a
+        year of cells never sits in memory at once."""
+        ends = INDEX.c.permit_valid_to.label("ends")
+        dims = [_dimension(d, today).label(f"d{i}") for i, d in enumerate(group_by)]
+        statement = (
+            select(ends, *dims, func.count().label("n"), func.sum(PERSON.c.record_key).label("k"))
+            .select_from(INDEX.join(PERSON, PERSON.c.id == INDEX.c.person_id))
+            .where(*_expiring(today, until))
+            .group_by(ends, *dims)
+            .order_by(ends, *dims)
+        )
+        async with self.engine.connect() as conn:
+            async for row in await conn.stream(statement):
+                keys = tuple((d, str(row[i + 1])) for i, d in enumerate(group_by))
+                yield row.ends, StatisticsCount(keys, int(row.n), int(row.k))
 
     async def notifications_by_person(
         self, ids: Sequence[int], first: int, after: int | None
