@@ -183,9 +183,17 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
     instrument(store.engine, HUB_STORE)
     await store.create_tables()
     await audit.create_tables()
-    workflows = workflow_runner(sources, store)
-    # A crash may have left runs unfinished: each is undone before anything else is served.
-    await workflows.recover()
+    workflows = workflow_runner(
+        sources,
+        store,
+        clock=settings.clock,
+        lease=settings.run_lease,
+        idempotency_wait=settings.idempotency_wait,
+        shared=settings.redis_url is not None,  # other processes serve the same databases
+    )
+    # A crash may have left runs unfinished: each is undone before anything else is served
+    # (beside other processes: those whose lease expired; the rest as their leases expire).
+    await workflows.start()
     tokens = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
     sealed = sealer(settings.data_dir)
     return HubState(
@@ -257,7 +265,7 @@ def create_app(
             checks = expiry_checks(
                 hub.sources, hub.store, settings.today, notify_interval, settings.clock.sleep
             )
-            async with checks as task:
+            async with checks as task, hub.workflows.keeping_leases():
                 app.state.expiry_check = task
                 yield
         finally:

@@ -103,6 +103,11 @@ class Settings:
     # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
     # wait on (clock.py): the system's; tests pass one they move themselves.
     clock: Clock = SYSTEM_CLOCK
+    # HUB_RUN_LEASE: seconds a workflow run's lease lasts (its process renews it a third of that
+    # apart; past it, any process undoes the run). HUB_IDEMPOTENCY_WAIT: seconds a request waits
+    # for an in-flight run with its idempotency key before answering CONFLICT.
+    run_lease: float = 30.0
+    idempotency_wait: float = 10.0
 
     @classmethod
     def for_directory(
@@ -158,6 +163,8 @@ class Settings:
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
             redis_url=env.get("HUB_REDIS_URL") or None,
+            run_lease=_lease(env, "HUB_RUN_LEASE", cls.run_lease),
+            idempotency_wait=_seconds(env, "HUB_IDEMPOTENCY_WAIT", cls.idempotency_wait),
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
             if env.get("HUB_TRUSTED_DOCUMENTS")
             else None,
@@ -205,6 +212,14 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
         raise ValueError(f"{name}: {value!r} is not a number of seconds") from None
     if not seconds >= 0 or seconds == float("inf"):
         raise ValueError(f"{name}: {value!r} is not a number of seconds")
+    return seconds
+
+
+def _lease(env: dict[str, str], name: str, default: float) -> float:
+    """A lease: a positive number of seconds; anything else stops the start."""
+    seconds = _seconds(env, name, default)
+    if seconds <= 0:
+        raise ValueError(f"{name}: a lease must be more than 0 seconds")
     return seconds
 
 

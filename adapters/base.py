@@ -68,6 +68,26 @@ class RowWriter(Protocol):
 
     async def delete(self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any]) -> None: ...
 
+    async def allocate(self, series: str, agency_highest: int) -> int:
+        """The next number of a series, past the agency's highest, never handed out twice."""
+        ...
+
+
+async def next_in_series(
+    writer: RowWriter, conn: AsyncConnection, column: ColumnElement[str], prefix: str, digits: int
+) -> str:
+    """The next number `prefix` + `digits` digits of a series the agency keeps in `column`,
+    allocated by the writer past the agency's highest so that no two processes take the same
+    one, and checked against the agency's own numbers: one it issued itself meanwhile is
+    skipped, never reused. Call it inside the agency's write transaction."""
+    series = f"{column.table.name}.{column.name}:{prefix}"
+    while True:
+        highest = (await conn.execute(select(func.max(column)).where(column.like(f"{prefix}%")))).scalar_one()
+        allocated = await writer.allocate(series, int(highest[len(prefix) :]) if highest else 0)
+        number = f"{prefix}{allocated:0{digits}d}"
+        if (await conn.execute(select(column).where(column == number).limit(1))).first() is None:
+            return number
+
 
 class UnmappableValue(ValueError):
     """Raised by a mapping function; the adapter turns it into a DataProblem with the row's key."""

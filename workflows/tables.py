@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 
@@ -18,10 +20,14 @@ class WorkflowRun(SQLModel, table=True):
     client: str
     idempotency_key: str | None = None
     input_hash: str
-    status: str = Field(index=True)  # RUNNING, DONE, UNDONE
+    status: str = Field(index=True)  # RUNNING, UNDOING (claimed to be undone), DONE, UNDONE
     result: str | None = None  # JSON: what the payload is built from
     started_at: datetime
     finished_at: datetime | None = None
+    # The process that runs (or undoes) the run, and until when (UTC) its lease holds; a run
+    # unfinished past its lease is any process's to undo (workflows/engine.py).
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
 
 
 class WorkflowJournal(SQLModel, table=True):
@@ -46,3 +52,14 @@ class PendingPermit(SQLModel, table=True):
 
     permit_key: int = Field(primary_key=True)
     valid_to: date
+
+
+async def add_lease_columns(conn: AsyncConnection) -> None:
+    """A store made before run leases gets their columns (its unfinished runs have none: they
+    count as expired)."""
+    columns = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("workflow_run")})
+    if "lease_owner" in columns:
+        return
+    timestamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    await conn.execute(text("ALTER TABLE workflow_run ADD COLUMN lease_owner VARCHAR"))
+    await conn.execute(text(f"ALTER TABLE workflow_run ADD COLUMN lease_expires {timestamp}"))
