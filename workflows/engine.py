@@ -563,7 +563,10 @@ class WorkflowRunner:
         for run_id, kind in candidates:
             if await self._undo_claimed(run_id, None, False, own=False, everything=everything):
                 undone += 1
-                log.info("workflow run undone after its process stopped", extra={"run": run_id, "kind": kind})
+                log.info(
+                    "workflow run undone after its process stopped",
+                    extra={"run": run_id, "kind": kind, "by": self.owner},
+                )
         return undone
 
     async def start(self) -> int:
