@@ -170,13 +170,16 @@ class HubGraphQL(GraphQL[Context, None]):
 
 async def open_hub(settings: Settings, policy: Policy) -> HubState:
     # Each source bounded, retried and cut off by its breaker; faults injected only in drills and tests.
-    sources = Sources.open(settings.source_urls, settings.source_budgets, settings.clock, settings.agencies)
+    sources = Sources.open(
+        settings.source_urls, settings.source_budgets, settings.clock, settings.agencies, settings.db_pool
+    )
     install_faults(sources, fault_plan_from_environment(agencies=[spec.id for spec in settings.agencies]))
-    store = HubStore.open(settings.store_url)
+    store = HubStore.open(settings.store_url, settings.db_pool)
     audit = AuditLog.open(
         settings.audit_url,
         load_or_create_key(settings.data_dir, AUDIT_KEY),
         open_witness(settings.witness_location()),  # every checkpoint also goes there
+        settings.db_pool,
     )
     for source in sources.all():
         instrument(source.engine, str(source.agency))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-from adapters.base import SourceBudget
+from adapters.base import DEFAULT_POOL, SourceBudget
 from adapters.registry import DEFAULT_AGENCIES
 from adapters.spec import AgencySpec
 from audit.witness import WITNESS_FILE
@@ -108,6 +108,10 @@ class Settings:
     # for an in-flight run with its idempotency key before answering CONFLICT.
     run_lease: float = 30.0
     idempotency_wait: float = 10.0
+    # HUB_DB_POOL: connections this process keeps open per database (and as many more at
+    # peak): N processes on one PostgreSQL server open up to N x databases x 2 x this, which
+    # must stay within its max_connections, or connecting fails instead of waiting.
+    db_pool: int = DEFAULT_POOL
 
     @classmethod
     def for_directory(
@@ -164,6 +168,7 @@ class Settings:
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
             redis_url=env.get("HUB_REDIS_URL") or None,
             run_lease=_lease(env, "HUB_RUN_LEASE", cls.run_lease),
+            db_pool=_count(env, "HUB_DB_POOL", cls.db_pool),
             idempotency_wait=_seconds(env, "HUB_IDEMPOTENCY_WAIT", cls.idempotency_wait),
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
             if env.get("HUB_TRUSTED_DOCUMENTS")

@@ -108,8 +108,15 @@ class RecordList(list[R], Generic[R]):
         self.head_problem: DataProblem | None = None
 
 
-def open_engine(url: str, statement_timeout: float | None = None) -> AsyncEngine:
+DEFAULT_POOL = 10
+
+
+def open_engine(url: str, statement_timeout: float | None = None, pool: int = DEFAULT_POOL) -> AsyncEngine:
     """An engine for one database; SQLite files get WAL so readers never wait on a writer.
+
+    A server's engine keeps `pool` connections and opens as many more at peak; past that, a
+    caller waits for one to come free (HUB_DB_POOL: every process of a hub has its own pools,
+    which must fit in the server's connection limit together).
 
     `statement_timeout` (seconds) is the server's own limit on each statement where the
     engine offers one: PostgreSQL's `statement_timeout`. SQLite has none; there a statement
@@ -137,7 +144,7 @@ def open_engine(url: str, statement_timeout: float | None = None) -> AsyncEngine
         milliseconds = max(1, round(statement_timeout * 1000))
         connect_args["server_settings"] = {"statement_timeout": str(milliseconds)}
     return create_async_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args
+        url, pool_size=pool, max_overflow=pool, pool_pre_ping=True, connect_args=connect_args
     )
 
 

@@ -109,6 +109,13 @@ def _dump(value: object) -> str:
     return orjson.dumps(value, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
 
 
+class _Unchecked:
+    """A journal entry whose undo is unconditional (many rows by shared values)."""
+
+
+UNCHECKED = _Unchecked()
+
+
 class Journal:
     """The one way a workflow writes: before-image first, then the change."""
 
@@ -171,8 +178,17 @@ class Journal:
             return
 
     async def _record(
-        self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any], before: Any
+        self,
+        conn: AsyncConnection,
+        target: str,
+        table: Table,
+        key: dict[str, Any],
+        before: Any,
+        after: dict[str, Any] | None | _Unchecked = UNCHECKED,
     ) -> None:
+        """The entry for one change: the row's key, its before-image and what the change
+        leaves in it (`after`: the values it sets, None when it removes the row), which the
+        undo checks first."""
         row = {
             "run_id": self.run_id,
             "target": target,
@@ -180,6 +196,7 @@ class Journal:
             "key": _dump({str(k): v for k, v in key.items()}),
             # Column names may be str subclasses (quoted names): the journal keeps plain text.
             "before": None if before is None else _dump({str(k): v for k, v in before._mapping.items()}),
+            "after_image": None if isinstance(after, _Unchecked) else _dump(after),
         }
         if target == HUB_STORE:
             await conn.execute(insert(JOURNAL).values(row))  # atomic with the change itself
@@ -192,7 +209,7 @@ class Journal:
     async def insert(
         self, conn: AsyncConnection, target: str, table: Table, row: dict[str, Any], key: list[str]
     ) -> None:
-        await self._record(conn, target, table, {k: row[k] for k in key}, None)
+        await self._record(conn, target, table, {k: row[k] for k in key}, None, row)
         await conn.execute(insert(table).values(row))
         self._changed()
 
@@ -216,7 +233,7 @@ class Journal:
         where = and_(*(table.c[k] == v for k, v in key.items()))
         before = (await conn.execute(select(table).where(where))).first()
         if before is not None:
-            await self._record(conn, target, table, key, before)
+            await self._record(conn, target, table, key, before, None)
             await conn.execute(delete(table).where(where))
             self._changed()
 
@@ -227,7 +244,7 @@ class Journal:
         before = (await conn.execute(select(table).where(where))).first()
         if before is None:
             raise LookupError(f"{table.name} has no row {key}")
-        await self._record(conn, target, table, key, before)
+        await self._record(conn, target, table, key, before, values)
         await conn.execute(update(table).where(where).values(values))
         self._changed()
 
@@ -248,6 +265,30 @@ def _in_flight(method: Callable[..., Awaitable[Outcome]]) -> Callable[..., Await
                 self._idle.set()
 
     return counted
+
+
+async def _left_as_written(
+    conn: AsyncConnection, table: Table, where: ColumnElement[bool], after: dict[str, Any] | None
+) -> bool:
+    """Whether the row is as the journaled change left it (None: the change removed it)."""
+    current = (await conn.execute(select(table).where(where))).first()
+    if after is None or current is None:
+        return after is None and current is None
+    return all(_same(current._mapping[c], _column_value(table, c, v)) for c, v in after.items())
+
+
+def _same(actual: Any, written: Any) -> bool:
+    """A value read back equals the one written: fixed-width text comes back padded, and a
+    time without an offset is UTC."""
+    if isinstance(actual, str) and isinstance(written, str):
+        return actual.rstrip() == written.rstrip()
+    if isinstance(actual, datetime) and isinstance(written, datetime):
+        return _utc(actual) == _utc(written)
+    return bool(actual == written)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class LeaseLost(Exception):
@@ -508,6 +549,13 @@ class WorkflowRunner:
             where = and_(*(table.c[k] == _column_value(table, k, v) for k, v in key.items()))
             async with self.engines[entry.target].begin() as conn:
                 await hold_write_lock(conn, write_lock_of(entry.target))
+                if entry.after_image is not None and not await _left_as_written(
+                    conn, table, where, orjson.loads(entry.after_image)
+                ):
+                    # The change never committed (its block rolled back, or its process died
+                    # before the commit) or another run has changed the row since: with other
+                    # processes writing, restoring it would overwrite what is theirs.
+                    continue
                 await conn.execute(delete(table).where(where))
                 if entry.before is not None:
                     before = orjson.loads(entry.before)

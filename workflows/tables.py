@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,6 +43,9 @@ class WorkflowJournal(SQLModel, table=True):
     table_name: str
     key: str  # JSON object: the row's key columns
     before: str | None = None  # JSON object, or None when the change inserts the row
+    # JSON: the values the change sets (null: it deletes the row); the undo restores the row
+    # only while it is so, i.e. the change committed and no later run changed it. None: always.
+    after_image: str | None = None
 
 
 class PendingPermit(SQLModel, table=True):
@@ -56,10 +60,15 @@ class PendingPermit(SQLModel, table=True):
 
 async def add_lease_columns(conn: AsyncConnection) -> None:
     """A store made before run leases gets their columns (its unfinished runs have none: they
-    count as expired)."""
-    columns = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("workflow_run")})
-    if "lease_owner" in columns:
-        return
-    timestamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
-    await conn.execute(text("ALTER TABLE workflow_run ADD COLUMN lease_owner VARCHAR"))
-    await conn.execute(text(f"ALTER TABLE workflow_run ADD COLUMN lease_expires {timestamp}"))
+    count as expired), and the journal its after-images (its entries have none: undone as
+    before)."""
+
+    def columns(table: str) -> Any:
+        return conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns(table)})
+
+    if "lease_owner" not in await columns("workflow_run"):
+        timestamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+        await conn.execute(text("ALTER TABLE workflow_run ADD COLUMN lease_owner VARCHAR"))
+        await conn.execute(text(f"ALTER TABLE workflow_run ADD COLUMN lease_expires {timestamp}"))
+    if "after_image" not in await columns("workflow_journal"):
+        await conn.execute(text("ALTER TABLE workflow_journal ADD COLUMN after_image VARCHAR"))
