@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import text
 
 from adapters import Sources
 from adapters.base import open_engine
@@ -34,7 +35,7 @@ from tests.conftest import AS_OF, BACKENDS, Estate, caller_headers, fresh_estate
 from tests.legacy import rows
 from tests.servers import free_port
 from tests.test_workers import HUB, REDIS_URL, ROOT, hub_environment, redis_unavailable, run_hub
-from workflows.engine import Journal, WorkflowRunner
+from workflows.engine import RUN, Journal, WorkflowRunner
 from workflows.registry import workflow_runner
 
 WP = Agency.WORK_PERMIT_SYSTEM.value
@@ -380,4 +381,72 @@ async def test_a_number_the_agency_issued_itself_is_never_reused(shared_estate: 
         after = (await runner.run("letterNumber", "series-test", None, {}, letter)).result["letter"]
         assert int(after[-7:]) == int(issued_itself[-7:]) + 1
     finally:
+        await close()
+
+
+async def test_recovery_restores_what_the_dead_run_wrote_never_what_a_sibling_wrote_since(
+    shared_estate: Estate,
+) -> None:
+    """A process died with a block uncommitted (its database rolled it back) after journaling
+    an insert under the next key, which a sibling's run has taken since: the recovery leaves
+    the sibling's row, and undoes the dead run's committed change."""
+    settings = shared_estate.settings
+    wp = settings.source_urls[Agency.WORK_PERMIT_SYSTEM]
+    clock = ManualClock()
+    runner, close = await _runner(settings, clock)
+    [committed, siblings] = await rows(
+        wp, """SELECT * FROM "WP_XKZ" WHERE "ZT" = '30' ORDER BY "XKID" LIMIT 2"""
+    )
+    engine = open_engine(wp)
+    try:
+        async with engine.begin() as conn:  # the dead run's first block, committed
+            await conn.execute(WP_XKZ.update().where(WP_XKZ.c.XKID == committed.XKID).values(YXQZ="20990101"))
+        async with runner.store.engine.begin() as conn:
+            run_id = (
+                await conn.execute(
+                    RUN.insert()
+                    .values(
+                        kind="extendWorkPermit",
+                        client="dead",
+                        input_hash="x",
+                        status="RUNNING",
+                        started_at=clock.now(),
+                        lease_owner="a process that is gone",
+                        lease_expires=clock.now(),
+                    )
+                    .returning(RUN.c.id)
+                )
+            ).scalar_one()
+            journal = (
+                "INSERT INTO workflow_journal (run_id, target, table_name, key, before, after_image)"
+                " VALUES (:run, :target, 'WP_XKZ', :key, :before, :after)"
+            )
+            await conn.execute(
+                text(journal),
+                {
+                    "run": run_id,
+                    "target": WP,
+                    "key": orjson.dumps({"XKID": committed.XKID}).decode(),
+                    "before": orjson.dumps(dict(committed._mapping)).decode(),
+                    "after": orjson.dumps({"YXQZ": "20990101"}).decode(),
+                },
+            )
+            await conn.execute(
+                text(journal),
+                {
+                    "run": run_id,
+                    "target": WP,
+                    "key": orjson.dumps({"XKID": siblings.XKID}).decode(),
+                    "before": None,
+                    "after": orjson.dumps({"XKID": siblings.XKID, "GZDD": "999999"}).decode(),
+                },
+            )
+        clock.advance(1)
+        assert await runner.recover() == 1
+        [restored] = await rows(wp, f'SELECT "YXQZ" FROM "WP_XKZ" WHERE "XKID" = {committed.XKID}')
+        assert restored.YXQZ == committed.YXQZ
+        [kept] = await rows(wp, f'SELECT "GZDD" FROM "WP_XKZ" WHERE "XKID" = {siblings.XKID}')
+        assert kept.GZDD == siblings.GZDD, "the sibling's row is not the dead run's to delete"
+    finally:
+        await engine.dispose()
         await close()
