@@ -174,7 +174,7 @@ class Journal:
         try:
             async with self.runner.store.engine.begin() as conn:
                 await conn.execute(delete(JOURNAL).where(JOURNAL.c.id.in_(entries)))
-        except Exception:  # kept: the undo then restores what never changed, which changes nothing
+        except Exception:  # kept: the undo finds the row not as journaled, and leaves it
             return
 
     async def _record(
