@@ -108,9 +108,9 @@ class Settings:
     # for an in-flight run with its idempotency key before answering CONFLICT.
     run_lease: float = 30.0
     idempotency_wait: float = 10.0
-    # HUB_DB_POOL: connections this process keeps open per database (and as many more at
-    # peak): N processes on one PostgreSQL server open up to N x databases x 2 x this, which
-    # must stay within its max_connections, or connecting fails instead of waiting.
+    # HUB_DB_POOL: the most connections this process opens per database (half of them kept):
+    # N processes on one PostgreSQL server open up to N x databases x this, which must stay
+    # within its max_connections, or connecting fails instead of waiting.
     db_pool: int = DEFAULT_POOL
 
     @classmethod

@@ -108,13 +108,13 @@ class RecordList(list[R], Generic[R]):
         self.head_problem: DataProblem | None = None
 
 
-DEFAULT_POOL = 10
+DEFAULT_POOL = 20
 
 
 def open_engine(url: str, statement_timeout: float | None = None, pool: int = DEFAULT_POOL) -> AsyncEngine:
     """An engine for one database; SQLite files get WAL so readers never wait on a writer.
 
-    A server's engine keeps `pool` connections and opens as many more at peak; past that, a
+    A server's engine opens at most `pool` connections and keeps half of them; past that, a
     caller waits for one to come free (HUB_DB_POOL: every process of a hub has its own pools,
     which must fit in the server's connection limit together).
 
@@ -144,7 +144,11 @@ def open_engine(url: str, statement_timeout: float | None = None, pool: int = DE
         milliseconds = max(1, round(statement_timeout * 1000))
         connect_args["server_settings"] = {"statement_timeout": str(milliseconds)}
     return create_async_engine(
-        url, pool_size=pool, max_overflow=pool, pool_pre_ping=True, connect_args=connect_args
+        url,
+        pool_size=max(1, pool // 2),
+        max_overflow=pool - max(1, pool // 2),
+        pool_pre_ping=True,
+        connect_args=connect_args,
     )
 
 

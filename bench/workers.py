@@ -87,6 +87,8 @@ class Databases:
             HUB_NOTIFY_INTERVAL="0",
             HUB_REDIS_URL=REDIS_URL,
             HUB_SOURCE_TIMEOUT="30",
+            # A twin waits for the first run as long as the clients wait for their answer.
+            HUB_IDEMPOTENCY_WAIT="120",
         )
         for name in ("PROMETHEUS_MULTIPROC_DIR", "HUB_FAULTS", "HUB_FAULTS_FILE", "HUB_CRASH_DRILL"):
             env.pop(name, None)
@@ -363,7 +365,8 @@ async def check(figures: Mixed, databases: Databases, run: str, env: dict[str, s
         (
             "no applicant beyond the acknowledged ones",
             applicants == len(figures.applied),
-            f"{applicants} applicants, {len(figures.applied)} acknowledged, {len(figures.refused)} refused",
+            f"{applicants} applicants, {len(figures.applied)} acknowledged, {len(figures.refused)} refused"
+            f" {dict(Counter(figures.refused.values()))}",
         ),
     ]
     command = [*HUB, "audit", "verify"]
@@ -402,7 +405,7 @@ def main() -> int:
     parser.add_argument(
         "--connections",
         type=int,
-        default=60,
+        default=84,
         help="PostgreSQL connections all workers may open together (HUB_DB_POOL is set from it)",
     )
     parser.add_argument(
@@ -435,9 +438,9 @@ def main() -> int:
             auth = headers(data_dir, ROLE, PURPOSE)
             for workers in args.workers:
                 flush_redis()
-                # Every worker pools each of the 7 databases (as many again at peak): all of
-                # them together stay within --connections, so connecting waits, never fails.
-                pool = max(1, args.connections // (workers * len(databases.names) * 2))
+                # Every worker pools each of the 7 databases: all of them together stay within
+                # --connections, so connecting waits, never fails.
+                pool = max(1, args.connections // (workers * len(databases.names)))
                 server = Server(
                     workers, {**env, "HUB_DB_POOL": str(pool)}, Path(tmp) / f"hub-{workers}.log", free_port()
                 )
