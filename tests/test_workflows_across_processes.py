@@ -65,7 +65,8 @@ class Hub:
     def __init__(self, settings: Settings, log: Path, faults: str | None = None, **extra: str) -> None:
         self.port = free_port()
         self.log = log
-        env = hub_environment(settings, HUB_REDIS_URL=REDIS_URL, **extra)
+        # Few connections each: the suite and its neighbours share one PostgreSQL server.
+        env = hub_environment(settings, HUB_REDIS_URL=REDIS_URL, HUB_DB_POOL="4", **extra)
         if faults:
             env["HUB_FAULTS"] = faults
         with log.open("wb") as out:
