@@ -33,17 +33,21 @@ from access.tokens import TOKEN_KEY, TokenAuthority
 from adapters import Sources
 from audit.log import AUDIT_KEY, AuditLog
 from audit.witness import open_witness
-from edge.documents import KnownDocuments, TrustedDocuments
+from edge.documents import MAX_KEPT, KnownDocuments, TrustedDocuments
 from edge.downloads import permit_routes
 from edge.gateway import Gate
 from edge.graphiql import graphiql_page, graphiql_routes
+from edge.rate_limits import RateLimits
+from edge.shared_documents import SharedDocuments
 from edge.websocket import HubWebSocketAdapter, admit_connection, subscriptions_handler
 from faults import install as install_faults
 from faults import plan_from_environment as fault_plan_from_environment
 from identity.store import HubStore
 from keys.data_dir import keep_private
 from keys.files import load_or_create_key
+from notifications.doorbell import doorbell
 from notifications.expiry import expiry_checks, interval_from_environment
+from notifications.seats import Seats
 from opaque.cursors import Cursors
 from opaque.ids import GlobalIds
 from opaque.sealing import sealer
@@ -70,6 +74,7 @@ from schema.agencies import DEFAULT_PARTS, GraphPart
 from schema.errors import shape_all
 from schema.text_rules import NUL_MESSAGE
 from settings import Settings
+from shared_state import SharedRedis
 from tracing import HUB_STORE, instrument
 from tracing.request import request_of
 from workflows.registry import workflow_runner
@@ -168,7 +173,7 @@ class HubGraphQL(GraphQL[Context, None]):
         return unset
 
 
-async def open_hub(settings: Settings, policy: Policy) -> HubState:
+async def open_hub(settings: Settings, policy: Policy, shared: SharedRedis | None = None) -> HubState:
     # Each source bounded, retried and cut off by its breaker; faults injected only in drills and tests.
     sources = Sources.open(
         settings.source_urls, settings.source_budgets, settings.clock, settings.agencies, settings.db_pool
@@ -212,6 +217,7 @@ async def open_hub(settings: Settings, policy: Policy) -> HubState:
         verifiers=Verifiers.from_setting(settings.verifier_jwks),
         sealer=sealed,
         permit_keys=permit_keys(settings.data_dir),
+        seats=Seats(settings.max_subscriptions_per_person, shared),
     )
 
 
@@ -256,10 +262,12 @@ def create_app(
     policy = load_policy(schema._schema, settings.policy_path)
     authority = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
     notify_interval = interval_from_environment()  # the expiry check's, in seconds (None: off)
+    # What every process of the hub shares (rate limits, persisted queries, the doorbell).
+    shared = SharedRedis(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub = await open_hub(settings, policy)
+        hub = await open_hub(settings, policy, shared)
         app.state.hub = hub
         tune_for_serving()
         graphql.revoked = partial(is_revoked, hub.store)  # a lost phone's token is refused
@@ -268,21 +276,25 @@ def create_app(
             checks = expiry_checks(
                 hub.sources, hub.store, settings.today, notify_interval, settings.clock.sleep
             )
-            async with checks as task, hub.workflows.keeping_leases():
+            rings = doorbell.across_processes(hub.store, shared)
+            async with checks as task, rings, hub.workflows.keeping_leases():
                 app.state.expiry_check = task
                 yield
         finally:
             # Graceful shutdown: workflow runs and audit records in flight finish first.
             await drain(hub, settings.shutdown_grace)
             await close_hub(hub)
+            if shared is not None:
+                await shared.close()
             telemetry.shutdown()
             worker_stopped()
 
     view = HubGraphQL(schema, graphql_ide="graphiql", subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
     # Loaded before serving too: a trusted-documents file that cannot be read stops the start.
     trusted = TrustedDocuments.load(settings.trusted_documents) if settings.trusted_documents else None
-    documents = KnownDocuments(trusted)
-    graphql = Gate(view, authority, policy, settings.limits, documents)
+    documents = KnownDocuments(trusted, SharedDocuments(shared, MAX_KEPT) if shared else None)
+    rate_limits = RateLimits(settings.limits.rate_limit, shared)
+    graphql = Gate(view, authority, policy, settings.limits, documents, rate_limits)
     view.admit_connection = graphql.admit_connection
     view.graphql_transport_ws_handler_class = subscriptions_handler(
         settings.limits.max_document_bytes, settings.clock, documents
@@ -292,7 +304,7 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
         Route("/healthz", healthz),
         # Operations (no token, nothing personal): readiness per database, Prometheus metrics.
-        Route("/readyz", Readiness(settings.ready_timeout).endpoint),
+        Route("/readyz", Readiness(settings.ready_timeout, shared).endpoint),
         Route("/metrics", metrics_endpoint),
         # The published verification keys; a cardholder's QR image and signed permit document.
         *permit_routes(graphql, settings.data_dir),

@@ -240,18 +240,26 @@ async def _issue_token(settings: Settings, args: argparse.Namespace) -> str:
 async def _notify(settings: Settings) -> str:
     from adapters import Sources
     from identity.store import HubStore
+    from notifications.doorbell import doorbell
     from notifications.expiry import write_expiry_notices
+    from shared_state import SharedRedis
 
     sources = Sources.open(settings.source_urls, agencies=settings.agencies)
     store = HubStore.open(settings.store_url)
+    shared = SharedRedis(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
     try:
         await store.create_tables()
         today = settings.today()
-        report = await write_expiry_notices(sources, store, today)
+        # With Redis, the servers' live subscribers hear of the notices at once.
+        rings = doorbell.across_processes(store, shared)
+        async with rings:
+            report = await write_expiry_notices(sources, store, today)
         return report.summary(today)
     finally:
         await sources.close()
         await store.close()
+        if shared is not None:
+            await shared.close()
 
 
 async def _verify_audit(settings: Settings) -> int:

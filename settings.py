@@ -100,6 +100,14 @@ class Settings:
     # HUB_REDIS_URL: where all processes of one hub share their rate limits, persisted queries
     # and notification wake-ups; None: in this process only (then `hub run` serves one worker).
     redis_url: str | None = None
+    # HUB_REDIS_PREFIX: the start of every key and channel of this hub in that Redis.
+    redis_prefix: str = "hub:"
+    # HUB_MAX_SUBSCRIPTIONS_PER_PERSON: live subscriptions one person may hold at once, over
+    # every connection and process (notifications/seats.py).
+    max_subscriptions_per_person: int = 10
+    # HUB_SUBSCRIPTION_POLL: seconds after which a subscriber reads the store though no ring
+    # came (notifications/feed.py), the safety net under the doorbell.
+    subscription_poll: float = 30.0
     # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
     # wait on (clock.py): the system's; tests pass one they move themselves.
     clock: Clock = SYSTEM_CLOCK
@@ -167,7 +175,12 @@ class Settings:
             log_level=_log_level(env.get("HUB_LOG_LEVEL", cls.log_level)),
             verifier_jwks=env.get("HUB_VERIFIER_JWKS") or None,
             redis_url=env.get("HUB_REDIS_URL") or None,
-            run_lease=_lease(env, "HUB_RUN_LEASE", cls.run_lease),
+            redis_prefix=env.get("HUB_REDIS_PREFIX") or cls.redis_prefix,
+            max_subscriptions_per_person=_count(
+                env, "HUB_MAX_SUBSCRIPTIONS_PER_PERSON", cls.max_subscriptions_per_person
+            ),
+            subscription_poll=_positive_seconds(env, "HUB_SUBSCRIPTION_POLL", cls.subscription_poll),
+            run_lease=_positive_seconds(env, "HUB_RUN_LEASE", cls.run_lease),
             db_pool=_count(env, "HUB_DB_POOL", cls.db_pool),
             idempotency_wait=_seconds(env, "HUB_IDEMPOTENCY_WAIT", cls.idempotency_wait),
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
@@ -220,11 +233,11 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     return seconds
 
 
-def _lease(env: dict[str, str], name: str, default: float) -> float:
-    """A lease: a positive number of seconds; anything else stops the start."""
+def _positive_seconds(env: dict[str, str], name: str, default: float) -> float:
+    """Seconds more than 0 (a poll's interval, a lease); anything else stops the start."""
     seconds = _seconds(env, name, default)
     if seconds <= 0:
-        raise ValueError(f"{name}: a lease must be more than 0 seconds")
+        raise ValueError(f"{name}: {env[name]!r} is not a number of seconds above 0")
     return seconds
 
 

@@ -6,7 +6,9 @@ Without a `query`, the hub runs the document it keeps under H, or answers
 `PERSISTED_QUERY_NOT_FOUND` (HTTP 200, message `PersistedQueryNotFound`, which clients look
 for), and the client sends the request again with its `query`. With a `query`, H must be the
 query's hash (else 400 naming `extensions.persistedQuery.sha256Hash`) and the document is kept.
-Documents are kept per process, the most recently used first, at most MAX_KEPT of them.
+Each process keeps at most MAX_KEPT documents, the most recently used first; with
+HUB_REDIS_URL they are also kept in Redis for every process (shared_documents.py), so a
+document registered through one process runs by its hash through any other.
 
 Trusted documents (HUB_TRUSTED_DOCUMENTS, a JSON file, docs/decisions.md "Trusted
 documents"): as agency frontends deploy them, the documents each client may run, built with
@@ -39,8 +41,9 @@ from starlette.types import Scope
 
 from access.caller import Caller
 from domain.errors import ErrorCode
+from edge.shared_documents import SharedDocuments
 
-MAX_KEPT = 10_000
+MAX_KEPT = 10_000  # per process, and in Redis (edge/shared_documents.py)
 ANONYMOUS = "anonymous"
 
 
@@ -115,11 +118,14 @@ def _hash_of(persisted: Any) -> str:
 class KnownDocuments:
     """The documents a gate runs by hash: those clients registered (APQ), or only the trusted."""
 
-    def __init__(self, trusted: TrustedDocuments | None = None) -> None:
+    def __init__(
+        self, trusted: TrustedDocuments | None = None, shared: SharedDocuments | None = None
+    ) -> None:
         self.trusted = trusted
+        self.shared = shared
         self.kept: OrderedDict[str, str] = OrderedDict()
 
-    def rewrite(self, scope: Scope, body: bytes, caller: Caller) -> tuple[Scope, bytes]:
+    async def rewrite(self, scope: Scope, body: bytes, caller: Caller) -> tuple[Scope, bytes]:
         """The request with its document's text in `query`, or DocumentRefused. Requests
         that are not a GraphQL request object (a batch, broken JSON) pass unchanged: the view
         answers them as before."""
@@ -129,7 +135,7 @@ class KnownDocuments:
                 extensions = orjson.loads(parameters["extensions"]) if "extensions" in parameters else None
             except orjson.JSONDecodeError:
                 return scope, body  # the view names the broken parameter
-            query = self.document(parameters.get("query"), extensions, caller)
+            query = await self.document(parameters.get("query"), extensions, caller)
             if query is None or parameters.get("query") == query:
                 return scope, body
             parameters["query"] = query
@@ -140,12 +146,12 @@ class KnownDocuments:
             return scope, body
         if not isinstance(request, dict):
             return scope, body
-        query = self.document(request.get("query"), request.get("extensions"), caller)
+        query = await self.document(request.get("query"), request.get("extensions"), caller)
         if query is None or request.get("query") == query:
             return scope, body
         return scope, orjson.dumps({**request, "query": query})
 
-    def document(self, query: Any, extensions: Any, caller: Caller) -> str | None:
+    async def document(self, query: Any, extensions: Any, caller: Caller) -> str | None:
         """The text to run: the query sent, or the one kept under the hash sent; None where
         the request has no document (the view or the protocol answers it); DocumentRefused."""
         persisted = extensions.get("persistedQuery") if isinstance(extensions, dict) else None
@@ -160,11 +166,20 @@ class KnownDocuments:
             return self._trusted(query, digest, caller)
         if isinstance(query, str):
             if digest is not None:
+                new = digest not in self.kept
                 self._keep(digest, query)
+                if new and self.shared is not None:
+                    await self.shared.keep(digest, query)
             return query
         if digest is None:
             return None  # no document at all: the view answers it
         kept = self.kept.get(digest)
+        if kept is None and self.shared is not None:
+            found = await self.shared.find(digest)  # registered through another process
+            # Run only what is the hash's text, whatever else may write to Redis.
+            if found is not None and sha256_of(found) == digest:
+                kept = found
+                self._keep(digest, kept)
         if kept is None:
             raise DocumentRefused(200, ErrorCode.PERSISTED_QUERY_NOT_FOUND, "PersistedQueryNotFound")
         self.kept.move_to_end(digest)

@@ -5,8 +5,6 @@ fails here never reaches the graph; GraphiQL's page itself loads without a token
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
@@ -15,9 +13,6 @@ from urllib.parse import unquote_to_bytes
 import graphql
 import orjson
 from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast
-from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -30,6 +25,7 @@ from domain.errors import ErrorCode, SourceUnavailable
 from domain.limits import Limits
 from domain.records import CallerRole
 from edge.documents import DocumentRefused, KnownDocuments
+from edge.rate_limits import RateLimits
 from schema.errors import MASKED_MESSAGE
 from tracing.request import SCOPE_KEY, RequestRecord, new_request, request_of
 
@@ -66,14 +62,14 @@ class Gate:
         policy: Policy,
         settings: Limits,
         documents: KnownDocuments | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.app = app
         self.documents = documents or KnownDocuments()
         self.authority = authority
         self.policy = policy
         self.settings = settings
-        self.limit: RateLimitItem = parse(settings.rate_limit)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.rate_limits = rate_limits or RateLimits(settings.rate_limit)
         # Set once the hub is open: whether a cardholder token's client was revoked (a lost
         # phone's, a revoked e-card's); None checks nothing.
         self.revoked: Callable[[str], Awaitable[bool]] | None = None
@@ -96,11 +92,11 @@ class Gate:
             in_url = len(unquote_to_bytes(scope.get("query_string", b"").replace(b"+", b" ")))
             body = await _read_body(receive, self.settings.max_document_bytes, in_url)
             if not headers.get("authorization", "").strip() and self._only_anonymous_calls(scope, body):
-                caller = self._admit_anonymous(scope, record.request_id)
+                caller = await self._admit_anonymous(scope, record.request_id)
             else:
                 caller = (await self._admitted(headers, record.request_id))[0]
             self.admitted(record, caller)
-            scope, body = self.documents.rewrite(scope, body, caller)  # a document sent by its hash
+            scope, body = await self.documents.rewrite(scope, body, caller)  # a document sent by its hash
         except DocumentRefused as refused:
             await _refuse(send, Refused(refused.status, refused.code, str(refused)), record)
             return
@@ -138,6 +134,7 @@ class Gate:
         """The caller and when its token expires, as `_admit` admits them, unless its
         cardholder token was revoked since."""
         caller, expires_at = self._admit(headers, request_id)
+        await self._hit(caller.subject)
         if (
             caller.role is CallerRole.CARDHOLDER
             and self.revoked is not None
@@ -184,7 +181,6 @@ class Gate:
         elif purpose not in claims.purposes:
             raise Refused(403, ErrorCode.FORBIDDEN, f"X-Purpose: the token does not allow {purpose!r}.")
         restricted_until = _restricted_until(headers, declared is not None and declared.investigation)
-        self._hit(claims.subject)
         caller = Caller(
             subject=claims.subject,
             role=claims.role,
@@ -219,18 +215,17 @@ class Gate:
             )
         )
 
-    def _admit_anonymous(self, scope: Scope, request_id: str) -> Caller:
+    async def _admit_anonymous(self, scope: Scope, request_id: str) -> Caller:
         """The caller without a token, rate-limited by its address like a client by its subject."""
         address = (scope.get("client") or ("unknown", 0))[0]
-        self._hit(f"anonymous:{address}")
+        await self._hit(f"anonymous:{address}")
         return Caller(
             subject="anonymous", role=CallerRole.CARDHOLDER, request_id=request_id, authenticated=False
         )
 
-    def _hit(self, key: str) -> None:
-        if not self.limiter.hit(self.limit, key):
-            reset, _remaining = self.limiter.get_window_stats(self.limit, key)
-            retry = max(1, math.ceil(reset - time.time()))
+    async def _hit(self, key: str) -> None:
+        retry = await self.rate_limits.retry_after(key)
+        if retry is not None:
             raise Refused(
                 429,
                 ErrorCode.RATE_LIMITED,

@@ -141,7 +141,7 @@ def subscriptions_handler(
             if self.connection_acknowledged and message["id"] not in self.operations:
                 refusal = (
                     self.too_many()
-                    or self.untrusted(message["payload"])
+                    or await self.untrusted(message["payload"])
                     or refusal_of(message["payload"], max_document_bytes)
                 )
                 if refusal is not None:
@@ -149,13 +149,14 @@ def subscriptions_handler(
                     return
             await super().handle_subscribe(message)
 
-        def untrusted(self, payload: object) -> GraphQLFormattedError | None:
+        async def untrusted(self, payload: object) -> GraphQLFormattedError | None:
             """A document refused by its hash or the trusted list; one sent by its hash alone
             gets its text here."""
             if not isinstance(payload, dict):
                 return None
             try:
-                query = known.document(payload.get("query"), payload.get("extensions"), self.context.caller)
+                caller = self.context.caller
+                query = await known.document(payload.get("query"), payload.get("extensions"), caller)
             except DocumentRefused as refused:
                 return _error(str(refused), refused.code)
             if query is not None:

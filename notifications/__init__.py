@@ -2,8 +2,10 @@
 `Person.notifications`, pushed live by `Subscription.notifications`.
 
 - emit.py: `notify(store, person_id, kind, message, subject_type=..., subject_key=...)`, the
-  call that stores an event and wakes the person's live subscribers in this process;
-- broker.py: the per-process doorbell of live subscribers;
+  call that stores an event and wakes the person's live subscribers on every process;
+- broker.py: the per-process registry of live subscribers, and their wake;
+- doorbell.py: the wake carried to every process of the hub (Redis pub/sub);
+- seats.py: how many subscriptions one person may hold at once, over all processes;
 - feed.py: what one subscriber receives (missed events oldest first, then live ones);
 - expiry.py: the scheduled PERMIT_EXPIRING check (`hub notify`, and the server's periodic task);
 - websocket.py: the graphql-transport-ws connection (token in `connection_init`, subscriptions

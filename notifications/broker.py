@@ -1,4 +1,5 @@
-"""Wakes the live subscribers of a person in this process when something was written for them.
+"""Wakes the live subscribers of a person in this process when something was written for them
+(the doorbell, doorbell.py, carries the wake to the other processes of the hub).
 
 The broker carries no events: notifications are stored first, and a woken subscriber reads
 what is new from the store. So a wake can never be lost or delivered out of order, a
@@ -76,6 +77,14 @@ class Broker:
         url = store_key(store)
         with self._lock:
             signals = [s for p in set(person_ids) for s in self._signals.get((url, p), ())]
+        for signal in signals:
+            signal.set()
+
+    def wake_all(self, store: HubStore) -> None:
+        """Ring every subscriber of the store in this process (a ring may have been missed)."""
+        url = store_key(store)
+        with self._lock:
+            signals = [s for (key, _), found in self._signals.items() if key == url for s in found]
         for signal in signals:
             signal.set()
 

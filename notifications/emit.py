@@ -4,13 +4,13 @@
                  subject_type="WorkPermit", subject_key=permit.key)
 
 stores the notification in the hub store's `notification` table (so `Person.notifications`
-lists it and a client that was offline reads it on reconnect) and then wakes this process's
-live subscribers of that person. Call it once the change it reports is final. A notification
-given a `key` is written at most once (a retried workflow step, an expiry notice per permit
-period); `notify` then answers None.
+lists it and a client that was offline reads it on reconnect) and then wakes the live
+subscribers of that person, on every process (doorbell.py). Call it once the change it
+reports is final. A notification given a `key` is written at most once (a retried workflow
+step, an expiry notice per permit period); `notify` then answers None.
 
 To write notifications inside a hub-store transaction of your own, pass `conn=`; they commit
-with it, and you call `wake(store, person_ids)` after the commit."""
+with it, and you call `await wake(store, person_ids)` after the commit."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.records import NotificationKind
 from identity.store import HubStore, NewNotification, NotificationRecord
-from notifications.broker import broker
+from notifications.doorbell import doorbell
 from opaque.ids import NODE_TYPES
 
 MAX_MESSAGE = 1000
@@ -82,10 +82,10 @@ async def notify_many(
     then wake the subscribers of every person written for (unless `conn` is the caller's)."""
     written = await store.add_notifications(notices, conn=conn)
     if conn is None:
-        wake(store, (record.person_id for record in written))
+        await wake(store, (record.person_id for record in written))
     return written
 
 
-def wake(store: HubStore, person_ids: Iterable[int]) -> None:
-    """Wake this process's live subscribers of these persons (after a commit of your own)."""
-    broker.wake(store, person_ids)
+async def wake(store: HubStore, person_ids: Iterable[int]) -> None:
+    """Wake the live subscribers of these persons, on every process (after a commit of your own)."""
+    await doorbell.ring(store, person_ids)

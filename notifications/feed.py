@@ -4,8 +4,9 @@ it is written, each exactly once and in id order.
 The subscriber registers with the broker before it first reads, then reads the store after its
 last position whenever it is woken. Ids commit in id order (identity/store.py), so reading
 `id > last` never skips a notification nor repeats one. Notifications written by another
-process (the `hub notify` command, a second server) do not wake this one; they arrive at the
-next poll, at most `poll` seconds later, or on reconnect."""
+process of the hub wake it through the doorbell (doorbell.py, with HUB_REDIS_URL); those of a
+process without it (the `hub notify` command) or a ring lost while Redis was away arrive at the
+next poll, at most `poll` seconds (HUB_SUBSCRIPTION_POLL) later, or on reconnect."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from access.tokens import TokenAuthority
 from adapters import Sources
 from audit.log import AuditLog
 from identity.store import HubStore
+from notifications.seats import Seats
 from opaque.cursors import Cursors
 from opaque.ids import GlobalIds
 from opaque.sealing import Sealer
@@ -34,3 +35,4 @@ class HubState:
     verifiers: Verifiers
     sealer: Sealer  # activation codes kept in a run's outcome
     permit_keys: PermitKeys  # QR codes and signed permit documents
+    seats: Seats  # live subscriptions per person, over every process

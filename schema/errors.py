@@ -8,6 +8,7 @@ and logged by code and path only, never with personal data.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -86,7 +87,8 @@ def shape_all(
     problems: list[tuple[tuple[str | int, ...], DataProblem]] | None = None,
 ) -> list[GraphQLError] | None:
     """An answer's errors, each with its code (one already coded is kept as it is, so nothing is
-    shaped twice), and the problems found in values that still answered, which are taken."""
+    shaped twice), and the problems found in values that still answered, which are taken; in
+    the document's order."""
     shaped_errors = [with_code(error) for error in errors or ()]
     for path, problem in problems or ():
         shaped_errors.append(
@@ -94,7 +96,21 @@ def shape_all(
         )
     if problems:
         problems.clear()
+    # graphql-core lists errors as its awaitables settle, which varies from run to run: the same
+    # request answers its errors in one order, the document's (then the path's).
+    shaped_errors.sort(key=_document_order)
     return shaped_errors or None
+
+
+_NO_LOCATION = (sys.maxsize, sys.maxsize)
+
+
+def _document_order(error: GraphQLError) -> tuple[tuple[int, int], tuple[tuple[int, int | str], ...]]:
+    first = error.locations[0] if error.locations else None
+    where = (first.line, first.column) if first is not None else _NO_LOCATION
+    # A list index sorts before a field name at the same depth (they never meet on one parent).
+    path = tuple((0, step) if isinstance(step, int) else (1, step) for step in error.path or ())
+    return where, path
 
 
 class ShapeErrors(SchemaExtension):

@@ -11,6 +11,7 @@ import strawberry
 from domain.errors import ClientError, Forbidden
 from identity.store import HubStore
 from notifications.feed import follow
+from notifications.seats import Seat
 from opaque.cursors import Cursors
 from opaque.ids import GlobalIds
 from resolvers.connection import ConnectionContext
@@ -54,7 +55,9 @@ class Subscription:
     ) -> AsyncIterator[Notification]:
         person_id = subscriber(info)
         position = resume_position(after, info.context.ids, info.context.cursors)
-        return _events(info.context, info.context.store, person_id, position)
+        # Taken before the stream starts: over the limit, the subscribe answers its error.
+        seat = await info.context.hub.seats.take(person_id)
+        return _events(info.context, info.context.store, person_id, position, seat)
 
 
 def subscriber(info: Info) -> int:
@@ -95,9 +98,17 @@ def resume_position(after: str | None, ids: GlobalIds, cursors: Cursors) -> int 
 
 
 async def _events(
-    context: Context, store: HubStore, person_id: int, after: int | None
+    context: Context,
+    store: HubStore,
+    person_id: int,
+    after: int | None,
+    seat: Seat,
 ) -> AsyncIterator[Notification]:
-    async for record in follow(store, person_id, after):
-        if isinstance(context, ConnectionContext):
-            context.renew()
-        yield as_graph(Notification, record)
+    seat.hold()
+    try:
+        async for record in follow(store, person_id, after, context.hub.settings.subscription_poll):
+            if isinstance(context, ConnectionContext):
+                context.renew()
+            yield as_graph(Notification, record)
+    finally:
+        await seat.release()

@@ -391,6 +391,28 @@ async def test_must_deny(
     assert [tuple(p for p in e["path"] if isinstance(p, str)) for e in forbidden] == [path]
 
 
+async def test_errors_come_in_the_documents_order_whatever_settles_first(
+    policy_client: httpx.AsyncClient, estate: Estate, target: Target
+) -> None:
+    # The holder's denied fields are reached only after loaders answer, the access log's at
+    # once: graphql-core would list the later field's error first.
+    document = """query($number: String!) { workPermit(number: $number) {
+        holder { electronicCard { status } socialSecurityNumber }
+        number
+        holder { notifications(first: 1) { edges { cursor } } }
+    } person(lookup: {workPermitNumber: $number}) { accessLog(first: 1) { edges { cursor } } } }"""
+    headers = _headers(estate, CallerRole.WORK_PERMIT_AUTHORITY, "permit-administration", target)
+    body = await graphql(policy_client, document, {"number": target.permit_number}, headers=headers)
+    located = [(e["locations"][0]["line"], e["locations"][0]["column"]) for e in body["errors"]]
+    assert [e["path"][-1] for e in body["errors"]] == [
+        "electronicCard",
+        "socialSecurityNumber",
+        "notifications",
+        "accessLog",
+    ]
+    assert located == sorted(located)
+
+
 async def test_a_caller_can_ask_what_it_may_read(policy_client: httpx.AsyncClient, estate: Estate) -> None:
     body = await graphql(
         policy_client,

@@ -130,7 +130,9 @@ def test_a_clone_without_tags_compares_with_the_contract_only(repo: Path, tmp_pa
     assert _git(shallow, "tag", "--list") == ""
     status, out = _check(shallow, RELEASED)
     assert status == 0, out
-    assert "no v* tag in this clone" in out and "against the contract\n" in out
+    assert (
+        "no v* tag in this clone, and no release in CHANGELOG.md" in out and "against the contract\n" in out
+    )
     status, out = _check(shallow, WITHOUT_ANSWER)  # the contract still catches the removal
     assert status == 1 and f"against the contract: FIELD_REMOVED: {REMOVED}" in out
 
@@ -151,3 +153,36 @@ def test_the_committed_schema_describes_every_enum_value_and_argument() -> None:
 def test_the_changelog_lists_what_it_lists_with_reasons() -> None:
     listed = listed_breaking_changes((ROOT / "CHANGELOG.md").read_text())
     assert all(reason for reason in listed.values()), listed
+
+
+def test_a_clone_without_tags_finds_the_release_by_the_changelogs_commit(repo: Path, tmp_path: Path) -> None:
+    released = _git(repo, "rev-parse", "--short", "v0.1.0").strip()
+    untagged = tmp_path / "untagged"
+    subprocess.run(
+        ["git", "clone", "-q", "--no-tags", f"file://{repo}", str(untagged)], check=True, capture_output=True
+    )
+    assert _git(untagged, "tag", "--list") == ""
+    # The contract allows the removal here: only the release can catch it.
+    (untagged / "contract.graphql").write_text(WITHOUT_ANSWER)
+    changelog = f"# Changelog\n\n## Breaking\n\nNone.\n\n## v0.1.0 ({released})\n\n## v0.0.9\n"
+    (untagged / "schema.graphql").write_text(WITHOUT_ANSWER)
+    (untagged / "CHANGELOG.md").write_text(changelog)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(TOOL),
+            *("--repo", str(untagged), "--schema", str(untagged / "schema.graphql")),
+            *(
+                "--contract",
+                str(untagged / "contract.graphql"),
+                "--changelog",
+                str(untagged / "CHANGELOG.md"),
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1, run.stdout
+    assert f"FAIL breaking against v0.1.0 ({released}):schema.graphql: FIELD_REMOVED: {REMOVED}" in run.stdout

@@ -294,7 +294,8 @@ def _free_port() -> int:
 async def live(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
     """The hub served by a real uvicorn server in this process (so that `notify` here wakes its
     subscribers), on a copy of the estate, with the periodic expiry check off."""
-    settings = copy_of(pristine, tmp_path_factory.mktemp("live"))
+    # Seats for more than strawberry's 100 per connection, whose limit a test reaches.
+    settings = replace(copy_of(pristine, tmp_path_factory.mktemp("live")), max_subscriptions_per_person=200)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HUB_NOTIFY_INTERVAL", "0")
         app = create_app(settings)
@@ -643,6 +644,35 @@ async def test_the_subscription_limit_has_a_code(live: Live) -> None:
         assert answer["payload"][0]["extensions"] == {"code": "TOO_MANY_SUBSCRIPTIONS"}
         assert "100" in answer["payload"][0]["message"]
     await listening(live, OTHER, 0)
+
+
+async def test_a_person_holds_at_most_their_seats_over_all_connections(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """HUB_MAX_SUBSCRIPTIONS_PER_PERSON in one process without Redis (across processes:
+    tests/test_many_processes.py): counted over the person's connections, freed when one ends."""
+    settings = replace(copy_of(pristine, tmp_path), max_subscriptions_per_person=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HUB_NOTIFY_INTERVAL", "0")
+        app = create_app(settings)
+    async with uvicorn_serving(app) as address:
+        store = HubStore.open(settings.store_url)
+        seated = Live(settings, f"ws://{address}/graphql", f"http://{address}/graphql", store)
+        payload = {"Authorization": token(seated, PERSON)}
+        try:
+            async with connection(seated, payload) as one, connection(seated, payload) as two:
+                await subscribe(one, seated, PERSON)
+                await subscribe(two, seated, PERSON)
+                await send(two, {"id": "3", "type": "subscribe", "payload": {"query": SUBSCRIBE}})
+                answer = await receive(two)
+                assert answer["type"] == "error" and answer["id"] == "3", answer
+                assert answer["payload"][0]["extensions"]["code"] == "TOO_MANY_SUBSCRIPTIONS"
+                assert "at most 2 subscriptions at once per person" in answer["payload"][0]["message"]
+                await send(one, {"id": "1", "type": "complete"})
+                await listening(seated, PERSON, 1)
+                await subscribe(two, seated, PERSON, op="4")  # the seat let go is free again
+        finally:
+            await store.close()
 
 
 async def test_json_nested_too_deeply_closes_with_4400(live: Live) -> None:

@@ -32,9 +32,9 @@ REDIS_URL = os.environ.get("HUB_TEST_REDIS", "redis://127.0.0.1:6379/15")
 READ = "query($id: ID!) { person(lookup: {id: $id}) { id name { full } visas { number validTo } } }"
 
 
-def redis_unavailable() -> str | None:
-    """Why Redis cannot be used here, or None when a server answers PING."""
-    host_port = REDIS_URL.split("//", 1)[1].split("/", 1)[0]
+def redis_unavailable(url: str = REDIS_URL) -> str | None:
+    """Why Redis (at `url`) cannot be used here, or None when a server answers PING."""
+    host_port = url.split("//", 1)[1].split("/", 1)[0]
     host, _, port = host_port.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=SAFETY_NET) as sock:

@@ -8,8 +8,10 @@ A breaking change fails unless CHANGELOG.md lists it, with a reason, under `## B
 Dangerous changes (e.g. an enum value added) are printed, never fatal. Every enum value and
 every argument must carry a description; what else lacks one is counted.
 
-Where the clone has no `v*` tag (a shallow clone fetches none: `git fetch --tags`), the
-comparison with the release is skipped, saying so; the contract is still compared.
+Where the clone has no `v*` tag (tags do not travel with every copy of a branch), the release
+is the newest `## vX.Y.Z (commit)` heading of CHANGELOG.md whose commit the clone has. Where
+it has neither (a shallow clone), the comparison with the release is skipped, saying so; the
+contract is still compared.
 
 Usage: python tools/check_schema.py [--schema schema.graphql] [--contract FILE]
        [--changelog CHANGELOG.md] [--repo DIR]
@@ -88,6 +90,26 @@ def newest_release_tag(repo: Path) -> str | None:
     return tags[0] if tags else None
 
 
+RELEASE_HEADING = re.compile(r"^## (?P<version>v\d+(?:\.\d+)*) \((?P<commit>[0-9a-f]{7,40})\)\s*$")
+
+
+def changelog_release(repo: Path, changelog: str) -> tuple[str, str] | None:
+    """The newest release CHANGELOG.md names with its commit that this clone holds:
+    (version, commit), or None."""
+    for line in changelog.splitlines():
+        match = RELEASE_HEADING.match(line)
+        if match is None:
+            continue
+        present = subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "-e", f"{match['commit']}:schema.graphql"],
+            capture_output=True,
+            check=False,
+        )
+        if present.returncode == 0:
+            return match["version"], match["commit"]
+    return None
+
+
 def sdl_at(repo: Path, tag: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), "show", f"{tag}:schema.graphql"],
@@ -158,13 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=ROOT)
     args = parser.parse_args(argv)
     baselines = {"the contract": args.contract.read_text(encoding="utf-8")}
-    tag = newest_release_tag(args.repo)
-    if tag is None:
-        print("no v* tag in this clone (a shallow clone fetches none: git fetch --tags):")
-        print("  the comparison with the last release is skipped")
-    else:
-        baselines[f"{tag}:schema.graphql"] = sdl_at(args.repo, tag)
     changelog = args.changelog.read_text(encoding="utf-8") if args.changelog.exists() else ""
+    tag = newest_release_tag(args.repo)
+    named = changelog_release(args.repo, changelog) if tag is None else None
+    if tag is not None:
+        baselines[f"{tag}:schema.graphql"] = sdl_at(args.repo, tag)
+    elif named is not None:
+        version, commit = named
+        baselines[f"{version} ({commit}):schema.graphql"] = sdl_at(args.repo, commit)
+    else:
+        print("no v* tag in this clone, and no release in CHANGELOG.md with a commit it has:")
+        print("  the comparison with the last release is skipped")
     failures, notes = check(args.schema.read_text(encoding="utf-8"), baselines, changelog)
     for line in notes:
         print(line)

@@ -55,7 +55,7 @@ async def publish(
         await journal.insert_many(
             conn, HUB_STORE, NOTIFICATION, RECIPIENT_COLUMNS, rows, {"news_id": news_id}
         )
-    wake(work.store, (person_id for person_id, _ in recipients))
+    await wake(work.store, (person_id for person_id, _ in recipients))
     return {"news": news_id}
 
 
