@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
-from adapters.base import Group, hold_write_lock, insert_rows, insert_tuples, open_engine
+from adapters.base import DEFAULT_POOL, Group, hold_write_lock, insert_rows, insert_tuples, open_engine
 from adapters.beijing_pass.mapping import key_parts, payment_key
 from adapters.card_service import CARD_LINK
 from domain.evidence import IdentifierKind as IdentifierKind  # re-exported (workflows)
@@ -275,8 +275,8 @@ class HubStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> HubStore:
-        return cls(open_engine(url))
+    def open(cls, url: str, pool: int = DEFAULT_POOL) -> HubStore:
+        return cls(open_engine(url, pool=pool))
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
