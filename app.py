@@ -36,6 +36,7 @@ from audit.log import AUDIT_KEY, AuditLog
 from audit.witness import open_witness
 from edge.documents import MAX_KEPT, KnownDocuments, TrustedDocuments
 from edge.downloads import permit_routes
+from edge.exports import export_routes
 from edge.gateway import Gate
 from edge.graphiql import graphiql_page, graphiql_routes
 from edge.media import GRAPHQL_RESPONSE, is_request_error, request_error_status
@@ -213,22 +214,33 @@ class HubGraphQL(GraphQL[Context, None]):
 
 async def open_hub(settings: Settings, policy: Policy, shared: SharedRedis | None = None) -> HubState:
     # Each source bounded, retried and cut off by its breaker; faults injected only in drills and tests.
-    sources = Sources.open(settings.source_urls, settings.source_budgets, settings.clock, settings.agencies)
+    sources = Sources.open(
+        settings.source_urls, settings.source_budgets, settings.clock, settings.agencies, settings.db_pool
+    )
     install_faults(sources, fault_plan_from_environment(agencies=[spec.id for spec in settings.agencies]))
-    store = HubStore.open(settings.store_url)
+    store = HubStore.open(settings.store_url, settings.db_pool)
     audit = AuditLog.open(
         settings.audit_url,
         load_or_create_key(settings.data_dir, AUDIT_KEY),
         open_witness(settings.witness_location()),  # every checkpoint also goes there
+        settings.db_pool,
     )
     for source in sources.all():
         instrument(source.engine, str(source.agency))
     instrument(store.engine, HUB_STORE)
     await store.create_tables()
     await audit.create_tables()
-    workflows = workflow_runner(sources, store)
-    # A crash may have left runs unfinished: each is undone before anything else is served.
-    await workflows.recover()
+    workflows = workflow_runner(
+        sources,
+        store,
+        clock=settings.clock,
+        lease=settings.run_lease,
+        idempotency_wait=settings.idempotency_wait,
+        shared=settings.redis_url is not None,  # other processes serve the same databases
+    )
+    # A crash may have left runs unfinished: each is undone before anything else is served
+    # (beside other processes: those whose lease expired; the rest as their leases expire).
+    await workflows.start()
     tokens = TokenAuthority(load_or_create_key(settings.data_dir, TOKEN_KEY))
     sealed = sealer(settings.data_dir)
     return HubState(
@@ -304,7 +316,7 @@ def create_app(
                 hub.sources, hub.store, settings.today, notify_interval, settings.clock.sleep
             )
             rings = doorbell.across_processes(hub.store, shared)
-            async with checks as task, rings:
+            async with checks as task, rings, hub.workflows.keeping_leases():
                 app.state.expiry_check = task
                 yield
         finally:
@@ -335,6 +347,8 @@ def create_app(
         Route("/metrics", metrics_endpoint),
         # The published verification keys; a cardholder's QR image and signed permit document.
         *permit_routes(graphql, settings.data_dir),
+        # Reporting jobs' exports, streamed as CSV, NDJSON or Parquet.
+        *export_routes(graphql),
         *graphiql_routes(),  # the IDE's vendored assets
     ]
     return Starlette(

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from access.issuing import IssuingError
@@ -299,6 +300,33 @@ async def _verify_audit(settings: Settings) -> int:
 
 # Options whose value may begin with "-": a global id (`hub token --person -Vq3...`) is
 # url-safe base64, which argparse would take for an option and refuse.
+def _export(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from exports.download import DownloadFailed, ExportRequest, download
+
+    token = (
+        args.token_file.read_text().strip() if args.token_file else os.environ.get("HUB_TOKEN", "").strip()
+    )
+    if not token:
+        parser.error("export needs a token: set HUB_TOKEN or give --token-file")
+    params = []
+    for param in args.param:
+        name, equals, value = param.partition("=")
+        if not equals or not name:
+            parser.error(f"--param {param!r}: must be name=value")
+        params.append((name, value))
+    request = ExportRequest(args.url, args.name, args.format, params, token, args.purpose)
+    try:
+        received = download(request, args.output, Console(stderr=True))
+    except DownloadFailed as failed:
+        print(f"hub export: {failed}", file=sys.stderr)
+        return 1
+    unit = "bytes" if args.format == "parquet" else "rows"
+    print(f"{args.output}: {received} {unit}", file=sys.stderr)
+    return 0
+
+
 VALUED_OPTIONS = frozenset({"--person"})
 
 
@@ -367,6 +395,18 @@ def main(argv: list[str] | None = None) -> int:
     attest.add_argument("--reference", required=True, help="the check's reference (RZBH)")
     attest.add_argument("--method", default="FACE", choices=["FACE", "BANK", "COUNTER"])
     commands.add_parser("export-schema", help="print the schema's SDL")
+    export = commands.add_parser(
+        "export", help="download an export (GET /exports/NAME) to a file, token from HUB_TOKEN"
+    )
+    export.add_argument("name", help="expiring-permits, expiring-permits-by-week or workforce")
+    export.add_argument("--format", default="csv", choices=["csv", "ndjson", "parquet"])
+    export.add_argument("--output", required=True, type=Path, help="the file to write")
+    export.add_argument("--url", default="http://127.0.0.1:8000", help="the hub (default %(default)s)")
+    export.add_argument("--token-file", type=Path, help="read the token here instead of HUB_TOKEN")
+    export.add_argument("--purpose", help="X-Purpose, for an agency role")
+    export.add_argument(
+        "--param", action="append", default=[], help="an export's parameter, name=value (repeatable)"
+    )
     commands.add_parser(
         "notify", help="write a PERMIT_EXPIRING notice for each permit ending within 30 days (once each)"
     )
@@ -409,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             from access.issuing import demo_attestation
 
             print(demo_attestation(settings.data_dir, args.identifier, args.reference, args.method))
+        case "export":
+            return _export(parser, args)
         case "export-schema":
             from schema import export_sdl
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import make_url
 
-from adapters.base import SourceBudget
+from adapters.base import DEFAULT_POOL, SourceBudget
 from adapters.registry import DEFAULT_AGENCIES
 from adapters.spec import AgencySpec
 from audit.witness import WITNESS_FILE
@@ -111,6 +111,18 @@ class Settings:
     # What budgets, breaker pauses, token expiry over WebSocket and the expiry check's interval
     # wait on (clock.py): the system's; tests pass one they move themselves.
     clock: Clock = SYSTEM_CLOCK
+    # HUB_EXPORT_BATCH_ROWS: rows an export reads per keyset batch, audits per commit and
+    # writes per Parquet row group (edge/exports.py); what its memory is bounded by.
+    export_batch_rows: int = 2000
+    # HUB_RUN_LEASE: seconds a workflow run's lease lasts (its process renews it a third of that
+    # apart; past it, any process undoes the run). HUB_IDEMPOTENCY_WAIT: seconds a request waits
+    # for an in-flight run with its idempotency key before answering CONFLICT.
+    run_lease: float = 30.0
+    idempotency_wait: float = 10.0
+    # HUB_DB_POOL: the most connections this process opens per database (half of them kept):
+    # N processes on one PostgreSQL server open up to N x databases x this, which must stay
+    # within its max_connections, or connecting fails instead of waiting.
+    db_pool: int = DEFAULT_POOL
 
     @classmethod
     def for_directory(
@@ -170,7 +182,11 @@ class Settings:
             max_subscriptions_per_person=_count(
                 env, "HUB_MAX_SUBSCRIPTIONS_PER_PERSON", cls.max_subscriptions_per_person
             ),
-            subscription_poll=_poll(env, "HUB_SUBSCRIPTION_POLL", cls.subscription_poll),
+            subscription_poll=_positive_seconds(env, "HUB_SUBSCRIPTION_POLL", cls.subscription_poll),
+            run_lease=_positive_seconds(env, "HUB_RUN_LEASE", cls.run_lease),
+            db_pool=_count(env, "HUB_DB_POOL", cls.db_pool),
+            idempotency_wait=_seconds(env, "HUB_IDEMPOTENCY_WAIT", cls.idempotency_wait),
+            export_batch_rows=_count(env, "HUB_EXPORT_BATCH_ROWS", cls.export_batch_rows),
             trusted_documents=Path(env["HUB_TRUSTED_DOCUMENTS"])
             if env.get("HUB_TRUSTED_DOCUMENTS")
             else None,
@@ -221,8 +237,8 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     return seconds
 
 
-def _poll(env: dict[str, str], name: str, default: float) -> float:
-    """Seconds between reads of a poll: more than 0."""
+def _positive_seconds(env: dict[str, str], name: str, default: float) -> float:
+    """Seconds more than 0 (a poll's interval, a lease); anything else stops the start."""
     seconds = _seconds(env, name, default)
     if seconds <= 0:
         raise ValueError(f"{name}: {env[name]!r} is not a number of seconds above 0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from adapters.base import SourceBudget, SourceGuard, SqlSource, open_engine
+from adapters.base import DEFAULT_POOL, SourceBudget, SourceGuard, SqlSource, open_engine
 from adapters.beijing_pass import BeijingPass
 from adapters.card_service import CardService
 from adapters.exit_entry import ExitEntry
@@ -32,6 +32,7 @@ class Sources:
         budgets: Mapping[AgencyId, SourceBudget] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         agencies: Sequence[AgencySpec] = DEFAULT_AGENCIES,
+        pool: int = DEFAULT_POOL,
     ) -> Sources:
         """The agencies' sources; with `budgets` (the server's), each call to a source is
         bounded, retried and cut off by its breaker (adapters/base.py, SourceGuard), on `clock`;
@@ -40,9 +41,9 @@ class Sources:
         def source(spec: AgencySpec) -> SqlSource:
             budget = budgets.get(spec.id) if budgets is not None else None
             if budget is None:
-                return spec.source(open_engine(urls[spec.id]))
+                return spec.source(open_engine(urls[spec.id], pool=pool))
             return spec.source(
-                open_engine(urls[spec.id], budget.timeout), SourceGuard(spec.id, budget, clock)
+                open_engine(urls[spec.id], budget.timeout, pool), SourceGuard(spec.id, budget, clock)
             )
 
         return cls({spec.id: source(spec) for spec in agencies})

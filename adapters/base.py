@@ -68,6 +68,26 @@ class RowWriter(Protocol):
 
     async def delete(self, conn: AsyncConnection, target: str, table: Table, key: dict[str, Any]) -> None: ...
 
+    async def allocate(self, series: str, agency_highest: int) -> int:
+        """The next number of a series, past the agency's highest, never handed out twice."""
+        ...
+
+
+async def next_in_series(
+    writer: RowWriter, conn: AsyncConnection, column: ColumnElement[str], prefix: str, digits: int
+) -> str:
+    """The next number `prefix` + `digits` digits of a series the agency keeps in `column`,
+    allocated by the writer past the agency's highest so that no two processes take the same
+    one, and checked against the agency's own numbers: one it issued itself meanwhile is
+    skipped, never reused. Call it inside the agency's write transaction."""
+    series = f"{column.table.name}.{column.name}:{prefix}"
+    while True:
+        highest = (await conn.execute(select(func.max(column)).where(column.like(f"{prefix}%")))).scalar_one()
+        allocated = await writer.allocate(series, int(highest[len(prefix) :]) if highest else 0)
+        number = f"{prefix}{allocated:0{digits}d}"
+        if (await conn.execute(select(column).where(column == number).limit(1))).first() is None:
+            return number
+
 
 class UnmappableValue(ValueError):
     """Raised by a mapping function; the adapter turns it into a DataProblem with the row's key."""
@@ -88,8 +108,15 @@ class RecordList(list[R], Generic[R]):
         self.head_problem: DataProblem | None = None
 
 
-def open_engine(url: str, statement_timeout: float | None = None) -> AsyncEngine:
+DEFAULT_POOL = 20
+
+
+def open_engine(url: str, statement_timeout: float | None = None, pool: int = DEFAULT_POOL) -> AsyncEngine:
     """An engine for one database; SQLite files get WAL so readers never wait on a writer.
+
+    A server's engine opens at most `pool` connections and keeps half of them; past that, a
+    caller waits for one to come free (HUB_DB_POOL: every process of a hub has its own pools,
+    which must fit in the server's connection limit together).
 
     `statement_timeout` (seconds) is the server's own limit on each statement where the
     engine offers one: PostgreSQL's `statement_timeout`. SQLite has none; there a statement
@@ -117,7 +144,11 @@ def open_engine(url: str, statement_timeout: float | None = None) -> AsyncEngine
         milliseconds = max(1, round(statement_timeout * 1000))
         connect_args["server_settings"] = {"statement_timeout": str(milliseconds)}
     return create_async_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, connect_args=connect_args
+        url,
+        pool_size=max(1, pool // 2),
+        max_overflow=pool - max(1, pool // 2),
+        pool_pre_ping=True,
+        connect_args=connect_args,
     )
 
 

@@ -45,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from adapters.base import hold_write_lock, open_engine
+from adapters.base import DEFAULT_POOL, hold_write_lock, open_engine
 from audit.chain import (
     GENESIS,
     AuditEntry,
@@ -127,8 +127,10 @@ class AuditLog:
         self._writer: asyncio.Task[None] | None = None
 
     @classmethod
-    def open(cls, url: str, key: Ed25519PrivateKey, witness: Witness | None = None) -> AuditLog:
-        return cls(open_engine(url), key, witness)
+    def open(
+        cls, url: str, key: Ed25519PrivateKey, witness: Witness | None = None, pool: int = DEFAULT_POOL
+    ) -> AuditLog:
+        return cls(open_engine(url, pool=pool), key, witness)
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:

@@ -404,8 +404,8 @@ def check_databases(data_dir: Path, figures: Figures) -> list[tuple[str, bool, s
     checks.append(
         ("one DONE run per acknowledged application", done == len(figures.applied), f"{done} DONE runs")
     )
-    running = store("SELECT count(*) FROM workflow_run WHERE status = 'RUNNING'")
-    checks.append(("no run left RUNNING", running == 0, f"{running}"))
+    running = store("SELECT count(*) FROM workflow_run WHERE status IN ('RUNNING', 'UNDOING')")
+    checks.append(("no run left unfinished", running == 0, f"{running}"))
     wrong_letters = [
         n
         for n, letter in figures.letters.items()

@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/workers.py [--persons 2000] [--workers 1,2,4] [--seconds 8]
-        [--concurrency 16] [--mixed 5000]
+        [--concurrency 16] [--mixed 5000] [--connections 60] [--keep-logs DIR]
 
 Needs a PostgreSQL server (``HUB_TEST_POSTGRES``, default the suite's) and Redis
 (``HUB_BENCH_REDIS``, default ``redis://127.0.0.1:6379/14``, flushed before each server).
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -86,6 +87,8 @@ class Databases:
             HUB_NOTIFY_INTERVAL="0",
             HUB_REDIS_URL=REDIS_URL,
             HUB_SOURCE_TIMEOUT="30",
+            # A twin waits for the first run as long as the clients wait for their answer.
+            HUB_IDEMPOTENCY_WAIT="120",
         )
         for name in ("PROMETHEUS_MULTIPROC_DIR", "HUB_FAULTS", "HUB_FAULTS_FILE", "HUB_CRASH_DRILL"):
             env.pop(name, None)
@@ -196,7 +199,7 @@ class Throughput:
 
 @dataclass
 class Mixed:
-    statuses: Counter[int] = field(default_factory=Counter)
+    statuses: Counter[int | str] = field(default_factory=Counter)  # "lost": no answer at all
     codes: Counter[str] = field(default_factory=Counter)
     applied: dict[str, str] = field(default_factory=dict)  # passport -> permit number
     refused: dict[str, str] = field(default_factory=dict)  # passport -> user error code
@@ -288,12 +291,16 @@ async def mixed(
 
         async def send(kind: str, n: int) -> None:
             async with gate:
-                if kind == "read":
-                    body = {"query": query, "variables": {"lookup": {"id": persons[n % len(persons)]}}}
-                    answer = await http.post("/graphql", json=body, headers=reader)
-                else:
-                    body = {"query": APPLY, "variables": {"i": application(n, employer, run)}}
-                    answer = await http.post("/graphql", json=body, headers=writer)
+                try:
+                    if kind == "read":
+                        body = {"query": query, "variables": {"lookup": {"id": persons[n % len(persons)]}}}
+                        answer = await http.post("/graphql", json=body, headers=reader)
+                    else:
+                        body = {"query": APPLY, "variables": {"i": application(n, employer, run)}}
+                        answer = await http.post("/graphql", json=body, headers=writer)
+                except httpx.TransportError:  # the connection broke: counted, the burst goes on
+                    figures.statuses["lost"] += 1
+                    return
             figures.statuses[answer.status_code] += 1
             if answer.status_code != 200:
                 return
@@ -358,7 +365,8 @@ async def check(figures: Mixed, databases: Databases, run: str, env: dict[str, s
         (
             "no applicant beyond the acknowledged ones",
             applicants == len(figures.applied),
-            f"{applicants} applicants, {len(figures.applied)} acknowledged, {len(figures.refused)} refused",
+            f"{applicants} applicants, {len(figures.applied)} acknowledged, {len(figures.refused)} refused"
+            f" {dict(Counter(figures.refused.values()))}",
         ),
     ]
     command = [*HUB, "audit", "verify"]
@@ -394,6 +402,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--mixed", type=int, default=5000)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=84,
+        help="PostgreSQL connections all workers may open together (HUB_DB_POOL is set from it)",
+    )
+    parser.add_argument(
+        "--keep-logs", type=Path, default=None, help="copy each server's log into this directory"
+    )
     args = parser.parse_args()
     query = load_queries().person
     rows: list[tuple[int, Throughput, Mixed]] = []
@@ -421,7 +438,12 @@ def main() -> int:
             auth = headers(data_dir, ROLE, PURPOSE)
             for workers in args.workers:
                 flush_redis()
-                server = Server(workers, env, Path(tmp) / f"hub-{workers}.log", free_port())
+                # Every worker pools each of the 7 databases: all of them together stay within
+                # --connections, so connecting waits, never fails.
+                pool = max(1, args.connections // (workers * len(databases.names)))
+                server = Server(
+                    workers, {**env, "HUB_DB_POOL": str(pool)}, Path(tmp) / f"hub-{workers}.log", free_port()
+                )
                 try:
                     asyncio.run(server.ready())
                     measured = asyncio.run(
@@ -431,6 +453,9 @@ def main() -> int:
                     figures = asyncio.run(mixed(server, query, persons, data_dir, employer, args.mixed, run))
                 finally:
                     code = server.stop()
+                    if args.keep_logs is not None:
+                        args.keep_logs.mkdir(parents=True, exist_ok=True)
+                        shutil.copy(server.log, args.keep_logs / server.log.name)
                 figures.checks.append(("SIGTERM stops every worker and exits 0", code == 0, f"exit {code}"))
                 asyncio.run(check(figures, databases, run, env))
                 rows.append((workers, measured, figures))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import SQLModel
 
-from adapters.base import Group, hold_write_lock, insert_rows, insert_tuples, open_engine
+from adapters.base import DEFAULT_POOL, Group, hold_write_lock, insert_rows, insert_tuples, open_engine
 from adapters.beijing_pass.mapping import key_parts, payment_key
 from adapters.card_service import CARD_LINK
 from domain.evidence import IdentifierKind as IdentifierKind  # re-exported (workflows)
@@ -301,6 +301,15 @@ def _dimension(dimension: StatisticsDimension, today: date) -> ColumnElement[Any
             return case((INDEX.c.insured, "true"), else_="false")
 
 
+def _expiring(today: date, until: date) -> tuple[ColumnElement[bool], ...]:
+    """Index rows of a valid current permit ending from `today` to `until` inclusive."""
+    return (
+        INDEX.c.permit_status == WorkPermitStatus.VALID.value,
+        INDEX.c.permit_valid_to >= today,
+        INDEX.c.permit_valid_to <= until,
+    )
+
+
 class HubStore:
     """The hub's own database."""
 
@@ -308,8 +317,8 @@ class HubStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> HubStore:
-        return cls(open_engine(url))
+    def open(cls, url: str, pool: int = DEFAULT_POOL) -> HubStore:
+        return cls(open_engine(url, pool=pool))
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -553,6 +562,35 @@ class HubStore:
             for row in rows
             if row.n > 0
         ]
+
+    async def count_expiring(self, today: date, until: date, employer: str | None = None) -> int:
+        """How many persons' current permits are valid and end from `today` to `until`
+        inclusive (naming `employer`, when given), as linking last saw them."""
+        statement = select(func.count()).where(
+            *_expiring(today, until), *([INDEX.c.employer_credit_code == employer] if employer else [])
+        )
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(statement)).scalar_one())
+
+    async def expiring_counts(
+        self, group_by: Sequence[StatisticsDimension], today: date, until: date
+    ) -> AsyncIterator[tuple[date, StatisticsCount]]:
+        """Persons whose current permit is valid and ends from `today` to `until` inclusive,
+        counted per end date and `group_by` values, by end date then values; streamed, so a
+        year of cells never sits in memory at once."""
+        ends = INDEX.c.permit_valid_to.label("ends")
+        dims = [_dimension(d, today).label(f"d{i}") for i, d in enumerate(group_by)]
+        statement = (
+            select(ends, *dims, func.count().label("n"), func.sum(PERSON.c.record_key).label("k"))
+            .select_from(INDEX.join(PERSON, PERSON.c.id == INDEX.c.person_id))
+            .where(*_expiring(today, until))
+            .group_by(ends, *dims)
+            .order_by(ends, *dims)
+        )
+        async with self.engine.connect() as conn:
+            async for row in await conn.stream(statement):
+                keys = tuple((d, str(row[i + 1])) for i, d in enumerate(group_by))
+                yield row.ends, StatisticsCount(keys, int(row.n), int(row.k))
 
     async def notifications_by_person(
         self, ids: Sequence[int], first: int, after: int | None

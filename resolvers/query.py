@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from access.disclosure import rounded
@@ -19,7 +19,7 @@ from domain.errors import ClientError, SourceDataInvalid
 from domain.evidence import IdentifierKind
 from domain.records import CallerRole, Page, StatisticsDimension, TalentCategory, WorkPermitStatus
 from identity.linking import passport_identifier
-from identity.store import KeyFilter, PersonCore
+from identity.store import HubStore, KeyFilter, PersonCore
 from opaque.cursors import page_size
 from resolvers.context import Info
 from resolvers.fetch import deliver
@@ -117,7 +117,7 @@ async def persons(
     size = page_size(first)
     position = info.context.cursors.decode(PERSONS, after)
     context = info.context
-    _check_criteria(criteria)
+    check_criteria(criteria)
     key_filters: list[KeyFilter] = []
     permit_criteria = PermitCriteria(
         criteria.permit_status, criteria.category, criteria.employer_credit_code, criteria.work_district
@@ -139,7 +139,7 @@ async def persons(
     return Page([p for p in people if p is not None], ids.positions, ids.has_next, ids.total), PERSONS
 
 
-def _check_criteria(criteria: PersonCriteria) -> None:
+def check_criteria(criteria: PersonCriteria) -> None:
     if criteria.nationality is not None and len(criteria.nationality) != 3:
         raise ClientError("filter.nationality", "must be an ISO 3166-1 alpha-3 code")
     if criteria.work_district is not None and not DISTRICT_CODE.match(criteria.work_district):
@@ -149,8 +149,7 @@ def _check_criteria(criteria: PersonCriteria) -> None:
 async def expiring_work_permits(
     info: Info, within_days: int, first: int | None, after: str | None
 ) -> tuple[Page[Any], str]:
-    if not 1 <= within_days <= MAX_WITHIN_DAYS:
-        raise ClientError("withinDays", f"must be from 1 to {MAX_WITHIN_DAYS}")
+    check_within_days(within_days)
     size = page_size(first)
     position = info.context.cursors.decode(EXPIRING, after)
     today = info.context.today
@@ -159,6 +158,11 @@ async def expiring_work_permits(
     )
     (owned,) = await info.context.loaders.owned(APPLICANT_LINK, [page])
     return owned, EXPIRING
+
+
+def check_within_days(within_days: int) -> None:
+    if not 1 <= within_days <= MAX_WITHIN_DAYS:
+        raise ClientError("withinDays", f"must be from 1 to {MAX_WITHIN_DAYS}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +177,17 @@ async def workforce_statistics(
     """Counts by GROUP BY in SQL, each rounded by its cell key (access/disclosure.py); a cell
     that rounds to 0 is not listed. A filter only slices the table, so a cell has the same
     persons, and so the same count, in every query that shows it."""
+    return await shown_statistics(info.context.store, info.context.today, group_by, criteria)
+
+
+async def shown_statistics(
+    store: HubStore, today: date, group_by: Sequence[StatisticsDimension], criteria: PersonCriteria
+) -> list[Statistic]:
+    """What `workforceStatistics` shows, for any reader of the hub store (exports too)."""
     if len(set(group_by)) != len(group_by):
         raise ClientError("groupBy", "names a dimension twice")
-    _check_criteria(criteria)
-    counted = await info.context.store.statistics(group_by, _fixed_values(criteria), info.context.today)
+    check_criteria(criteria)
+    counted = await store.statistics(group_by, _fixed_values(criteria), today)
     shown = [Statistic(c.keys, rounded(c.count, c.key_sum)) for c in counted]
     return [s for s in shown if s.count > 0]
 

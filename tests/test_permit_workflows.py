@@ -365,6 +365,8 @@ async def test_a_run_cut_short_by_a_crash_is_undone_at_the_next_start(estate: Se
                     input_hash="x",
                     status="RUNNING",
                     started_at=datetime.now(UTC),
+                    lease_owner=runner.owner,
+                    lease_expires=datetime.now(UTC) + timedelta(hours=1),
                 )
             )
             assert inserted.inserted_primary_key is not None
@@ -381,8 +383,9 @@ async def test_a_run_cut_short_by_a_crash_is_undone_at_the_next_start(estate: Se
         assert (await rows(wp, f'SELECT "YXQZ" FROM "WP_XKZ" WHERE "XKID" = {period.XKID}'))[
             0
         ].YXQZ == "20991231"
-        # The process dies here: nothing marks the run finished. The next start undoes it.
-        assert await workflow_runner(sources, store).recover() == 1
+        # The process dies here: nothing marks the run finished. The next start (the only
+        # process on the store) undoes it, though its lease has not expired yet.
+        assert await workflow_runner(sources, store).start() == 1
         assert (await rows(wp, f'SELECT "YXQZ" FROM "WP_XKZ" WHERE "XKID" = {period.XKID}'))[
             0
         ].YXQZ == period.YXQZ

@@ -325,7 +325,7 @@ async def issue_notice(work: PermitWork, journal: Journal, permit_key: str) -> d
             ["input", "workPermitId"],
         )
     async with journal.writing(WP) as conn:
-        letter = await wp_writes.next_letter_number(conn, work.today)
+        letter = await wp_writes.next_letter_number(journal, conn, work.today)
         await wp_writes.issue_notice(journal, conn, int(permit.key), letter, work.today, requested)
         await wp_writes.decide_application(journal, conn, int(permit.key), work.today, wp_writes.APPROVED)
         await wp_writes.approved_step(

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.base import RowWriter
+from adapters.base import RowWriter, next_in_series
 from adapters.card_service.mapping import LOADED_PERMIT_STATUS
 from adapters.card_service.tables import NOT_ENROLLED, SBK_DZK, SBK_KXX, electronic_cards_filed_under
 from domain.records import Agency, WorkPermitStatus
@@ -95,12 +95,7 @@ async def revoke_electronic_card(writer: RowWriter, conn: AsyncConnection, card_
 
 async def order_card(writer: RowWriter, conn: AsyncConnection, holder: str, name: str) -> str:
     """A physical card requested for the holder: pending production (`KZT = 0`)."""
-    highest = (
-        await conn.execute(
-            select(SBK_KXX.c.KH).where(SBK_KXX.c.KH.like("H%")).order_by(SBK_KXX.c.KH.desc()).limit(1)
-        )
-    ).scalar_one_or_none()
-    number = f"H{(int(highest[1:]) + 1 if highest else 1):08d}"
+    number = await next_in_series(writer, conn, SBK_KXX.c.KH, "H", 8)
     await writer.insert(
         conn,
         AGENCY,
@@ -151,10 +146,7 @@ async def register_electronic_card(
     method: str,
     reference: str,
 ) -> str:
-    highest = (
-        await conn.execute(select(SBK_DZK.c.DZKID).order_by(SBK_DZK.c.DZKID.desc()).limit(1))
-    ).scalar_one_or_none()
-    card_id = f"DZK{(int(highest[3:]) + 1 if highest else 1):09d}"
+    card_id = await next_in_series(writer, conn, SBK_DZK.c.DZKID, "DZK", 9)
     await writer.insert(
         conn,
         AGENCY,

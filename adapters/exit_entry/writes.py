@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.base import RowWriter
+from adapters.base import RowWriter, next_in_series
 from adapters.countries import CHINESE_BY_ALPHA3
 from adapters.exit_entry.mapping import CHANNEL, IN_FORCE, PURPOSE, slash_date
 from adapters.exit_entry.tables import CRJ_JLXK, CRJ_QZ, CRJ_RJ, CRJ_RY
@@ -21,6 +21,7 @@ SEX_CODES = {Sex.MALE: "男", Sex.FEMALE: "女"}
 
 
 async def _next_number(conn: AsyncConnection, column: ColumnElement[str], prefix: str, digits: int) -> str:
+    """A traveller's number: not a series the hub hands out, unique by the agency's write lock."""
     highest = (await conn.execute(select(func.max(column)).where(column.like(f"{prefix}%")))).scalar_one()
     return f"{prefix}{(int(highest[len(prefix) :]) + 1 if highest else 1):0{digits}d}"
 
@@ -71,7 +72,7 @@ async def issue_visa(
     valid_to: date,
     letter: str,
 ) -> str:
-    number = await _next_number(conn, CRJ_QZ.c.QZH, "V", 8)
+    number = await next_in_series(writer, conn, CRJ_QZ.c.QZH, "V", 8)
     await writer.insert(
         conn,
         AGENCY,
@@ -121,7 +122,7 @@ async def issue_residence_permit(
     office: str,
     channel: VerificationChannel,
 ) -> str:
-    number = await _next_number(conn, CRJ_JLXK.c.JLXKZH, "E", 8)
+    number = await next_in_series(writer, conn, CRJ_JLXK.c.JLXKZH, "E", 8)
     await writer.insert(
         conn,
         AGENCY,

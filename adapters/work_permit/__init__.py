@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_
-from sqlalchemy.sql import Subquery
+from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, tuple_
+from sqlalchemy.sql import Executable, Subquery
 
 from adapters.base import (
     KEYS,
@@ -126,6 +127,35 @@ PERMIT_COUNTS_BY_EMPLOYER = (
     .group_by(WP_XKZ.c.TYSHXYDM)
 )
 NAMES_BY_APPLICANT = select(WP_SQR.c.XM).where(WP_SQR.c.SQRID.in_(KEYS))
+
+
+@functools.cache
+def _expiring_batch_statements(for_employer: bool) -> tuple[Executable, Executable]:
+    """The statements of `expiring_permits_by_key`, built once with bound parameters: built per
+    batch, their expression objects were garbage that only a full collection frees, so an
+    export's memory grew with its batches. The batch is a subquery, not a list of keys, so
+    every batch runs the same SQL (one entry in the driver's statement cache)."""
+    batch = (
+        select(WP_XKZ.c.XKID, WP_XKZ.c.XKZH)
+        .where(
+            WP_XKZ.c.ZT == "30",
+            WP_XKZ.c.YXQZ >= bindparam("from_day"),
+            WP_XKZ.c.YXQZ <= bindparam("until_day"),
+            *([WP_XKZ.c.TYSHXYDM == bindparam("employer")] if for_employer else []),
+            WP_XKZ.c.XKID > bindparam("after"),
+        )
+        .order_by(WP_XKZ.c.XKID)
+        .limit(bindparam("first"))
+        .subquery("batch")
+    )
+    extent = select(func.count(), func.max(batch.c.XKID))
+    periods = _current_periods(WP_XKZ.c.XKZH, WP_XKZ.c.XKZH.in_(select(batch.c.XKZH)))
+    current = (
+        select(periods)
+        .where(periods.c.rank == 1, periods.c.XKID.in_(select(batch.c.XKID)))
+        .order_by(periods.c.XKID)
+    )
+    return extent, current
 
 
 def _status_condition(periods: Subquery, status: WorkPermitStatus, today: date) -> ColumnElement[bool]:
@@ -251,6 +281,27 @@ class WorkPermitSystem(SqlSource):
             has_next=len(rows) > first,
             total=total,
         )
+
+    async def expiring_permits_by_key(
+        self, today: date, until: date, first: int, after: int | None, employer: str | None = None
+    ) -> tuple[list[WorkPermit | SourceDataInvalid], int | None]:
+        """What `expiring_permits` lists, in period key (XKID) order, a batch at a time in time
+        linear in the batch: the next `first` valid periods ending in the range are found on
+        the primary key (on `ix_WP_XKZ_TYSHXYDM` for one employer), and only their permits'
+        periods are ranked, to keep the current ones. Answers the batch (fewer than `first`
+        when some periods are not current) and the key to read on after (None: no more)."""
+        extent, current = _expiring_batch_statements(employer is not None)
+        params = {
+            "from_day": mapping.compact_date(today),
+            "until_day": mapping.compact_date(until),
+            "employer": employer,
+            "after": after if after is not None else -1,
+            "first": first,
+        }
+        async with self.connect() as conn:
+            size, last = (await conn.execute(extent, params)).one()
+            rows = (await conn.execute(current, params)).all() if size else []
+        return [self._permit(r, today) for r in rows], last if size == first else None
 
     async def applicant_keys_matching(self, criteria: PermitCriteria, today: date) -> list[str]:
         """SQRIDs whose current period meets every criterion (evaluated here, in SQL)."""

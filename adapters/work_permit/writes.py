@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from adapters.base import RowWriter
+from adapters.base import RowWriter, next_in_series
 from adapters.work_permit.mapping import EVENT_KIND, PROCEDURE, SEX_CODE, STATUS_CODE, compact_date
 from adapters.work_permit.tables import WP_HZLS, WP_SQR, WP_XKZ, WP_YWJL
 from domain.records import Agency, PermitEventKind, PermitProcedure, Sex, WorkPermit, WorkPermitStatus
@@ -102,11 +102,7 @@ async def open_period(
         )
     number = await permit_number_of(conn, applicant)
     if number is None:
-        prefix = f"{ISSUING_DIVISION}{today.year:04d}"
-        highest = (
-            await conn.execute(select(func.max(WP_XKZ.c.XKZH)).where(WP_XKZ.c.XKZH.like(f"{prefix}%")))
-        ).scalar_one()
-        number = f"{prefix}{(int(highest[-8:]) + 1 if highest else 1):08d}"
+        number = await next_in_series(writer, conn, WP_XKZ.c.XKZH, f"{ISSUING_DIVISION}{today.year:04d}", 8)
     permit_key = await _next(conn, WP_XKZ.c.XKID)
     await writer.insert(
         conn,
@@ -192,12 +188,8 @@ async def decide_application(
         )
 
 
-async def next_letter_number(conn: AsyncConnection, today: date) -> str:
-    prefix = f"TZ{today.year:04d}"
-    highest = (
-        await conn.execute(select(func.max(WP_XKZ.c.TZSBH)).where(WP_XKZ.c.TZSBH.like(f"{prefix}%")))
-    ).scalar_one()
-    return f"{prefix}{(int(highest[-7:]) + 1 if highest else 1):07d}"
+async def next_letter_number(writer: RowWriter, conn: AsyncConnection, today: date) -> str:
+    return await next_in_series(writer, conn, WP_XKZ.c.TZSBH, f"TZ{today.year:04d}", 7)
 
 
 async def update_period(
