@@ -158,14 +158,34 @@ def _expiring_batch_statements(for_employer: bool) -> tuple[Executable, Executab
     return extent, current
 
 
-def _status_condition(periods: Subquery, status: WorkPermitStatus, today: date) -> ColumnElement[bool]:
+def _status_condition(periods: Subquery, status: WorkPermitStatus) -> ColumnElement[bool]:
+    """Periods of the status on the day bound as `today_text`."""
     zt, valid_to = periods.c.ZT, periods.c.YXQZ
-    today_text = mapping.compact_date(today)
+    today_text = bindparam("today_text", type_=valid_to.type)
     if status is WorkPermitStatus.VALID:
         return and_(zt == "30", or_(valid_to == "", valid_to >= today_text))
     if status is WorkPermitStatus.EXPIRED:
         return or_(zt == "50", and_(zt == "30", valid_to != "", valid_to < today_text))
     return zt == mapping.STATUS_CODE[status]
+
+
+@functools.cache
+def _applicants_matching(
+    status: WorkPermitStatus | None, by_category: bool, by_employer: bool, by_district: bool
+) -> Any:
+    """SQRIDs whose current period meets the criteria given, built once per combination; the
+    values are bound (`today_text`, `category`, `employer`, `district`)."""
+    periods = _current_periods(WP_XKZ.c.SQRID)
+    conditions: list[ColumnElement[bool]] = [periods.c.rank == 1]
+    if status is not None:
+        conditions.append(_status_condition(periods, status))
+    if by_category:
+        conditions.append(periods.c.RCLB == bindparam("category"))
+    if by_employer:
+        conditions.append(periods.c.TYSHXYDM == bindparam("employer"))
+    if by_district:
+        conditions.append(periods.c.GZDD == bindparam("district"))
+    return select(periods.c.SQRID).where(and_(*conditions))
 
 
 class WorkPermitSystem(SqlSource):
@@ -305,18 +325,20 @@ class WorkPermitSystem(SqlSource):
 
     async def applicant_keys_matching(self, criteria: PermitCriteria, today: date) -> list[str]:
         """SQRIDs whose current period meets every criterion (evaluated here, in SQL)."""
-        periods = _current_periods(WP_XKZ.c.SQRID)
-        conditions: list[ColumnElement[bool]] = [periods.c.rank == 1]
-        if criteria.status is not None:
-            conditions.append(_status_condition(periods, criteria.status, today))
-        if criteria.category is not None:
-            conditions.append(periods.c.RCLB == criteria.category.value)
-        if criteria.employer_credit_code is not None:
-            conditions.append(periods.c.TYSHXYDM == criteria.employer_credit_code)
-        if criteria.work_district is not None:
-            conditions.append(periods.c.GZDD == criteria.work_district)
+        statement = _applicants_matching(
+            criteria.status,
+            criteria.category is not None,
+            criteria.employer_credit_code is not None,
+            criteria.work_district is not None,
+        )
+        parameters = {
+            "today_text": mapping.compact_date(today),
+            "category": criteria.category.value if criteria.category is not None else None,
+            "employer": criteria.employer_credit_code,
+            "district": criteria.work_district,
+        }
         async with self.connect() as conn:
-            rows = await fetch_all(conn, select(periods.c.SQRID).where(and_(*conditions)))
+            rows = await fetch_all(conn, statement, parameters)
         return [str(r.SQRID) for r in rows]
 
     async def names_by_applicant(self, keys: Sequence[str]) -> list[str]:
