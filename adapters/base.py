@@ -28,7 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import HalfOpenedState, OpenedState
-from sqlalchemy import ColumnElement, MetaData, Table, case, event, func, literal, select, tuple_
+from sqlalchemy import BindParameter, ColumnElement, MetaData, Table, bindparam, event, func, select, tuple_
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Row
@@ -463,8 +463,10 @@ def group_by_key(
     return [grouped[key] for key in keys]
 
 
-async def fetch_all(conn: AsyncConnection, statement: Any) -> Sequence[Row[Any]]:
-    return (await conn.execute(statement)).all()
+async def fetch_all(
+    conn: AsyncConnection, statement: Any, parameters: dict[str, Any] | None = None
+) -> Sequence[Row[Any]]:
+    return (await conn.execute(statement, parameters)).all()
 
 
 async def insert_rows(
@@ -582,22 +584,31 @@ record makes more). Person relationships are read per group so that ordering, "c
 and paging are decided per person in SQL, for many persons in one statement."""
 
 
-def group_index(
-    owner: ColumnElement[Any], groups: Sequence[Group], as_int: bool = False
-) -> tuple[Any, list[Any]]:
-    """A SQL expression giving each row the index of the group its owner key is in, and the
-    flat list of keys for the IN clause."""
-    flat: list[Any] = []
-    whens: dict[Any, int] = {}
-    for index, group in enumerate(groups):
-        for key in group:
-            value = int(key) if as_int else key
-            if value not in whens:
-                whens[value] = index
-                flat.append(value)
-    if not whens:
-        return literal(-1), []
-    return case(whens, value=owner, else_=-1), flat
+# The keys of a batch, as an expanding IN list: a statement built once with it serves every batch.
+KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupIndex:
+    """Which group each owner key is in (the first group naming it), and every key once for the
+    statement's expanding IN list. Rows are mapped to their groups here, by their owner key,
+    rather than by a CASE in SQL: one statement then serves every batch, built once."""
+
+    keys: list[Any]
+    count: int
+    group_of: dict[Any, int]
+
+    @classmethod
+    def of(cls, groups: Sequence[Group], as_int: bool = False) -> GroupIndex:
+        group_of: dict[Any, int] = {}
+        for index, group in enumerate(groups):
+            for key in group:
+                group_of.setdefault(int(key) if as_int else key, index)
+        return cls(list(group_of), len(groups), group_of)
+
+    def __call__(self, owner: Any) -> int:
+        """The group of a row's owner key; -1 for a key no group names."""
+        return self.group_of.get(owner, -1)
 
 
 def split_mapped(results: Iterable[R | SourceDataInvalid]) -> tuple[list[R], list[SourceDataInvalid]]:
@@ -638,49 +649,80 @@ def first_of_group(
     return answers
 
 
-def paged_per_group(
-    columns: Sequence[Any],
-    owner: ColumnElement[Any],
-    groups: Sequence[Group],
-    order: Sequence[ColumnElement[Any]],
-    first: int,
-    after: tuple[Any, ...] | None,
-    source: Any = None,
-) -> tuple[Any, int]:
-    """One statement that pages every group at once: rows ordered by `order` (all descending,
-    newest first), after the keyset position `after`, at most first + 1 per group (the extra
-    row tells whether a next page exists). Returns the statement and the group count."""
-    group, keys = group_index(owner, groups)
-    statement = select(
-        *columns,
-        group.label("grp"),
-        func.row_number().over(partition_by=group, order_by=[c.desc() for c in order]).label("pos"),
-    ).where(owner.in_(keys))
-    if source is not None:
-        statement = statement.select_from(source)
-    if after is not None:
-        statement = statement.where(tuple_(*order) < tuple_(*after))
-    ranked = statement.subquery("ranked")
-    return select(ranked).where(ranked.c.pos <= first + 1).order_by(ranked.c.grp, ranked.c.pos), len(groups)
+class PagedPerGroup:
+    """One statement that pages every group at once, built once per shape (first page, or
+    after a keyset position): rows ordered by `order` (all descending, newest first; a unique
+    key), after the position, at most first + 1 per group (the extra row tells whether a next
+    page exists).
 
+    SQL ranks the rows per owner key and keeps first + 1 of each; the statement orders them all
+    by `order`, and `pages` keeps the first first + 1 of each group's owners in that order. A
+    group's first rows are among its owners' first rows, so a group of several owner keys (a
+    lost card's and the new one's payments) is paged exactly as one partition per group was."""
 
-def pages_from_rows(
-    count: int,
-    first: int,
-    rows: Iterable[Any],
-    item: Callable[[Any], R | SourceDataInvalid],
-    position: Callable[[Any], tuple[str | int, ...]],
-) -> list[Page[R | SourceDataInvalid]]:
-    """Rows of `paged_per_group` cut into one page per group."""
-    gathered: list[list[Any]] = [[] for _ in range(count)]
-    for row in rows:
-        if 0 <= row.grp < count:
-            gathered[row.grp].append(row)
-    return [
-        Page(
-            items=[item(r) for r in group_rows[:first]],
-            positions=[position(r) for r in group_rows[:first]],
-            has_next=len(group_rows) > first,
+    def __init__(
+        self,
+        columns: Sequence[Any],
+        owner: ColumnElement[Any],
+        order: Sequence[ColumnElement[Any]],
+        source: Any = None,
+    ) -> None:
+        self._first_page = self._build(columns, owner, order, source, after=False)
+        self._next_page = self._build(columns, owner, order, source, after=True)
+        self._after_names = [f"after_{i}" for i in range(len(order))]
+
+    @staticmethod
+    def _build(
+        columns: Sequence[Any],
+        owner: ColumnElement[Any],
+        order: Sequence[ColumnElement[Any]],
+        source: Any,
+        after: bool,
+    ) -> Any:
+        statement = select(
+            *columns,
+            owner.label("owner"),
+            func.row_number().over(partition_by=owner, order_by=[c.desc() for c in order]).label("pos"),
+        ).where(owner.in_(KEYS))
+        if source is not None:
+            statement = statement.select_from(source)
+        if after:
+            position = [bindparam(f"after_{i}", type_=c.type) for i, c in enumerate(order)]
+            statement = statement.where(tuple_(*order) < tuple_(*position))
+        ranked = statement.subquery("ranked")
+        return (
+            select(ranked)
+            .where(ranked.c.pos <= bindparam("per_owner"))
+            .order_by(*(ranked.c[c.name].desc() for c in order))
         )
-        for group_rows in gathered
-    ]
+
+    async def rows(
+        self, conn: AsyncConnection, index: GroupIndex, first: int, after: tuple[Any, ...] | None
+    ) -> Sequence[Row[Any]]:
+        parameters: dict[str, Any] = {"keys": index.keys, "per_owner": first + 1}
+        if after is not None:
+            parameters.update(zip(self._after_names, after, strict=True))
+        return await fetch_all(conn, self._first_page if after is None else self._next_page, parameters)
+
+    @staticmethod
+    def pages(
+        index: GroupIndex,
+        first: int,
+        rows: Iterable[Any],
+        item: Callable[[Any], R | SourceDataInvalid],
+        position: Callable[[Any], tuple[str | int, ...]],
+    ) -> list[Page[R | SourceDataInvalid]]:
+        """The rows cut into one page per group."""
+        gathered: list[list[Any]] = [[] for _ in range(index.count)]
+        for row in rows:
+            group = index(row.owner)
+            if group >= 0 and len(gathered[group]) <= first:
+                gathered[group].append(row)
+        return [
+            Page(
+                items=[item(r) for r in group_rows[:first]],
+                positions=[position(r) for r in group_rows[:first]],
+                has_next=len(group_rows) > first,
+            )
+            for group_rows in gathered
+        ]

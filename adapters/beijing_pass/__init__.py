@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from adapters.base import Group, SqlSource, answer_by_key, fetch_all, paged_per_group, pages_from_rows
+from adapters.base import Group, GroupIndex, PagedPerGroup, SqlSource, answer_by_key, fetch_all
 from adapters.beijing_pass import mapping
 from adapters.beijing_pass.tables import BJT_DY, BJT_FF, metadata
 from domain.errors import SourceDataInvalid
@@ -18,6 +18,15 @@ from domain.records import Agency, BenefitPayment, Page
 PAID_CARD_LINK = BJT_FF.name
 
 
+# Built once: each batch binds its card numbers (an expanding IN list) and its page.
+PAYMENTS_BY_CARD = PagedPerGroup(
+    [BJT_FF, BJT_DY.c.DYMC],
+    BJT_FF.c.KH,
+    [BJT_FF.c.FFRQ, BJT_FF.c.DYDM, BJT_FF.c.KH],
+    source=BJT_FF.join(BJT_DY, BJT_DY.c.DYDM == BJT_FF.c.DYDM, isouter=True),
+)
+
+
 class BeijingPass(SqlSource):
     agency = Agency.BEIJING_PASS
     metadata = metadata
@@ -26,19 +35,11 @@ class BeijingPass(SqlSource):
         self, groups: Sequence[Group], first: int, after: tuple[Any, ...] | None
     ) -> list[Page[BenefitPayment | SourceDataInvalid]]:
         """A page of the payments on each person's cards, newest first."""
-        statement, count = paged_per_group(
-            [BJT_FF, BJT_DY.c.DYMC],
-            BJT_FF.c.KH,
-            groups,
-            [BJT_FF.c.FFRQ, BJT_FF.c.DYDM, BJT_FF.c.KH],
-            first,
-            after,
-            source=BJT_FF.join(BJT_DY, BJT_DY.c.DYDM == BJT_FF.c.DYDM, isouter=True),
-        )
+        index = GroupIndex.of(groups)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
-        return pages_from_rows(
-            count,
+            rows = await PAYMENTS_BY_CARD.rows(conn, index, first, after)
+        return PAYMENTS_BY_CARD.pages(
+            index,
             first,
             rows,
             lambda r: self.map_one(mapping.payment_key(r.KH, r.DYDM, r.FFRQ), r, mapping.payment),

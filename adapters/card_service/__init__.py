@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, case, func, select
 
-from adapters.base import Group, RecordList, SqlSource, answer_by_key, by_group, fetch_all, group_index
+from adapters.base import KEYS, Group, GroupIndex, RecordList, SqlSource, answer_by_key, by_group, fetch_all
 from adapters.card_service import mapping
 from adapters.card_service.tables import SBK_DZK, SBK_KXX, electronic_cards_filed_under, metadata
 from domain.errors import SourceDataInvalid
@@ -44,52 +44,55 @@ def _precedence(column: ColumnElement[str], order: tuple[str, ...]) -> ColumnEle
     return case({value: rank for rank, value in enumerate(order)}, value=column, else_=len(order))
 
 
+# The reads' statements, built once: each batch binds its keys (`KEYS`).
+CARDS_BY_OWNER = (
+    select(SBK_KXX)
+    .where(SBK_KXX.c.SHBZHM.in_(KEYS))
+    .order_by(_precedence(SBK_KXX.c.KZT, mapping.CARD_STATUS_PRECEDENCE), SBK_KXX.c.FKRQ.desc())
+)
+ELECTRONIC_CARDS_BY_OWNER = (
+    select(SBK_DZK, ELECTRONIC_CARD_OWNER.label("owner"))
+    .where(electronic_cards_filed_under(KEYS))
+    .order_by(_precedence(SBK_DZK.c.QFZT, mapping.ELECTRONIC_STATUS_PRECEDENCE), SBK_DZK.c.QFSJ.desc())
+)
+CARDS_BY_NUMBER = select(SBK_KXX).where(SBK_KXX.c.KH.in_(KEYS))
+ELECTRONIC_CARDS_BY_ID = select(SBK_DZK).where(SBK_DZK.c.DZKID.in_(KEYS))
+
+
 class CardService(SqlSource):
     agency = Agency.CARD_SERVICE
     metadata = metadata
 
     async def cards_by_person(self, groups: Sequence[Group]) -> list[RecordList[SocialSecurityCard]]:
         """Each person's cards, the current one first: in use, pending, lost, cancelled; newest first."""
-        group, keys = group_index(SBK_KXX.c.SHBZHM, groups)
-        statement = (
-            select(SBK_KXX, group.label("grp"))
-            .where(SBK_KXX.c.SHBZHM.in_(keys))
-            .order_by(_precedence(SBK_KXX.c.KZT, mapping.CARD_STATUS_PRECEDENCE), SBK_KXX.c.FKRQ.desc())
-        )
+        index = GroupIndex.of(groups)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
-        return by_group(len(groups), ((r.grp, self.map_one(r.KH, r, mapping.card)) for r in rows))
+            rows = await fetch_all(conn, CARDS_BY_OWNER, {"keys": index.keys})
+        return by_group(index.count, ((index(r.SHBZHM), self.map_one(r.KH, r, mapping.card)) for r in rows))
 
     async def electronic_cards_by_person(self, groups: Sequence[Group]) -> list[RecordList[ElectronicCard]]:
         """Each person's e-cards, the current one first (signed, unsigned, revoked; newest signing
         first), filed under the social security number, or under the permit number while the
         person is not enrolled (`SHBZHM` empty: DOMAIN.md, the notice's order)."""
-        group, keys = group_index(ELECTRONIC_CARD_OWNER, groups)
-        statement = (
-            select(SBK_DZK, group.label("grp"))
-            .where(electronic_cards_filed_under(keys))
-            .order_by(
-                _precedence(SBK_DZK.c.QFZT, mapping.ELECTRONIC_STATUS_PRECEDENCE), SBK_DZK.c.QFSJ.desc()
-            )
-        )
+        index = GroupIndex.of(groups)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, ELECTRONIC_CARDS_BY_OWNER, {"keys": index.keys})
         return by_group(
-            len(groups), ((r.grp, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows)
+            index.count, ((index(r.owner), self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows)
         )
 
     async def cards_by_number(
         self, numbers: Sequence[str]
     ) -> list[SocialSecurityCard | SourceDataInvalid | None]:
         async with self.connect() as conn:
-            rows = await fetch_all(conn, select(SBK_KXX).where(SBK_KXX.c.KH.in_(list(numbers))))
+            rows = await fetch_all(conn, CARDS_BY_NUMBER, {"keys": list(numbers)})
         return answer_by_key(numbers, ((r.KH, self.map_one(r.KH, r, mapping.card)) for r in rows))
 
     async def electronic_cards_by_id(
         self, ids: Sequence[str]
     ) -> list[ElectronicCard | SourceDataInvalid | None]:
         async with self.connect() as conn:
-            rows = await fetch_all(conn, select(SBK_DZK).where(SBK_DZK.c.DZKID.in_(list(ids))))
+            rows = await fetch_all(conn, ELECTRONIC_CARDS_BY_ID, {"keys": list(ids)})
         return answer_by_key(
             ids, ((r.DZKID, self.map_one(r.DZKID, r, mapping.electronic_card)) for r in rows)
         )

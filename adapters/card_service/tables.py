@@ -1,8 +1,21 @@
 """The social-security-card service's tables (DOMAIN.md, system 3): dates YYYY-MM-DD, JSON text blobs."""
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Index, MetaData, String, Table, Text, and_, func, or_
+from sqlalchemy import (
+    BindParameter,
+    Column,
+    ColumnElement,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    or_,
+)
 
 metadata = MetaData()
 
@@ -41,7 +54,7 @@ SBK_DZK = Table(
 NOT_ENROLLED = or_(SBK_DZK.c.SHBZHM.is_(None), func.trim(SBK_DZK.c.SHBZHM) == "")
 
 
-def electronic_cards_filed_under(owners: Sequence[str]) -> ColumnElement[bool]:
-    """E-cards filed under any of these owner keys: social security numbers, or the permit
-    numbers of e-cards not enrolled yet."""
+def electronic_cards_filed_under(owners: Sequence[str] | BindParameter[Any]) -> ColumnElement[bool]:
+    """E-cards filed under any of these owner keys (a list, or an expanding parameter): social
+    security numbers, or the permit numbers of e-cards not enrolled yet."""
     return or_(SBK_DZK.c.SHBZHM.in_(owners), and_(NOT_ENROLLED, SBK_DZK.c.XKZH.in_(owners)))

@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import and_, case, select
+from sqlalchemy import and_, bindparam, case, select
 
 from adapters.base import (
+    KEYS,
     Group,
+    GroupIndex,
+    PagedPerGroup,
     RecordList,
     SqlSource,
     answer_by_key,
     by_group,
     fetch_all,
-    group_index,
-    paged_per_group,
-    pages_from_rows,
     split_mapped,
 )
 from adapters.exit_entry import mapping
@@ -40,33 +40,42 @@ class TravellerDocuments:
     residence_permits: tuple[str, ...]
 
 
+# The reads' statements, built once: each batch binds its keys (`KEYS`).
+VISAS_BY_OWNER = (
+    select(CRJ_QZ).where(CRJ_QZ.c.RYBH.in_(KEYS)).order_by(CRJ_QZ.c.QFRQ.desc(), CRJ_QZ.c.QZH.desc())
+)
+ENTRIES_BY_OWNER = PagedPerGroup([CRJ_RJ], CRJ_RJ.c.RYBH, [CRJ_RJ.c.RJRQ, CRJ_RJ.c.KA, CRJ_RJ.c.RYBH])
+_IN_FORCE = and_(CRJ_JLXK.c.ZT == mapping.IN_FORCE, CRJ_JLXK.c.YXQZ >= bindparam("today_text"))
+RESIDENCE_PERMITS_BY_OWNER = (
+    select(CRJ_JLXK)
+    .where(CRJ_JLXK.c.RYBH.in_(KEYS))
+    .order_by(case((_IN_FORCE, 0), else_=1), CRJ_JLXK.c.YXQZ.desc(), CRJ_JLXK.c.JLXKZH.desc())
+)
+VISAS_BY_NUMBER = select(CRJ_QZ).where(CRJ_QZ.c.QZH.in_(KEYS))
+ENTRIES_BY_TRAVELLER = select(CRJ_RJ).where(CRJ_RJ.c.RYBH.in_(KEYS))
+RESIDENCE_PERMITS_BY_NUMBER = select(CRJ_JLXK).where(CRJ_JLXK.c.JLXKZH.in_(KEYS))
+
+
 class ExitEntry(SqlSource):
     agency = Agency.EXIT_ENTRY
     metadata = metadata
 
     async def visas_by_person(self, groups: Sequence[Group]) -> list[RecordList[Visa]]:
         """Each person's visas, newest first."""
-        group, keys = group_index(CRJ_QZ.c.RYBH, groups)
-        statement = (
-            select(CRJ_QZ, group.label("grp"))
-            .where(CRJ_QZ.c.RYBH.in_(keys))
-            .order_by(CRJ_QZ.c.QFRQ.desc(), CRJ_QZ.c.QZH.desc())
-        )
+        index = GroupIndex.of(groups)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
-        return by_group(len(groups), ((r.grp, self.map_one(r.QZH, r, mapping.visa)) for r in rows))
+            rows = await fetch_all(conn, VISAS_BY_OWNER, {"keys": index.keys})
+        return by_group(index.count, ((index(r.RYBH), self.map_one(r.QZH, r, mapping.visa)) for r in rows))
 
     async def entries_by_person(
         self, groups: Sequence[Group], first: int, after: tuple[Any, ...] | None
     ) -> list[Page[Entry | SourceDataInvalid]]:
         """A page of each person's entries, newest first."""
-        statement, count = paged_per_group(
-            [CRJ_RJ], CRJ_RJ.c.RYBH, groups, [CRJ_RJ.c.RJRQ, CRJ_RJ.c.KA, CRJ_RJ.c.RYBH], first, after
-        )
+        index = GroupIndex.of(groups)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
-        return pages_from_rows(
-            count,
+            rows = await ENTRIES_BY_OWNER.rows(conn, index, first, after)
+        return ENTRIES_BY_OWNER.pages(
+            index,
             first,
             rows,
             lambda r: self.map_one(f"{r.RYBH}/{r.RJRQ}/{r.KA}", r, mapping.entry),
@@ -77,19 +86,14 @@ class ExitEntry(SqlSource):
         self, groups: Sequence[Group], today: date
     ) -> list[RecordList[ResidencePermit]]:
         """Each person's residence permits, the current first: in force and ending last, else the latest."""
-        group, keys = group_index(CRJ_JLXK.c.RYBH, groups)
-        in_force = and_(CRJ_JLXK.c.ZT == mapping.IN_FORCE, CRJ_JLXK.c.YXQZ >= mapping.slash_date(today))
-        statement = (
-            select(CRJ_JLXK, group.label("grp"))
-            .where(CRJ_JLXK.c.RYBH.in_(keys))
-            .order_by(case((in_force, 0), else_=1), CRJ_JLXK.c.YXQZ.desc(), CRJ_JLXK.c.JLXKZH.desc())
-        )
+        index = GroupIndex.of(groups)
+        parameters = {"keys": index.keys, "today_text": mapping.slash_date(today)}
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, RESIDENCE_PERMITS_BY_OWNER, parameters)
         return by_group(
-            len(groups),
+            index.count,
             (
-                (r.grp, self.map_one(r.JLXKZH, r, lambda row: mapping.residence_permit(row, today)))
+                (index(r.RYBH), self.map_one(r.JLXKZH, r, lambda row: mapping.residence_permit(row, today)))
                 for r in rows
             ),
         )
@@ -142,7 +146,7 @@ class ExitEntry(SqlSource):
 
     async def visas_by_number(self, numbers: Sequence[str]) -> list[Visa | SourceDataInvalid | None]:
         async with self.connect() as conn:
-            rows = await fetch_all(conn, select(CRJ_QZ).where(CRJ_QZ.c.QZH.in_(numbers)))
+            rows = await fetch_all(conn, VISAS_BY_NUMBER, {"keys": list(numbers)})
         return answer_by_key(numbers, ((r.QZH, self.map_one(r.QZH, r, mapping.visa)) for r in rows))
 
     async def entered_on(self, travellers: Sequence[str], day: date) -> bool:
@@ -178,7 +182,7 @@ class ExitEntry(SqlSource):
         """Entries by (RYBH, RJRQ, KA)."""
         travellers = [k[0] for k in keys]
         async with self.connect() as conn:
-            rows = await fetch_all(conn, select(CRJ_RJ).where(CRJ_RJ.c.RYBH.in_(travellers)))
+            rows = await fetch_all(conn, ENTRIES_BY_TRAVELLER, {"keys": travellers})
         return answer_by_key(
             keys,
             (
@@ -191,7 +195,7 @@ class ExitEntry(SqlSource):
         self, numbers: Sequence[str], today: date
     ) -> list[ResidencePermit | SourceDataInvalid | None]:
         async with self.connect() as conn:
-            rows = await fetch_all(conn, select(CRJ_JLXK).where(CRJ_JLXK.c.JLXKZH.in_(numbers)))
+            rows = await fetch_all(conn, RESIDENCE_PERMITS_BY_NUMBER, {"keys": list(numbers)})
         return answer_by_key(
             numbers,
             (

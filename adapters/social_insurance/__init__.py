@@ -8,14 +8,15 @@ from typing import Any
 from sqlalchemy import and_, select
 
 from adapters.base import (
+    KEYS,
     Group,
+    GroupIndex,
     RecordList,
     SqlSource,
     answer_by_key,
     by_group,
     fetch_all,
     first_of_group,
-    group_index,
     split_mapped,
 )
 from adapters.social_insurance import mapping
@@ -28,6 +29,18 @@ from domain.records import Agency, Employer, InsuranceParticipation, InsuredPers
 INSURED_LINK = AC01.name
 
 
+# The reads' statements, built once: each batch binds its keys (`KEYS`).
+INSURED_BY_OWNER = select(AC01).where(AC01.c.AAC001.in_(KEYS)).order_by(AC01.c.AAC001.desc())
+PARTICIPATIONS_BY_OWNER = (
+    select(AC02, AB01.c.AAB004, AB01.c.AAB998)
+    .join(AB01, AB01.c.AAB001 == AC02.c.AAB001, isouter=True)
+    .where(and_(AC02.c.AAC001.in_(KEYS), AC02.c.AAE100 == mapping.VALID_ROW))
+    .order_by(AC02.c.AAE030.desc(), AC02.c.AAE140)
+)
+EMPLOYERS_BY_CREDIT_CODE = select(AB01).where(AB01.c.AAB998.in_(KEYS)).order_by(AB01.c.AAB001)
+NAMES_BY_INSURED = select(AC01.c.AAC003).where(AC01.c.AAC001.in_(KEYS))
+
+
 class SocialInsurance(SqlSource):
     agency = Agency.SOCIAL_INSURANCE
     metadata = metadata
@@ -36,47 +49,37 @@ class SocialInsurance(SqlSource):
         self, groups: Sequence[Group]
     ) -> list[InsuredPerson | SourceDataInvalid | None]:
         """Each person's insured-person record (the newest where there are several)."""
-        group, keys = group_index(AC01.c.AAC001, groups, as_int=True)
-        statement = (
-            select(AC01, group.label("grp")).where(AC01.c.AAC001.in_(keys)).order_by(AC01.c.AAC001.desc())
-        )
+        index = GroupIndex.of(groups, as_int=True)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, INSURED_BY_OWNER, {"keys": index.keys})
         return first_of_group(
-            len(groups), ((r.grp, self.map_one(r.AAC001, r, mapping.insured_person)) for r in rows)
+            index.count, ((index(r.AAC001), self.map_one(r.AAC001, r, mapping.insured_person)) for r in rows)
         )
 
     async def participations_by_person(
         self, groups: Sequence[Group]
     ) -> list[RecordList[InsuranceParticipation]]:
         """Valid participation rows (AAE100 = 1) with their employer, newest first."""
-        group, keys = group_index(AC02.c.AAC001, groups, as_int=True)
-        statement = (
-            select(AC02, AB01.c.AAB004, AB01.c.AAB998, group.label("grp"))
-            .join(AB01, AB01.c.AAB001 == AC02.c.AAB001, isouter=True)
-            .where(and_(AC02.c.AAC001.in_(keys), AC02.c.AAE100 == mapping.VALID_ROW))
-            .order_by(AC02.c.AAE030.desc(), AC02.c.AAE140)
-        )
+        index = GroupIndex.of(groups, as_int=True)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, PARTICIPATIONS_BY_OWNER, {"keys": index.keys})
 
         def pair(row: Any) -> tuple[int, InsuranceParticipation | SourceDataInvalid]:
             key = f"{row.AAC001}/{row.AAE140}/{row.AAE030}"
-            return row.grp, self.map_one(key, row, lambda r: mapping.participation(r, key))
+            return index(row.AAC001), self.map_one(key, row, lambda r: mapping.participation(r, key))
 
-        return by_group(len(groups), (pair(r) for r in rows))
+        return by_group(index.count, (pair(r) for r in rows))
 
     async def employers_by_credit_code(self, credit_codes: Sequence[str]) -> list[Employer | None]:
-        statement = select(AB01).where(AB01.c.AAB998.in_(list(credit_codes))).order_by(AB01.c.AAB001)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, EMPLOYERS_BY_CREDIT_CODE, {"keys": list(credit_codes)})
         return answer_by_key(credit_codes, ((r.AAB998, mapping.employer(r)) for r in rows))
 
     async def names_by_insured(self, keys: Sequence[str]) -> list[str]:
         """The names insured persons are filed under (diacritics folded), for a name check."""
-        statement = select(AC01.c.AAC003).where(AC01.c.AAC001.in_([int(k) for k in keys]))
         async with self.connect() as conn:
-            return [r.AAC003 for r in await fetch_all(conn, statement)]
+            rows = await fetch_all(conn, NAMES_BY_INSURED, {"keys": [int(k) for k in keys]})
+        return [r.AAC003 for r in rows]
 
     async def insured_keys(self) -> list[str]:
         """AAC001 of everyone with at least one valid, paying participation (evaluated here, in SQL)."""

@@ -12,7 +12,10 @@ from sqlalchemy import ColumnElement, and_, bindparam, case, func, or_, select, 
 from sqlalchemy.sql import Executable, Subquery
 
 from adapters.base import (
+    KEYS,
     Group,
+    GroupIndex,
+    PagedPerGroup,
     RecordList,
     SqlSource,
     UnmappableValue,
@@ -23,9 +26,6 @@ from adapters.base import (
     fetch_all,
     first_of_group,
     group_by_key,
-    group_index,
-    paged_per_group,
-    pages_from_rows,
     parse_compact_date,
     required,
     split_mapped,
@@ -77,23 +77,56 @@ class CurrentPermitSummary:
     employer_credit_code: str | None
 
 
-def _current_periods(
-    partition: ColumnElement[Any], where: ColumnElement[bool] | None = None, extra: Sequence[Any] = ()
-) -> Subquery:
+def _current_periods(partition: ColumnElement[Any], where: ColumnElement[bool] | None = None) -> Subquery:
     """Periods ranked by DOMAIN.md's rule: the latest YXQQ not cancelled or rejected, else the
     latest period; ties by highest XKID. Rank 1 is the current one."""
-    rank = func.row_number().over(
-        partition_by=partition,
-        order_by=(
-            case((WP_XKZ.c.ZT.in_(mapping.ENDED_CODES), 1), else_=0),
-            WP_XKZ.c.YXQQ.desc(),
-            WP_XKZ.c.XKID.desc(),
-        ),
-    )
-    statement = select(WP_XKZ, rank.label("rank"), *extra)
+    rank = func.row_number().over(partition_by=partition, order_by=_current_first(WP_XKZ.c))
+    statement = select(WP_XKZ, rank.label("rank"))
     if where is not None:
         statement = statement.where(where)
     return statement.subquery("periods")
+
+
+def _current_first(periods: Any) -> tuple[ColumnElement[Any], ...]:
+    """DOMAIN.md's order of a person's periods, the current one first (`periods`: the columns
+    of WP_XKZ or of a subquery of it)."""
+    return (case((periods.ZT.in_(mapping.ENDED_CODES), 1), else_=0), periods.YXQQ.desc(), periods.XKID.desc())
+
+
+# The reads' statements, built once: each batch binds its keys (`KEYS`).
+PERMITS_BY_APPLICANT = select(WP_XKZ).where(WP_XKZ.c.SQRID.in_(KEYS)).order_by(WP_XKZ.c.XKID.desc())
+# Each applicant record's current period, all in DOMAIN.md's order: a person's current period
+# is the first of their records' (the rule is one total order, so the best of the bests).
+_APPLICANT_PERIODS = _current_periods(WP_XKZ.c.SQRID, WP_XKZ.c.SQRID.in_(KEYS))
+CURRENT_PERMITS_BY_APPLICANT = (
+    select(_APPLICANT_PERIODS)
+    .where(_APPLICANT_PERIODS.c.rank == 1)
+    .order_by(*_current_first(_APPLICANT_PERIODS.c))
+)
+_NUMBERED_PERIODS = _current_periods(WP_XKZ.c.XKZH, WP_XKZ.c.XKZH.in_(KEYS))
+CURRENT_PERMITS_BY_NUMBER = select(_NUMBERED_PERIODS).where(_NUMBERED_PERIODS.c.rank == 1)
+PERMITS_BY_LETTER = select(WP_XKZ).where(WP_XKZ.c.TZSBH.in_(KEYS))
+PERMITS_BY_ID = select(WP_XKZ).where(WP_XKZ.c.XKID.in_(KEYS))
+EVENTS_BY_PERMIT = (
+    select(WP_YWJL).where(WP_YWJL.c.XKID.in_(KEYS)).order_by(WP_YWJL.c.XKID, WP_YWJL.c.SQRQ, WP_YWJL.c.BJRQ)
+)
+_EMPLOYER_PERIODS = (
+    select(
+        WP_XKZ.c.TYSHXYDM,
+        WP_XKZ.c.DWMC,
+        func.row_number().over(partition_by=WP_XKZ.c.TYSHXYDM, order_by=WP_XKZ.c.XKID.desc()).label("rank"),
+    )
+    .where(WP_XKZ.c.TYSHXYDM.in_(KEYS))
+    .subquery()
+)
+EMPLOYERS_BY_CREDIT_CODE = select(_EMPLOYER_PERIODS).where(_EMPLOYER_PERIODS.c.rank == 1)
+PERMITS_BY_EMPLOYER = PagedPerGroup([WP_XKZ], WP_XKZ.c.TYSHXYDM, [WP_XKZ.c.XKID])
+PERMIT_COUNTS_BY_EMPLOYER = (
+    select(WP_XKZ.c.TYSHXYDM, func.count().label("n"))
+    .where(WP_XKZ.c.TYSHXYDM.in_(KEYS))
+    .group_by(WP_XKZ.c.TYSHXYDM)
+)
+NAMES_BY_APPLICANT = select(WP_SQR.c.XM).where(WP_SQR.c.SQRID.in_(KEYS))
 
 
 @functools.cache
@@ -125,14 +158,34 @@ def _expiring_batch_statements(for_employer: bool) -> tuple[Executable, Executab
     return extent, current
 
 
-def _status_condition(periods: Subquery, status: WorkPermitStatus, today: date) -> ColumnElement[bool]:
+def _status_condition(periods: Subquery, status: WorkPermitStatus) -> ColumnElement[bool]:
+    """Periods of the status on the day bound as `today_text`."""
     zt, valid_to = periods.c.ZT, periods.c.YXQZ
-    today_text = mapping.compact_date(today)
+    today_text = bindparam("today_text", type_=valid_to.type)
     if status is WorkPermitStatus.VALID:
         return and_(zt == "30", or_(valid_to == "", valid_to >= today_text))
     if status is WorkPermitStatus.EXPIRED:
         return or_(zt == "50", and_(zt == "30", valid_to != "", valid_to < today_text))
     return zt == mapping.STATUS_CODE[status]
+
+
+@functools.cache
+def _applicants_matching(
+    status: WorkPermitStatus | None, by_category: bool, by_employer: bool, by_district: bool
+) -> Any:
+    """SQRIDs whose current period meets the criteria given, built once per combination; the
+    values are bound (`today_text`, `category`, `employer`, `district`)."""
+    periods = _current_periods(WP_XKZ.c.SQRID)
+    conditions: list[ColumnElement[bool]] = [periods.c.rank == 1]
+    if status is not None:
+        conditions.append(_status_condition(periods, status))
+    if by_category:
+        conditions.append(periods.c.RCLB == bindparam("category"))
+    if by_employer:
+        conditions.append(periods.c.TYSHXYDM == bindparam("employer"))
+    if by_district:
+        conditions.append(periods.c.GZDD == bindparam("district"))
+    return select(periods.c.SQRID).where(and_(*conditions))
 
 
 class WorkPermitSystem(SqlSource):
@@ -146,62 +199,48 @@ class WorkPermitSystem(SqlSource):
         self, groups: Sequence[Group], today: date
     ) -> list[RecordList[WorkPermit]]:
         """Every period of each person's applicant records, newest first."""
-        group, keys = group_index(WP_XKZ.c.SQRID, groups, as_int=True)
-        statement = (
-            select(WP_XKZ, group.label("grp")).where(WP_XKZ.c.SQRID.in_(keys)).order_by(WP_XKZ.c.XKID.desc())
-        )
+        index = GroupIndex.of(groups, as_int=True)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
-        return by_group(len(groups), ((r.grp, self._permit(r, today)) for r in rows))
+            rows = await fetch_all(conn, PERMITS_BY_APPLICANT, {"keys": index.keys})
+        return by_group(index.count, ((index(r.SQRID), self._permit(r, today)) for r in rows))
 
     async def current_permit_by_applicant(
         self, groups: Sequence[Group], today: date
     ) -> list[WorkPermit | SourceDataInvalid | None]:
         """Each person's current period (DOMAIN.md's rule, decided in SQL)."""
-        group, keys = group_index(WP_XKZ.c.SQRID, groups, as_int=True)
-        periods = _current_periods(group, WP_XKZ.c.SQRID.in_(keys), extra=[group.label("grp")])
-        statement = select(periods).where(periods.c.rank == 1)
+        index = GroupIndex.of(groups, as_int=True)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
-        return first_of_group(len(groups), ((r.grp, self._permit(r, today)) for r in rows))
+            rows = await fetch_all(conn, CURRENT_PERMITS_BY_APPLICANT, {"keys": index.keys})
+        return first_of_group(index.count, ((index(r.SQRID), self._permit(r, today)) for r in rows))
 
     async def current_permit_by_number(
         self, numbers: Sequence[str], today: date
     ) -> list[WorkPermit | SourceDataInvalid | None]:
-        periods = _current_periods(WP_XKZ.c.XKZH, WP_XKZ.c.XKZH.in_(list(numbers)))
-        statement = select(periods).where(periods.c.rank == 1)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, CURRENT_PERMITS_BY_NUMBER, {"keys": list(numbers)})
         return answer_by_key(numbers, ((r.XKZH, self._permit(r, today)) for r in rows))
 
     async def current_permit_by_letter(
         self, letter_numbers: Sequence[str], today: date
     ) -> list[WorkPermit | SourceDataInvalid | None]:
         """The period a Notification Letter was issued for."""
-        statement = select(WP_XKZ).where(WP_XKZ.c.TZSBH.in_(list(letter_numbers)))
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, PERMITS_BY_LETTER, {"keys": list(letter_numbers)})
         return answer_by_key(letter_numbers, ((r.TZSBH, self._permit(r, today)) for r in rows))
 
     async def permits_by_id(
         self, permit_keys: Sequence[str], today: date
     ) -> list[WorkPermit | SourceDataInvalid | None]:
         ids = [int(k) for k in permit_keys if k.isdigit()]
-        statement = select(WP_XKZ).where(WP_XKZ.c.XKID.in_(ids))
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, PERMITS_BY_ID, {"keys": ids})
         return answer_by_key(permit_keys, ((str(r.XKID), self._permit(r, today)) for r in rows))
 
     async def events_by_permit(self, permit_keys: Sequence[str]) -> list[RecordList[PermitEvent]]:
         """The business records of each period, oldest first."""
         ids = [int(k) for k in permit_keys]
-        statement = (
-            select(WP_YWJL)
-            .where(WP_YWJL.c.XKID.in_(ids))
-            .order_by(WP_YWJL.c.XKID, WP_YWJL.c.SQRQ, WP_YWJL.c.BJRQ)
-        )
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
+            rows = await fetch_all(conn, EVENTS_BY_PERMIT, {"keys": ids})
 
         def pair(row: Any) -> tuple[str, PermitEvent | SourceDataInvalid]:
             key = f"{row.XKID}/{row.YWLX}/{row.SQRQ}"
@@ -211,19 +250,8 @@ class WorkPermitSystem(SqlSource):
 
     async def employers_by_credit_code(self, credit_codes: Sequence[str]) -> list[Employer | None]:
         """The employer as its newest permit period names it."""
-        ranked = (
-            select(
-                WP_XKZ.c.TYSHXYDM,
-                WP_XKZ.c.DWMC,
-                func.row_number()
-                .over(partition_by=WP_XKZ.c.TYSHXYDM, order_by=WP_XKZ.c.XKID.desc())
-                .label("rank"),
-            )
-            .where(WP_XKZ.c.TYSHXYDM.in_(list(credit_codes)))
-            .subquery()
-        )
         async with self.connect() as conn:
-            rows = await fetch_all(conn, select(ranked).where(ranked.c.rank == 1))
+            rows = await fetch_all(conn, EMPLOYERS_BY_CREDIT_CODE, {"keys": list(credit_codes)})
         return answer_by_key(
             credit_codes, ((r.TYSHXYDM, mapping.employer(r.TYSHXYDM, r.DWMC, r.TYSHXYDM)) for r in rows)
         )
@@ -232,17 +260,14 @@ class WorkPermitSystem(SqlSource):
         self, credit_codes: Sequence[str], first: int, after: tuple[Any, ...] | None, today: date
     ) -> list[Page[WorkPermit | SourceDataInvalid]]:
         """A page of every period naming each employer, newest first, with each total."""
-        groups = [(credit_code,) for credit_code in credit_codes]
-        statement, count = paged_per_group([WP_XKZ], WP_XKZ.c.TYSHXYDM, groups, [WP_XKZ.c.XKID], first, after)
-        totals_statement = (
-            select(WP_XKZ.c.TYSHXYDM, func.count().label("n"))
-            .where(WP_XKZ.c.TYSHXYDM.in_(list(credit_codes)))
-            .group_by(WP_XKZ.c.TYSHXYDM)
-        )
+        index = GroupIndex.of([(credit_code,) for credit_code in credit_codes])
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
-            totals = {r.TYSHXYDM: r.n for r in await fetch_all(conn, totals_statement)}
-        pages = pages_from_rows(count, first, rows, lambda r: self._permit(r, today), lambda r: (r.XKID,))
+            rows = await PERMITS_BY_EMPLOYER.rows(conn, index, first, after)
+            counted = await fetch_all(conn, PERMIT_COUNTS_BY_EMPLOYER, {"keys": index.keys})
+        totals = {r.TYSHXYDM: r.n for r in counted}
+        pages = PERMITS_BY_EMPLOYER.pages(
+            index, first, rows, lambda r: self._permit(r, today), lambda r: (r.XKID,)
+        )
         return [
             Page(page.items, page.positions, page.has_next, totals.get(credit_code, 0))
             for page, credit_code in zip(pages, credit_codes, strict=True)
@@ -300,25 +325,27 @@ class WorkPermitSystem(SqlSource):
 
     async def applicant_keys_matching(self, criteria: PermitCriteria, today: date) -> list[str]:
         """SQRIDs whose current period meets every criterion (evaluated here, in SQL)."""
-        periods = _current_periods(WP_XKZ.c.SQRID)
-        conditions: list[ColumnElement[bool]] = [periods.c.rank == 1]
-        if criteria.status is not None:
-            conditions.append(_status_condition(periods, criteria.status, today))
-        if criteria.category is not None:
-            conditions.append(periods.c.RCLB == criteria.category.value)
-        if criteria.employer_credit_code is not None:
-            conditions.append(periods.c.TYSHXYDM == criteria.employer_credit_code)
-        if criteria.work_district is not None:
-            conditions.append(periods.c.GZDD == criteria.work_district)
+        statement = _applicants_matching(
+            criteria.status,
+            criteria.category is not None,
+            criteria.employer_credit_code is not None,
+            criteria.work_district is not None,
+        )
+        parameters = {
+            "today_text": mapping.compact_date(today),
+            "category": criteria.category.value if criteria.category is not None else None,
+            "employer": criteria.employer_credit_code,
+            "district": criteria.work_district,
+        }
         async with self.connect() as conn:
-            rows = await fetch_all(conn, select(periods.c.SQRID).where(and_(*conditions)))
+            rows = await fetch_all(conn, statement, parameters)
         return [str(r.SQRID) for r in rows]
 
     async def names_by_applicant(self, keys: Sequence[str]) -> list[str]:
         """The names applicants gave, as in their passports, for a name check."""
-        statement = select(WP_SQR.c.XM).where(WP_SQR.c.SQRID.in_([int(k) for k in keys]))
         async with self.connect() as conn:
-            return [r.XM for r in await fetch_all(conn, statement)]
+            rows = await fetch_all(conn, NAMES_BY_APPLICANT, {"keys": [int(k) for k in keys]})
+        return [r.XM for r in rows]
 
     async def current_permit_summaries(self) -> list[CurrentPermitSummary]:
         """Every applicant's current period, for the hub's person index."""

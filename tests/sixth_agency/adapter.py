@@ -11,17 +11,17 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select
 from sqlalchemy.engine import Row
 
 from adapters.base import (
     Group,
+    GroupIndex,
     RecordList,
     SqlSource,
     UnmappableValue,
     by_group,
     fetch_all,
-    group_index,
     split_mapped,
 )
 from adapters.relationships import PersonRelationship
@@ -87,21 +87,24 @@ def birth_date(text: str) -> date:
         raise UnmappableValue("SW_NSR.CSRQ", "must be a date as YYYYMMDD") from None
 
 
+# Built once: each batch binds its taxpayer numbers (an expanding IN list).
+RETURNS_BY_TAXPAYER = (
+    select(SW_SBJL)
+    .where(SW_SBJL.c.NSRSBH.in_(bindparam("keys", expanding=True)))
+    .order_by(SW_SBJL.c.SSND.desc(), SW_SBJL.c.SBID)
+)
+
+
 class TaxBureau(SqlSource):
     agency = TAX_BUREAU
     metadata = metadata
 
     async def returns_by_person(self, groups: Sequence[Group]) -> list[RecordList[TaxReturn]]:
         """A person's returns, newest tax year first."""
-        group, keys = group_index(SW_SBJL.c.NSRSBH, groups)
-        statement = (
-            select(SW_SBJL, group.label("grp"))
-            .where(SW_SBJL.c.NSRSBH.in_(keys))
-            .order_by(SW_SBJL.c.SSND.desc(), SW_SBJL.c.SBID)
-        )
+        index = GroupIndex.of(groups)
         async with self.connect() as conn:
-            rows = await fetch_all(conn, statement)
-        return by_group(len(groups), ((r.grp, self.map_one(r.SBID, r, tax_return)) for r in rows))
+            rows = await fetch_all(conn, RETURNS_BY_TAXPAYER, {"keys": index.keys})
+        return by_group(index.count, ((index(r.NSRSBH), self.map_one(r.SBID, r, tax_return)) for r in rows))
 
     async def evidence(self) -> Evidence:
         """Each taxpayer by passport, nationality and birth date."""
