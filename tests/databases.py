@@ -10,6 +10,8 @@ from datetime import date
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.registry import DEFAULT_AGENCIES
 from settings import Settings
@@ -17,6 +19,16 @@ from tests.clock import SAFETY_NET
 
 POSTGRES_ADMIN_DSN = os.environ.get("HUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 POSTGRES_URL_BASE = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+
+
+async def execute(url: str, sql: str) -> None:
+    """One statement on a database by its URL, committed: a test's edit of a legacy row or a trail."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
 
 
 @dataclass

@@ -23,6 +23,7 @@ from faults import Fault
 from schema import build_schema
 from settings import Settings
 from tests.conftest import AS_OF, BACKENDS, caller_headers, fresh_estate, global_ids, graphql, serve
+from tests.databases import execute
 from tests.test_faults import running, snapshot
 from workflows import benefits as benefit_workflows
 
@@ -40,15 +41,6 @@ async def rows(url: str, sql: str) -> list[Any]:
     try:
         async with engine.connect() as conn:
             return list((await conn.execute(text(sql))).all())
-    finally:
-        await engine.dispose()
-
-
-async def execute(url: str, sql: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(sql))
     finally:
         await engine.dispose()
 

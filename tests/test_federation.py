@@ -16,14 +16,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import create_app
 from domain.records import Agency, CallerRole
 from schema import export_sdl
 from tests.clock import SAFETY_NET
 from tests.conftest import Estate, graphql, person_id_of, read_everything, serve
+from tests.databases import execute
 from tests.servers import uvicorn_serving
 from tests.test_audit import records_of
 
@@ -372,7 +371,7 @@ async def test_a_value_failing_its_check_character_is_reported_at_its_entity(
         {"__typename": "Employer", "creditCode": broken},
     ]
     url = estate.settings.source_urls[Agency.WORK_PERMIT_SYSTEM]
-    await _execute(url, f'UPDATE "WP_XKZ" SET "TYSHXYDM" = \'{broken}\' WHERE "TYSHXYDM" = \'{code}\'')
+    await execute(url, f'UPDATE "WP_XKZ" SET "TYSHXYDM" = \'{broken}\' WHERE "TYSHXYDM" = \'{code}\'')
     try:
         direct = (
             await _post(
@@ -385,7 +384,7 @@ async def test_a_value_failing_its_check_character_is_reported_at_its_entity(
             )
         ).json()
     finally:
-        await _execute(url, f'UPDATE "WP_XKZ" SET "TYSHXYDM" = \'{code}\' WHERE "TYSHXYDM" = \'{broken}\'')
+        await execute(url, f'UPDATE "WP_XKZ" SET "TYSHXYDM" = \'{code}\' WHERE "TYSHXYDM" = \'{broken}\'')
     assert direct["data"]["employer"]["creditCode"] == broken
     assert [(e["path"], e["extensions"]["code"]) for e in direct["errors"]] == [
         (["employer"], "SOURCE_DATA_INVALID")
@@ -394,12 +393,3 @@ async def test_a_value_failing_its_check_character_is_reported_at_its_entity(
     assert [(e["path"], e["extensions"]["code"]) for e in fetched["errors"]] == [
         (["_entities", 1], "SOURCE_DATA_INVALID")
     ]
-
-
-async def _execute(url: str, statement: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()

@@ -12,14 +12,12 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from audit.chain import AuditEntry
 from domain.records import CallerRole
 from operations.logs import JsonLines
 from tests.conftest import Estate
-from tests.databases import PostgresDatabases
+from tests.databases import PostgresDatabases, execute
 from tests.test_audit import AuditDatabases, audit_key, hub_audit_verify, records_of
 from tracing.incoming import request_id_of, trace_id_of
 
@@ -125,15 +123,6 @@ def _entry(request_id: str, trace_id: str | None) -> AuditEntry:
     )
 
 
-async def _execute(url: str, statement: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 async def trails(estate: Estate, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AuditDatabases]:
     """Fresh audit databases on the estate's backend, as tests/test_audit.py makes them."""
@@ -156,7 +145,7 @@ async def test_a_trail_from_before_trace_ids_opens_verifies_and_chains_the_new_o
     await log.append([_entry("old-1", None), _entry("old-2", None)])
     await log.close()
     # As a hub before this change left it: no trace_id column at all.
-    await _execute(place.url, "ALTER TABLE audit_record DROP COLUMN trace_id")
+    await execute(place.url, "ALTER TABLE audit_record DROP COLUMN trace_id")
     log = place.log(key)
     await log.create_tables()  # what every start and `hub audit verify` do first
     assert await log.verify() == []
@@ -171,7 +160,7 @@ async def test_a_trail_from_before_trace_ids_opens_verifies_and_chains_the_new_o
     assert new["trace_id"] == TRACE
     assert [r["trace_id"] for r in await records_of(place.url, "old-1")] == [None]
     # The trace id is inside the chain: edited, the record no longer matches its hash.
-    await _execute(place.url, f"UPDATE audit_record SET trace_id = '{'0' * 31}1' WHERE request_id = 'new-1'")
+    await execute(place.url, f"UPDATE audit_record SET trace_id = '{'0' * 31}1' WHERE request_id = 'new-1'")
     log = place.log(key)
     try:
         assert await log.verify() == [

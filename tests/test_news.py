@@ -27,7 +27,7 @@ from faults import Fault
 from identity.store import NOTIFICATION, HubStore
 from settings import Settings
 from tests.conftest import AS_OF, BACKENDS, caller_headers, fresh_estate, graphql, serve
-from tests.databases import postgres_settings, postgres_unavailable
+from tests.databases import execute, postgres_settings, postgres_unavailable
 from tests.legacy import current_permits
 from tests.test_faults import running, snapshot
 from tests.test_notifications import Live, connection, event, nothing_more, subscribe
@@ -43,15 +43,6 @@ async def rows(url: str, sql: str) -> list[Any]:
     try:
         async with engine.connect() as conn:
             return list((await conn.execute(text(sql))).all())
-    finally:
-        await engine.dispose()
-
-
-async def execute(url: str, sql: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(sql))
     finally:
         await engine.dispose()
 
